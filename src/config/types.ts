@@ -1,0 +1,40 @@
+/** The proxy's configuration, as loaded and validated by config/load.ts. */
+export interface ShardConfig {
+  /** Stable name; recorded in the coordinator's partition map. */
+  name: string;
+  /** Client URLs of the member cluster, e.g. http://127.0.0.1:2579. */
+  endpoints: string[];
+}
+
+export interface ProxyConfig {
+  /** Client gRPC listen address, host:port. */
+  listen: string;
+  /** URLs clients should use to reach this proxy (Cluster.MemberList). Defaults to http://<listen>. */
+  advertiseClientUrls: string[];
+  /** HTTP listener for /metrics, /health, /readyz; empty string disables it. */
+  metrics: { listen: string };
+  coordinator: { endpoints: string[] };
+  shards: ShardConfig[];
+  /** Number of hash partitions (fixed once recorded in the coordinator). */
+  partitions: number;
+  /**
+   * Routing: 0 hashes the whole key; N > 0 hashes the key up to and including its Nth '/'
+   * (keys with fewer slashes hash whole), so related keys share a shard.
+   */
+  routingPrefixSegments: number;
+  /** Prefix under which user keys are stored in every member (may be empty). */
+  namespace: string;
+  limits: {
+    /** etcd's --max-txn-ops for clients (etcd default 128). */
+    maxTxnOps: number;
+    /** etcd's --max-request-bytes for clients (etcd default 1.5 MiB). */
+    maxRequestBytes: number;
+  };
+  timeouts: {
+    /** Deadline for one upstream call to a member or the coordinator. */
+    requestMs: number;
+    /** Deadline for the first connection to an upstream cluster at start. */
+    dialMs: number;
+  };
+  log: { level: string };
+}

@@ -1,0 +1,68 @@
+/**
+ * Compact(R): record R in the coordinator first (from then on reads below R are refused),
+ * then compact every member at its member revision for R, and the coordinator's own history.
+ */
+import { Errors, EtcdError } from '../etcd/errors.js';
+import type { CompactionRequest, CompactionResponse } from '../etcd/types.js';
+import { CompareResult, CompareTarget } from '../etcd/types.js';
+import { decodeClock, encodeClock } from '../shard/envelope.js';
+import { cmp, putOp, rangeOp } from '../shard/shard.js';
+import type { Upstream } from '../shard/upstream.js';
+import { COMPACT_KEY } from './store.js';
+import type { MetaStore } from './store.js';
+import { revHeader } from './txn-response.js';
+
+function ignoreCompacted(err: unknown): void {
+  if (err instanceof EtcdError && err.message.includes('required revision has been compacted')) return;
+  throw err;
+}
+
+async function compactUpstream(up: Upstream, memberRev: bigint, physical: boolean): Promise<void> {
+  if (memberRev <= 0n) return;
+  await up.compact({ revision: memberRev.toString(), physical }).catch(ignoreCompacted);
+}
+
+export async function compact(store: MetaStore, req: CompactionRequest): Promise<CompactionResponse> {
+  const rev = BigInt(req.revision);
+  const compacted = await store.refreshCompacted();
+  if (rev <= compacted) throw Errors.compacted();
+  const current = await store.clock.current();
+  if (rev > current) throw Errors.futureRev();
+
+  const res = await store.coordinator.txn(
+    {
+      compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, COMPACT_KEY, { value: encodeClock(rev) })],
+      success: [putOp(COMPACT_KEY, encodeClock(rev))],
+      failure: [rangeOp(COMPACT_KEY)],
+    },
+    false,
+  );
+  if (!res.succeeded) {
+    store.noteCompacted(decodeClock(res.responses[0].response_range?.kvs[0]?.value));
+    throw Errors.compacted();
+  }
+  store.noteCompacted(rev);
+
+  await Promise.all(
+    store.shards.map(async (s) => {
+      const head = await s.currentClock();
+      const memberRev = await store.revmaps[s.index].memberRevAt(rev, head);
+      await compactUpstream(s.upstream, memberRev, req.physical);
+    }),
+  );
+  const coordHead = await store.coordinator.range({ key: COMPACT_KEY });
+  await compactUpstream(store.coordinator, BigInt(coordHead.header?.revision ?? '0'), req.physical);
+  return { header: revHeader(current) };
+}
+
+/** The compaction record must exist: a VALUE compare on a missing key is always false. */
+export async function initCompactRecord(coordinator: Upstream): Promise<void> {
+  await coordinator.txn(
+    {
+      compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COMPACT_KEY, { create_revision: '0' })],
+      success: [putOp(COMPACT_KEY, encodeClock(0n))],
+      failure: [],
+    },
+    false,
+  );
+}

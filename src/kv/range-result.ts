@@ -1,0 +1,118 @@
+/**
+ * Turns per-shard key lists into one etcd RangeResponse: merge in key order, then etcd's own
+ * post-processing (revision filters, sort, limit, keys_only/count_only) on meta values.
+ */
+import type { KeyValue, RangeRequest } from '../etcd/types.js';
+import { SortOrder, SortTarget } from '../etcd/types.js';
+import type { MetaKV } from '../shard/meta-kv.js';
+import { toWire } from '../shard/meta-kv.js';
+
+export interface ShardRangePart {
+  kvs: MetaKV[];
+  /** Keys in the shard's part of the range, before any limit (etcd's count). */
+  count: bigint;
+  /** The member truncated its answer at the pushed-down limit. */
+  more: boolean;
+}
+
+/** What the members are asked for: limit and order only when the proxy need not see everything. */
+export interface MemberRangeShape {
+  limit: bigint;
+  sortDescendingByKey: boolean;
+  countOnly: boolean;
+}
+
+function needsAll(r: RangeRequest): boolean {
+  const filtered =
+    r.min_mod_revision !== '0' || r.max_mod_revision !== '0' || r.min_create_revision !== '0' || r.max_create_revision !== '0';
+  return filtered || r.sort_target !== SortTarget.KEY;
+}
+
+export function memberShape(r: RangeRequest): MemberRangeShape {
+  if (r.count_only) return { limit: 0n, sortDescendingByKey: false, countOnly: true };
+  const limit = BigInt(r.limit);
+  if (needsAll(r) || limit <= 0n) return { limit: 0n, sortDescendingByKey: false, countOnly: false };
+  // Sorted by key: each member returns its first `limit` keys in that order (plus its `more`).
+  return { limit, sortDescendingByKey: r.sort_order === SortOrder.DESCEND, countOnly: false };
+}
+
+function mergeByKey(parts: MetaKV[][], descending: boolean): MetaKV[] {
+  if (parts.length === 1) return parts[0];
+  const out: MetaKV[] = [];
+  const idx = parts.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < parts.length; i++) {
+      if (idx[i] >= parts[i].length) continue;
+      if (best < 0) {
+        best = i;
+        continue;
+      }
+      const c = Buffer.compare(parts[i][idx[i]].key, parts[best][idx[best]].key);
+      if (descending ? c > 0 : c < 0) best = i;
+    }
+    if (best < 0) return out;
+    out.push(parts[best][idx[best]++]);
+  }
+}
+
+function compareBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sortKey(target: number): (a: MetaKV, b: MetaKV) => number {
+  switch (target) {
+    case SortTarget.VERSION:
+      return (a, b) => compareBig(a.version, b.version);
+    case SortTarget.CREATE:
+      return (a, b) => compareBig(a.create, b.create);
+    case SortTarget.MOD:
+      return (a, b) => compareBig(a.mod, b.mod);
+    case SortTarget.VALUE:
+      return (a, b) => Buffer.compare(a.value, b.value);
+    default:
+      return (a, b) => Buffer.compare(a.key, b.key);
+  }
+}
+
+export interface RangeOutcome {
+  kvs: KeyValue[];
+  more: boolean;
+  count: bigint;
+}
+
+export function assembleRange(r: RangeRequest, parts: ShardRangePart[]): RangeOutcome {
+  const shape = memberShape(r);
+  const count = parts.reduce((a, p) => a + p.count, 0n);
+  if (r.count_only) return { kvs: [], more: false, count };
+  let kvs = mergeByKey(
+    parts.map((p) => p.kvs),
+    shape.sortDescendingByKey,
+  );
+  const maxMod = BigInt(r.max_mod_revision);
+  const minMod = BigInt(r.min_mod_revision);
+  const maxCreate = BigInt(r.max_create_revision);
+  const minCreate = BigInt(r.min_create_revision);
+  if (maxMod !== 0n) kvs = kvs.filter((kv) => kv.mod <= maxMod);
+  if (minMod !== 0n) kvs = kvs.filter((kv) => kv.mod >= minMod);
+  if (maxCreate !== 0n) kvs = kvs.filter((kv) => kv.create <= maxCreate);
+  if (minCreate !== 0n) kvs = kvs.filter((kv) => kv.create >= minCreate);
+
+  let order = r.sort_order;
+  if (r.sort_target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
+  if (order !== SortOrder.NONE && !(shape.limit > 0n && r.sort_target === SortTarget.KEY)) {
+    // Stable sort over key-ascending input: ties stay in key order, as etcd's sort does for them.
+    const byTarget = sortKey(r.sort_target);
+    if (shape.sortDescendingByKey) kvs.reverse();
+    kvs = [...kvs].sort(order === SortOrder.DESCEND ? (a, b) => byTarget(b, a) : byTarget);
+  }
+  const limit = BigInt(r.limit);
+  let more = parts.some((p) => p.more);
+  if (limit > 0n && BigInt(kvs.length) > limit) {
+    kvs = kvs.slice(0, Number(limit));
+    more = true;
+  } else if (limit <= 0n) {
+    more = false;
+  }
+  return { kvs: kvs.map((kv) => toWire(kv, r.keys_only)), more, count };
+}

@@ -1,0 +1,128 @@
+/**
+ * Range: fan out to the shards that can hold keys of the range and merge their answers into
+ * one consistent snapshot at a single meta revision M (DESIGN invariant 1, "Read path").
+ *
+ * - Current linearizable reads: every shard is read with its clock; M is the highest clock.
+ *   A shard whose clock is below M is fenced up to M in a txn that re-reads it, so no write at
+ *   or below M can land there afterwards and its answer is its state at M.
+ * - Serializable reads never write: M is the lowest clock and shards ahead of it are read at
+ *   the member revision that corresponds to M.
+ * - Reads at a past revision R: shards ahead of R are read at their member revision for R;
+ *   shards behind it are fenced up to R (R must have been allocated, else it is a future one).
+ */
+import { Errors } from '../etcd/errors.js';
+import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
+import type { MemberRange } from '../shard/keyspace.js';
+import { fromMember } from '../shard/meta-kv.js';
+import type { ClockRead, Shard } from '../shard/shard.js';
+import { rangeOp } from '../shard/shard.js';
+import type { TxnResponse } from '../etcd/types.js';
+import { assembleRange, memberShape } from './range-result.js';
+import type { ShardRangePart } from './range-result.js';
+import type { MetaStore } from './store.js';
+import { revHeader } from './txn-response.js';
+
+const MAX_ROUNDS = 16;
+
+interface ShardAnswer {
+  clock: ClockRead;
+  part: ShardRangePart;
+}
+
+function memberRangeOp(r: RangeRequest, range: MemberRange, memberRev?: bigint): RequestOp {
+  const shape = memberShape(r);
+  return rangeOp(range.start, range.end, {
+    limit: shape.limit.toString(),
+    sort_order: shape.sortDescendingByKey ? 2 : 0,
+    count_only: shape.countOnly,
+    revision: memberRev ? memberRev.toString() : '0',
+  });
+}
+
+function partOf(store: MetaStore, responses: TxnResponse['responses'] | undefined, idx = 0): ShardRangePart {
+  const rr = responses?.[idx]?.response_range;
+  if (!rr) return { kvs: [], count: 0n, more: false };
+  return { kvs: rr.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(rr.count), more: rr.more };
+}
+
+export async function range(store: MetaStore, r: RangeRequest): Promise<RangeResponse> {
+  const range = store.ks.toMemberRange(r.key, r.range_end);
+  const shardIdx = store.router.shardsForRange(r.key, r.range_end);
+  const shards = shardIdx.map((i) => store.shards[i]);
+  const wanted = BigInt(r.revision);
+  let answers: ShardAnswer[];
+  let header: bigint;
+  if (wanted > 0n) {
+    if (wanted < store.compactedRevision) throw Errors.compacted();
+    ({ answers, header } = await readAt(store, shards, r, range, wanted));
+  } else if (r.serializable) {
+    ({ answers, header } = await readSerializable(store, shards, r, range));
+  } else {
+    ({ answers, header } = await readLinearizable(store, shards, r, range));
+  }
+  const out = assembleRange(r, answers.map((a) => a.part));
+  return { header: revHeader(header), kvs: out.kvs, more: out.more, count: out.count.toString() };
+}
+
+async function readCurrent(store: MetaStore, shard: Shard, r: RangeRequest, range: MemberRange | null, serializable: boolean): Promise<ShardAnswer> {
+  const res = await shard.read(range ? [memberRangeOp(r, range)] : [], serializable);
+  return { clock: res.clock, part: partOf(store, res.responses) };
+}
+
+async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {
+  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, r, range, false)));
+  let target = maxClock(answers);
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const lagging = answers.map((a, i) => (a.clock.clock < target ? i : -1)).filter((i) => i >= 0);
+    if (lagging.length === 0) return { answers, header: target };
+    await Promise.all(
+      lagging.map(async (i) => {
+        const res = await shards[i].fenceAndRead(target, range ? [memberRangeOp(r, range)] : []);
+        answers[i] = { clock: res.clock, part: partOf(store, res.responses, res.fenced ? 0 : 0) };
+      }),
+    );
+    target = maxClock(answers);
+  }
+  throw Errors.unavailable('consistent read', 'shards kept moving; try again');
+}
+
+async function readSerializable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {
+  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, r, range, true)));
+  const target = answers.reduce((m, a) => (a.clock.clock < m ? a.clock.clock : m), answers[0].clock.clock);
+  await Promise.all(
+    answers.map(async (a, i) => {
+      if (a.clock.clock <= target || !range) return;
+      answers[i] = await readHistorical(store, shards[i], r, range, target, a.clock);
+    }),
+  );
+  return { answers, header: target };
+}
+
+async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, range: MemberRange, rev: bigint, head: ClockRead): Promise<ShardAnswer> {
+  const memberRev = await store.revmaps[shard.index].memberRevAt(rev, head);
+  const res = await shard.upstream.range(memberRangeOp(r, range, memberRev).request_range as RangeRequest);
+  return { clock: head, part: { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count), more: res.more } };
+}
+
+async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
+  const heads = await Promise.all(shards.map((s) => s.currentClock(false)));
+  if (heads.some((h) => h.clock < rev) && rev > (await store.clock.current())) throw Errors.futureRev();
+  const answers = await Promise.all(
+    shards.map(async (s, i): Promise<ShardAnswer> => {
+      let head = heads[i];
+      if (head.clock < rev) {
+        const res = await s.fenceAndRead(rev, range ? [memberRangeOp(r, range)] : []);
+        if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses) };
+        head = res.clock;
+        if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
+      }
+      if (!range) return { clock: head, part: { kvs: [], count: 0n, more: false } };
+      return readHistorical(store, s, r, range, rev, head);
+    }),
+  );
+  return { answers, header: maxClock(answers) };
+}
+
+function maxClock(answers: ShardAnswer[]): bigint {
+  return answers.reduce((m, a) => (a.clock.clock > m ? a.clock.clock : m), 0n);
+}

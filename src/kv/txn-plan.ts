@@ -1,0 +1,123 @@
+/**
+ * Evaluates a client txn against meta state the way etcd does (every compare on the chosen
+ * path is evaluated before any op runs), and rewrites the chosen ops for the member: keys into
+ * the member keyspace, values into envelopes carrying the meta revisions.
+ */
+import { Errors } from '../etcd/errors.js';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../etcd/types.js';
+import { encodeEnvelope } from '../shard/envelope.js';
+import type { Keyspace, MemberRange } from '../shard/keyspace.js';
+import { putOp, rangeOp } from '../shard/shard.js';
+import { evalCompare } from './compare.js';
+import { memberShape } from './range-result.js';
+import type { TxnState } from './txn-state.js';
+
+export type PlannedOp =
+  | { kind: 'range'; req: RangeRequest; range: MemberRange | null }
+  | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null }
+  | { kind: 'delete'; req: DeleteRangeRequest; range: MemberRange | null; hits: boolean }
+  | { kind: 'txn'; succeeded: boolean; ops: PlannedOp[] };
+
+export interface Plan {
+  succeeded: boolean;
+  ops: PlannedOp[];
+  /** The chosen path changes data: it needs a revision and a fenced write. */
+  writes: boolean;
+}
+
+export interface PlanContext {
+  ks: Keyspace;
+  /** Until leases land, any lease id is unknown. */
+  leaseExists: (id: bigint) => boolean;
+}
+
+export function planTxn(txn: TxnRequest, state: TxnState, ctx: PlanContext): Plan {
+  const succeeded = txn.compare.every((c) => evalCompare(c, state.compared(c)));
+  const ops = planOps(succeeded ? txn.success : txn.failure, state, ctx);
+  return { succeeded, ops, writes: ops.some(writes) };
+}
+
+function writes(op: PlannedOp): boolean {
+  if (op.kind === 'put') return true;
+  if (op.kind === 'delete') return op.hits;
+  if (op.kind === 'txn') return op.ops.some(writes);
+  return false;
+}
+
+function planOps(reqs: RequestOp[], state: TxnState, ctx: PlanContext): PlannedOp[] {
+  const nested = reqs.map((op) => {
+    if (!op.request_txn) return null;
+    const t = op.request_txn;
+    const ok = t.compare.every((c) => evalCompare(c, state.compared(c)));
+    return { ok, ops: planOps(ok ? t.success : t.failure, state, ctx) };
+  });
+  return reqs.map((op, i): PlannedOp => {
+    if (op.request_range) {
+      if (op.request_range.revision !== '0' && BigInt(op.request_range.revision) > 0n) {
+        throw Errors.notSupported('a Range at a past revision inside a Txn');
+      }
+      return { kind: 'range', req: op.request_range, range: ctx.ks.toMemberRange(op.request_range.key, op.request_range.range_end) };
+    }
+    if (op.request_put) return planPut(op.request_put, state, ctx);
+    if (op.request_delete_range) {
+      const d = op.request_delete_range;
+      return { kind: 'delete', req: d, range: ctx.ks.toMemberRange(d.key, d.range_end), hits: state.deletesSomething(d.key, d.range_end) };
+    }
+    const n = nested[i];
+    if (n) return { kind: 'txn', succeeded: n.ok, ops: n.ops };
+    throw Errors.keyNotFound();
+  });
+}
+
+function planPut(p: PutRequest, state: TxnState, ctx: PlanContext): PlannedOp {
+  if (!ctx.ks.writable(p.key)) throw Errors.reservedKey();
+  const cur = state.key(p.key);
+  if ((p.ignore_value || p.ignore_lease) && !cur) throw Errors.keyNotFound();
+  const lease = p.ignore_lease ? (cur as NonNullable<typeof cur>).lease : BigInt(p.lease);
+  if (!p.ignore_lease && lease !== 0n && !ctx.leaseExists(lease)) throw Errors.leaseNotFound();
+  return {
+    kind: 'put',
+    req: p,
+    create: cur ? cur.create : null,
+    lease,
+    value: p.ignore_value ? (cur as NonNullable<typeof cur>).value : null,
+  };
+}
+
+/** Whether a planned delete becomes a member op: a read-only path must not send one that deletes nothing. */
+export function emitsDelete(op: { range: MemberRange | null; hits: boolean }, readOnly: boolean): boolean {
+  return op.range !== null && (op.hits || !readOnly);
+}
+
+/** Member ops of the chosen path, flattened in execution order (nested txns inline). */
+export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly = false): RequestOp[] {
+  const out: RequestOp[] = [];
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'range': {
+        if (!op.range) break;
+        const shape = memberShape(op.req);
+        out.push(
+          rangeOp(op.range.start, op.range.end, {
+            limit: shape.limit.toString(),
+            sort_order: shape.sortDescendingByKey ? 2 : 0,
+            count_only: shape.countOnly,
+          }),
+        );
+        break;
+      }
+      case 'put': {
+        const value = op.value ?? op.req.value;
+        out.push(putOp(ks.toMember(op.req.key), encodeEnvelope(rev, op.create ?? rev, op.lease, value), op.req.prev_kv));
+        break;
+      }
+      case 'delete':
+        if (op.range && emitsDelete(op, readOnly)) out.push({ request_delete_range: { key: op.range.start, range_end: op.range.end, prev_kv: op.req.prev_kv } });
+        break;
+      case 'txn':
+        out.push(...memberOps(op.ops, rev, ks, readOnly));
+        break;
+    }
+  }
+  return out;
+}

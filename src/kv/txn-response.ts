@@ -1,0 +1,67 @@
+/**
+ * Rebuilds the client's TxnResponse from the member's flat responses, in etcd's shape: inner
+ * responses carry only a revision (the txn's once it has changed something, the prior one
+ * before), nested txn responses carry an empty header.
+ */
+import type { DeleteRangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../etcd/types.js';
+import type { Keyspace } from '../shard/keyspace.js';
+import { fromMember, toWire } from '../shard/meta-kv.js';
+import { assembleRange } from './range-result.js';
+import type { PlannedOp } from './txn-plan.js';
+import { emitsDelete } from './txn-plan.js';
+
+export function revHeader(rev: bigint): ResponseHeader {
+  return { cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' };
+}
+
+export interface AssembleContext {
+  ks: Keyspace;
+  /** The revision of this txn when it writes. */
+  rev: bigint;
+  /** The revision the state stood at before it (the shard clock read in the same member txn). */
+  before: bigint;
+  /** The member ops were built for a read-only path (see emitsDelete). */
+  readOnly: boolean;
+}
+
+export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], ctx: AssembleContext): ResponseOp[] {
+  let cursor = 0;
+  let changed = false;
+  const walk = (list: PlannedOp[]): ResponseOp[] =>
+    list.map((op): ResponseOp => {
+      switch (op.kind) {
+        case 'range': {
+          const rr = op.range ? member[cursor++]?.response_range : undefined;
+          const kvs = rr ? rr.kvs.map((kv) => fromMember(kv, ctx.ks)) : [];
+          const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n, more: rr?.more ?? false }]);
+          return {
+            response: 'response_range',
+            response_range: { header: revHeader(changed ? ctx.rev : ctx.before), kvs: out.kvs, more: out.more, count: out.count.toString() },
+          };
+        }
+        case 'put': {
+          const pr = member[cursor++]?.response_put;
+          changed = true;
+          const prev = pr?.prev_kv ? toWire(fromMember(pr.prev_kv, ctx.ks)) : null;
+          return { response: 'response_put', response_put: { header: revHeader(ctx.rev), prev_kv: prev } };
+        }
+        case 'delete': {
+          const dr = emitsDelete(op, ctx.readOnly) ? member[cursor++]?.response_delete_range : undefined;
+          const deleted = dr ? BigInt(dr.deleted) : 0n;
+          if (deleted > 0n) changed = true;
+          const res: DeleteRangeResponse = {
+            header: revHeader(changed ? ctx.rev : ctx.before),
+            deleted: deleted.toString(),
+            prev_kvs: (dr?.prev_kvs ?? []).map((kv) => toWire(fromMember(kv, ctx.ks))),
+          };
+          return { response: 'response_delete_range', response_delete_range: res };
+        }
+        case 'txn':
+          return {
+            response: 'response_txn',
+            response_txn: { header: revHeader(0n), succeeded: op.succeeded, responses: walk(op.ops) },
+          };
+      }
+    });
+  return walk(ops);
+}

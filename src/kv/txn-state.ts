@@ -1,0 +1,134 @@
+/**
+ * The state a transaction's evaluation depends on, read from one shard in one member txn:
+ * every key it compares or puts, every range it compares, and whether its deletes hit anything.
+ */
+import type { Compare, RequestOp, TxnRequest, TxnResponse } from '../etcd/types.js';
+import { CompareResult, CompareTarget } from '../etcd/types.js';
+import type { Keyspace, MemberRange } from '../shard/keyspace.js';
+import type { MetaKV } from '../shard/meta-kv.js';
+import { fromMember } from '../shard/meta-kv.js';
+import { CLOCK_KEY, cmp, rangeOp } from '../shard/shard.js';
+import { encodeClock } from '../shard/envelope.js';
+
+type Read =
+  | { kind: 'key'; id: string; key: Buffer }
+  | { kind: 'range'; id: string; range: MemberRange | null }
+  | { kind: 'count'; id: string; range: MemberRange | null };
+
+export function rangeId(key: Buffer, end: Buffer): string {
+  return `${key.toString('latin1')}\u0000${end.toString('latin1')}`;
+}
+
+/** What to read for a txn (both branches, nested txns included: the path is not known yet). */
+export class StateReads {
+  readonly reads: Read[] = [];
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly ks: Keyspace) {}
+
+  static forTxn(txn: TxnRequest, ks: Keyspace): StateReads {
+    const s = new StateReads(ks);
+    s.addTxn(txn);
+    return s;
+  }
+
+  private add(r: Read): void {
+    const tag = `${r.kind}:${r.id}`;
+    if (this.seen.has(tag)) return;
+    this.seen.add(tag);
+    this.reads.push(r);
+  }
+
+  private addKey(key: Buffer): void {
+    this.add({ kind: 'key', id: key.toString('latin1'), key });
+  }
+
+  private addTxn(txn: TxnRequest): void {
+    for (const c of txn.compare) {
+      if (c.range_end.length === 0) this.addKey(c.key);
+      else this.add({ kind: 'range', id: rangeId(c.key, c.range_end), range: this.ks.toMemberRange(c.key, c.range_end) });
+    }
+    for (const op of [...txn.success, ...txn.failure]) this.addOp(op);
+  }
+
+  private addOp(op: RequestOp): void {
+    if (op.request_put) this.addKey(op.request_put.key);
+    else if (op.request_delete_range) {
+      const d = op.request_delete_range;
+      if (d.range_end.length === 0) this.addKey(d.key);
+      else this.add({ kind: 'count', id: rangeId(d.key, d.range_end), range: this.ks.toMemberRange(d.key, d.range_end) });
+    } else if (op.request_txn) this.addTxn(op.request_txn);
+  }
+
+  /** Member read ops, in `reads` order; an empty range reads a key no one writes. */
+  memberOps(): RequestOp[] {
+    return this.reads.map((r) => {
+      if (r.kind === 'key') {
+        return this.ks.writable(r.key) ? rangeOp(this.ks.toMember(r.key)) : rangeOp(CLOCK_KEY, Buffer.alloc(0), { count_only: true, max_mod_revision: '1' });
+      }
+      if (!r.range) return rangeOp(CLOCK_KEY, Buffer.alloc(0), { count_only: true, max_mod_revision: '1' });
+      return rangeOp(r.range.start, r.range.end, { count_only: r.kind === 'count' });
+    });
+  }
+
+  parse(responses: TxnResponse['responses'], clock: bigint): TxnState {
+    const keys = new Map<string, MetaKV | null>();
+    const ranges = new Map<string, MetaKV[]>();
+    const counts = new Map<string, bigint>();
+    this.reads.forEach((r, i) => {
+      const rr = responses[i]?.response_range;
+      const empty = r.kind === 'key' ? !this.ks.writable(r.key) : !r.range;
+      const kvs = !rr || empty ? [] : rr.kvs.map((kv) => fromMember(kv, this.ks));
+      if (r.kind === 'key') keys.set(r.id, kvs[0] ?? null);
+      else if (r.kind === 'range') ranges.set(r.id, kvs);
+      else counts.set(r.id, empty || !rr ? 0n : BigInt(rr.count));
+    });
+    return new TxnState(clock, keys, ranges, counts);
+  }
+
+  /**
+   * Member compares that hold only while the state read is unchanged: each key's member mod
+   * revision; for compared ranges (whose members could come and go) the shard clock itself.
+   */
+  pins(state: TxnState): Compare[] {
+    const out: Compare[] = [];
+    for (const r of this.reads) {
+      if (r.kind === 'key' && this.ks.writable(r.key)) {
+        const kv = state.keys.get(r.id) ?? null;
+        out.push(cmp(CompareTarget.MOD, CompareResult.EQUAL, this.ks.toMember(r.key), { mod_revision: (kv?.memberMod ?? 0n).toString() }));
+      }
+    }
+    if (this.reads.some((r) => r.kind === 'range')) {
+      out.push(cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) }));
+    }
+    return out;
+  }
+}
+
+export class TxnState {
+  constructor(
+    /** The shard clock the state was read at. */
+    readonly clock: bigint,
+    readonly keys: Map<string, MetaKV | null>,
+    readonly ranges: Map<string, MetaKV[]>,
+    readonly counts: Map<string, bigint>,
+  ) {}
+
+  key(k: Buffer): MetaKV | null {
+    return this.keys.get(k.toString('latin1')) ?? null;
+  }
+
+  compared(c: Compare): MetaKV[] {
+    if (c.range_end.length === 0) {
+      const kv = this.key(c.key);
+      return kv ? [kv] : [];
+    }
+    return this.ranges.get(rangeId(c.key, c.range_end)) ?? [];
+  }
+
+  /** Whether a delete would remove at least one key. */
+  deletesSomething(key: Buffer, end: Buffer): boolean {
+    if (end.length === 0) return this.key(key) !== null;
+    return (this.counts.get(rangeId(key, end)) ?? 0n) > 0n;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Runs a client txn whose keys all live on one shard (DESIGN "Write path"):
+ * read the state it depends on, evaluate it in the proxy, then either serve a read-only path
+ * pinned to that state, or apply the chosen branch in one member txn fenced on the shard clock
+ * and pinned to the state. A failed fence or pin re-evaluates on the state the member returned.
+ */
+import { status } from '@grpc/grpc-js';
+import { EtcdError } from '../etcd/errors.js';
+import type { ResponseOp, TxnRequest } from '../etcd/types.js';
+import { writeRetries } from '../metrics/registry.js';
+import { clockOf } from '../shard/shard.js';
+import type { Shard } from '../shard/shard.js';
+import type { MetaStore } from './store.js';
+import { memberOps, planTxn } from './txn-plan.js';
+import type { Plan } from './txn-plan.js';
+import { assembleOps } from './txn-response.js';
+import { StateReads } from './txn-state.js';
+import type { TxnState } from './txn-state.js';
+
+const MAX_ATTEMPTS = 64;
+
+export interface TxnOutcome {
+  /** Header revision: the txn's revision when it wrote, else the revision its reads stand at. */
+  revision: bigint;
+  succeeded: boolean;
+  responses: ResponseOp[];
+  wrote: boolean;
+}
+
+export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest): Promise<TxnOutcome> {
+  const reads = StateReads.forTxn(txn, store.ks);
+  const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
+  const first = await shard.read(reads.memberOps());
+  let state: TxnState = reads.parse(first.responses, first.clock.clock);
+  let rev: bigint | null = null;
+
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const plan = planTxn(txn, state, ctx);
+    if (!plan.writes) {
+      const out = await readOnlyPath(store, shard, plan, reads, state);
+      if (out) return out;
+      writeRetries.inc({ reason: 'read_pin' });
+      const again = await shard.read(reads.memberOps());
+      state = reads.parse(again.responses, again.clock.clock);
+      continue;
+    }
+    if (rev === null || rev <= state.clock) rev = await store.clock.next();
+    const res = await shard.fencedTxn(rev, reads.pins(state), memberOps(plan.ops, rev, store.ks), reads.memberOps());
+    const before = clockOf(res, 0).clock;
+    if (res.succeeded) {
+      const responses = assembleOps(plan.ops, res.responses.slice(2), { ks: store.ks, rev, before, readOnly: false });
+      return { revision: rev, succeeded: plan.succeeded, responses, wrote: true };
+    }
+    state = reads.parse(res.responses.slice(1), before);
+    writeRetries.inc({ reason: before >= rev ? 'fence' : 'pin' });
+  }
+  throw new EtcdError(status.UNAVAILABLE, `etcd-metaproxy: too much contention on shard ${shard.name}, try again`);
+}
+
+async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState): Promise<TxnOutcome | null> {
+  const ops = memberOps(plan.ops, state.clock, store.ks, true);
+  if (ops.length === 0) {
+    // Nothing to read beyond the state itself: answer from it.
+    const responses = assembleOps(plan.ops, [], { ks: store.ks, rev: state.clock, before: state.clock, readOnly: true });
+    return { revision: state.clock, succeeded: plan.succeeded, responses, wrote: false };
+  }
+  const pins = reads.pins(state);
+  const res = await shard.upstream.txn(
+    { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [] },
+    true,
+  );
+  if (!res.succeeded) return null;
+  const clock = clockOf(res, 0).clock;
+  const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
+  return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };
+}

@@ -1,0 +1,103 @@
+/** The KV service: validates like etcd, then hands each verb to the meta store. */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  TxnRequest,
+  TxnResponse,
+} from '../etcd/types.js';
+import { compact } from '../kv/compact.js';
+import { deleteRange } from '../kv/delete.js';
+import { put } from '../kv/put.js';
+import { range } from '../kv/range.js';
+import type { MetaStore } from '../kv/store.js';
+import { txn } from '../kv/txn-verb.js';
+import { clientWrites } from '../metrics/registry.js';
+import type { HeaderSource } from './header.js';
+import { unary } from './unary.js';
+
+export interface KvDeps {
+  store: MetaStore;
+  header: HeaderSource;
+  logger: Logger;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+}
+
+function hasWrite(ops: RequestOp[]): boolean {
+  return ops.some((op) => !!op.request_put || !!op.request_delete_range || (!!op.request_txn && txnWrites(op.request_txn)));
+}
+
+function txnWrites(t: TxnRequest): boolean {
+  return hasWrite(t.success) || hasWrite(t.failure);
+}
+
+export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
+  const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
+  return {
+    Range: unary<RangeRequest, RangeResponse>(
+      'Range',
+      async (r) => {
+        checkRange(r);
+        const res = await range(d.store, r);
+        return { ...res, header: d.header.fill(res.header) };
+      },
+      o,
+    ),
+    Put: unary<PutRequest, PutResponse>(
+      'Put',
+      async (r) => {
+        checkPut(r);
+        const res = await put(d.store, r);
+        clientWrites.inc();
+        return { ...res, header: d.header.fill(res.header) };
+      },
+      o,
+      () => true,
+    ),
+    DeleteRange: unary<DeleteRangeRequest, DeleteRangeResponse>(
+      'DeleteRange',
+      async (r) => {
+        checkDelete(r);
+        const res = await deleteRange(d.store, r);
+        clientWrites.inc();
+        return { ...res, header: d.header.fill(res.header) };
+      },
+      o,
+      () => true,
+    ),
+    Txn: unary<TxnRequest, TxnResponse>(
+      'Txn',
+      async (r) => {
+        checkTxn(r, { maxTxnOps: d.maxTxnOps });
+        const out = await txn(d.store, r);
+        if (out.wrote) clientWrites.inc();
+        return {
+          header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
+          succeeded: out.succeeded,
+          responses: out.responses,
+        };
+      },
+      o,
+      txnWrites,
+    ),
+    Compact: unary<CompactionRequest, CompactionResponse>(
+      'Compact',
+      async (r) => {
+        const res = await compact(d.store, r);
+        return { header: d.header.fill(res.header) };
+      },
+      o,
+      () => true,
+    ),
+  };
+}

@@ -1,0 +1,18 @@
+import type { ProxyConfig } from '../config/types.js';
+import type { Logger } from 'pino';
+
+/** A running proxy: what the CLI, e2e tests and benchmarks hold. */
+export interface RunningProxy {
+  /** host:port the client gRPC server is bound to (the real port when 0 was asked). */
+  readonly address: string;
+  /** Resolves true when the coordinator and every shard answer. */
+  healthy(): Promise<boolean>;
+  /** True once the partition map is loaded and the server accepts requests. */
+  ready(): boolean;
+  /** Stop accepting, finish in-flight calls, close upstream connections. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}

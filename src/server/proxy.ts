@@ -1,0 +1,135 @@
+/**
+ * Starts a proxy: connects to the coordinator and shards, checks or records the partition
+ * map, initialises shard clocks and the global clock, then serves etcd's gRPC API.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import pino from 'pino';
+import type { Logger } from 'pino';
+import { ClockAllocator } from '../clock/allocator.js';
+import type { ProxyConfig } from '../config/types.js';
+import { initCompactRecord } from '../kv/compact.js';
+import { MetaStore } from '../kv/store.js';
+import { hash64, initHash } from '../partition/hash.js';
+import { defaultPartitionMap } from '../partition/map.js';
+import { Router } from '../partition/router.js';
+import { loadOrRecordPartitionMap } from '../partition/store.js';
+import { Keyspace } from '../shard/keyspace.js';
+import { Shard } from '../shard/shard.js';
+import { Upstream } from '../shard/upstream.js';
+import { clusterService } from './cluster.js';
+import { HeaderSource } from './header.js';
+import { kvService } from './kv.js';
+import { maintenanceService } from './maintenance.js';
+import type { RunningProxy, StartOptions } from './proxy-api.js';
+import { serviceDefinition } from './service.js';
+
+export type { RunningProxy, StartOptions } from './proxy-api.js';
+
+const HEALTH_INTERVAL_MS = 2_000;
+
+async function waitReachable(up: Upstream, dialMs: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + dialMs;
+  for (;;) {
+    try {
+      await up.status();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${up.name} not reachable within ${dialMs} ms: ${(err as Error).message}`);
+      log.debug({ cluster: up.name }, 'waiting for upstream');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function bind(server: grpc.Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}
+
+export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Promise<RunningProxy> {
+  const log = opts.logger ?? pino({ level: cfg.log?.level ?? 'info' }, pino.destination(2));
+  await initHash();
+  const timeout = cfg.timeouts.requestMs;
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
+  const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
+  const closeUpstreams = () => [coordinator, ...upstreams].forEach((u) => u.close());
+  try {
+    await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
+    const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
+    const map = await loadOrRecordPartitionMap(coordinator, wanted);
+    const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
+    const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks));
+    await Promise.all(shards.map((s) => s.init()));
+    const clock = new ClockAllocator(coordinator);
+    await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
+    await initCompactRecord(coordinator);
+    const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
+    await store.refreshCompacted();
+
+    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${cfg.listen}`];
+    const header = new HeaderSource(hash64(Buffer.from(advertise[0])).toString());
+    const coordStatus = await coordinator.status();
+    header.clusterId = coordStatus.header?.cluster_id ?? '0';
+    header.raftTerm = coordStatus.raftTerm;
+
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.max_send_message_length': -1,
+    });
+    const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
+    server.addService(serviceDefinition('KV'), kvService({ ...common, store, maxTxnOps: cfg.limits.maxTxnOps }));
+    server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
+    server.addService(
+      serviceDefinition('Cluster'),
+      clusterService({ ...common, name: `etcd-metaproxy-${cfg.listen}`, clientUrls: advertise, revision: () => clock.current() }),
+    );
+    const health = new HealthImplementation({ '': 'SERVING' });
+    health.addToServer(server);
+
+    const port = await bind(server, cfg.listen);
+    const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
+    const address = `${host}:${port}`;
+    if (port !== Number(cfg.listen.slice(cfg.listen.lastIndexOf(':') + 1))) {
+      header.memberId = hash64(Buffer.from(`http://${address}`)).toString();
+    }
+
+    let healthy = true;
+    const check = async (): Promise<boolean> => {
+      const results = await Promise.allSettled([coordinator, ...upstreams].map((u) => u.status()));
+      healthy = results.every((r) => r.status === 'fulfilled');
+      health.setStatus('', healthy ? 'SERVING' : 'NOT_SERVING');
+      return healthy;
+    };
+    const timer = setInterval(() => void check().catch(() => undefined), HEALTH_INTERVAL_MS);
+    timer.unref();
+    let ready = true;
+    log.info({ address, shards: cfg.shards.map((s) => s.name), partitions: map.partitions }, 'proxy serving');
+
+    return {
+      address,
+      healthy: () => check(),
+      ready: () => ready,
+      close: async () => {
+        ready = false;
+        clearInterval(timer);
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 5_000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        closeUpstreams();
+        void healthy;
+      },
+    };
+  } catch (err) {
+    closeUpstreams();
+    throw err;
+  }
+}

@@ -1,0 +1,21 @@
+/** Service definitions for the server, with deserializers that record each request's size. */
+import type * as grpc from '@grpc/grpc-js';
+import { etcdService } from '../etcd/proto.js';
+import { requestSizes } from './unary.js';
+
+export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance'): grpc.ServiceDefinition {
+  const base = etcdService(name).service;
+  const out: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const [method, def] of Object.entries(base)) {
+    const d = def as grpc.MethodDefinition<object, object>;
+    out[method] = {
+      ...d,
+      requestDeserialize: (buf: Buffer) => {
+        const msg = d.requestDeserialize(buf);
+        requestSizes.set(msg, buf.length);
+        return msg;
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}

@@ -1,0 +1,62 @@
+/**
+ * Wraps a unary handler: request size limits as etcd applies them, metrics, and errors sent
+ * with etcd's gRPC code and message. Unexpected errors are logged and reported as UNKNOWN with
+ * their message; they never crash the process.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { EtcdError, Errors } from '../etcd/errors.js';
+import { grpcDuration, grpcRequests } from '../metrics/registry.js';
+
+/** Sizes of decoded requests, recorded by the wrapped deserializers (see service.ts). */
+export const requestSizes = new WeakMap<object, number>();
+
+/** Go grpc's receive limit in etcd: max request bytes plus 512 KiB of overhead. */
+const GRPC_OVERHEAD = 512 * 1024;
+/** InternalRaftRequest framing etcd adds before comparing with --max-request-bytes. */
+const RAFT_OVERHEAD = 16;
+
+export interface UnaryOptions {
+  logger: Logger;
+  maxRequestBytes: number;
+  /** The request goes through raft in etcd, so etcd applies its request-too-large check. */
+  isWrite?: (req: never) => boolean;
+}
+
+export type Handler<Req, Res> = (req: Req) => Promise<Res>;
+
+export function unary<Req extends object, Res>(
+  method: string,
+  handler: Handler<Req, Res>,
+  opts: UnaryOptions,
+  isWrite: (req: Req) => boolean = () => false,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const started = process.hrtime.bigint();
+    const finish = (err: EtcdError | null, res?: Res) => {
+      const code = err ? grpc.status[err.code] ?? String(err.code) : 'OK';
+      grpcRequests.inc({ method, code });
+      grpcDuration.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (err) callback({ code: err.code, details: err.message, metadata: new grpc.Metadata() } as grpc.ServiceError);
+      else callback(null, res);
+    };
+    const req = call.request;
+    const size = requestSizes.get(req) ?? 0;
+    if (size > opts.maxRequestBytes + GRPC_OVERHEAD) return finish(Errors.messageTooLarge(size, opts.maxRequestBytes + GRPC_OVERHEAD));
+    let write = false;
+    try {
+      write = isWrite(req);
+    } catch {
+      write = false;
+    }
+    if (write && size + RAFT_OVERHEAD > opts.maxRequestBytes) return finish(Errors.requestTooLarge());
+    handler(req).then(
+      (res) => finish(null, res),
+      (err: unknown) => {
+        if (err instanceof EtcdError) return finish(err);
+        opts.logger.error({ err, method }, 'unexpected error serving request');
+        finish(new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err)));
+      },
+    );
+  };
+}

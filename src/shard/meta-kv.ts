@@ -1,0 +1,39 @@
+/** A user key as the meta-cluster reports it, decoded from its member representation. */
+import type { KeyValue } from '../etcd/types.js';
+import { decodeEnvelope } from './envelope.js';
+import type { Keyspace } from './keyspace.js';
+
+export interface MetaKV {
+  key: Buffer;
+  create: bigint;
+  mod: bigint;
+  version: bigint;
+  lease: bigint;
+  value: Buffer;
+  /** The member's own mod revision: pins the exact state in a member txn compare. */
+  memberMod: bigint;
+}
+
+export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {
+  const env = decodeEnvelope(kv.value);
+  return {
+    key: Buffer.from(ks.fromMember(kv.key)),
+    create: env.create,
+    mod: env.mod,
+    version: BigInt(kv.version),
+    lease: env.lease,
+    value: env.value,
+    memberMod: BigInt(kv.mod_revision),
+  };
+}
+
+export function toWire(kv: MetaKV, keysOnly = false): KeyValue {
+  return {
+    key: kv.key,
+    create_revision: kv.create.toString(),
+    mod_revision: kv.mod.toString(),
+    version: kv.version.toString(),
+    value: keysOnly ? Buffer.alloc(0) : kv.value,
+    lease: kv.lease.toString(),
+  };
+}

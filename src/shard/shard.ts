@@ -1,0 +1,145 @@
+/**
+ * One member cluster holding part of the keyspace. Every write to it goes through a txn
+ * fenced on its clock key (DESIGN invariant 2); reads pair the user data with the clock so
+ * the proxy knows which meta revision the member state stands at.
+ */
+import type { RangeResponse, RequestOp, TxnResponse, Compare } from '../etcd/types.js';
+import { CompareResult, CompareTarget } from '../etcd/types.js';
+import { fenceWrites, memberWrites } from '../metrics/registry.js';
+import { decodeClock, encodeClock } from './envelope.js';
+import type { Keyspace } from './keyspace.js';
+import { sysKey } from './keyspace.js';
+import type { Upstream } from './upstream.js';
+
+export const CLOCK_KEY = sysKey('clock');
+export const SHARD_ID_KEY = sysKey('shard-name');
+
+/**
+ * A member range op. An empty range_end is left out rather than sent empty: etcd (gogoproto)
+ * decodes an explicitly empty range_end as a non-nil empty slice, which means "every key from
+ * `key` on", not "the key alone".
+ */
+export function rangeOp(key: Buffer, rangeEnd: Buffer = Buffer.alloc(0), extra: Record<string, unknown> = {}): RequestOp {
+  const req: Record<string, unknown> = { key, ...extra };
+  if (rangeEnd.length) req.range_end = rangeEnd;
+  return { request_range: req as unknown as RequestOp['request_range'] };
+}
+
+export function putOp(key: Buffer, value: Buffer, prevKv = false): RequestOp {
+  return { request_put: { key, value, prev_kv: prevKv } as RequestOp['request_put'] };
+}
+
+/** A member compare. No range_end: an empty one sent explicitly made etcd 3.4 misjudge the compare. */
+export function cmp(target: number, result: number, key: Buffer, field: Partial<Compare>): Compare {
+  return { target, result, key, ...field } as Compare;
+}
+
+/** The clock as it stands in a member, read in the same member txn as the data beside it. */
+export interface ClockRead {
+  clock: bigint;
+  /** The member revision the read was served at. */
+  memberRev: bigint;
+}
+
+export class Shard {
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly upstream: Upstream,
+    readonly keyspace: Keyspace,
+  ) {}
+
+  /**
+   * Records the shard's name in the member (so a config that swaps endpoints between names is
+   * caught) and creates its clock key: a VALUE compare on a missing key is always false.
+   */
+  async init(): Promise<void> {
+    const res = await this.upstream.txn(
+      {
+        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, SHARD_ID_KEY, { create_revision: '0' })],
+        success: [putOp(SHARD_ID_KEY, Buffer.from(this.name))],
+        failure: [rangeOp(SHARD_ID_KEY)],
+      },
+      false,
+    );
+    if (!res.succeeded) {
+      const got = res.responses[0].response_range?.kvs[0]?.value.toString() ?? '';
+      if (got !== this.name) {
+        throw new Error(`shard ${this.name}: its endpoints hold the data of shard "${got}"; refusing to mix shards`);
+      }
+    }
+    await this.upstream.txn(
+      {
+        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, CLOCK_KEY, { create_revision: '0' })],
+        success: [putOp(CLOCK_KEY, encodeClock(0n))],
+        failure: [],
+      },
+      false,
+    );
+  }
+
+  /** A read-only member txn: the clock first, then `ops`. Linearizable unless serializable. */
+  async read(ops: RequestOp[], serializable = false): Promise<{ clock: ClockRead; responses: TxnResponse['responses'] }> {
+    const clockOp = rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable });
+    const withSer = serializable ? ops.map((o) => (o.request_range ? { request_range: { ...o.request_range, serializable } } : o)) : ops;
+    const res = await this.upstream.txn({ compare: [], success: [clockOp, ...withSer], failure: [] }, true);
+    return { clock: clockOf(res, 0), responses: res.responses.slice(1) };
+  }
+
+  readClockOps(): RequestOp[] {
+    return [rangeOp(CLOCK_KEY)];
+  }
+
+  async currentClock(serializable = false): Promise<ClockRead> {
+    return (await this.read([], serializable)).clock;
+  }
+
+  /**
+   * The fenced write: applies `ops` at meta revision `rev` only if the shard clock is below it
+   * and every pin holds. On failure the member returns the clock and `elseOps` reads.
+   */
+  async fencedTxn(rev: bigint, pins: Compare[], ops: RequestOp[], elseOps: RequestOp[]): Promise<TxnResponse> {
+    memberWrites.inc({ shard: this.name });
+    return this.upstream.txn(
+      {
+        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(rev) }), ...pins],
+        // The clock is read before it is set: its old value is the revision this txn saw.
+        success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(rev)), ...ops],
+        failure: [rangeOp(CLOCK_KEY), ...elseOps],
+      },
+      false,
+    );
+  }
+
+  /**
+   * Raises the shard clock to `target` if it is lower, reading `ops` in the same txn: the
+   * result is the shard's state at exactly meta revision `target` when it succeeds (no write
+   * at or below `target` can land afterwards), or at the returned clock (>= target) when not.
+   */
+  async fenceAndRead(target: bigint, ops: RequestOp[]): Promise<{ clock: ClockRead; responses: TxnResponse['responses']; fenced: boolean }> {
+    const res = await this.upstream.txn(
+      {
+        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(target) })],
+        success: [putOp(CLOCK_KEY, encodeClock(target)), ...ops],
+        failure: [rangeOp(CLOCK_KEY), ...ops],
+      },
+      false,
+    );
+    if (res.succeeded) {
+      fenceWrites.inc({ shard: this.name });
+      return { clock: { clock: target, memberRev: BigInt(res.header?.revision ?? '0') }, responses: res.responses.slice(1), fenced: true };
+    }
+    return { clock: clockOf(res, 0), responses: res.responses.slice(1), fenced: false };
+  }
+
+  /** The clock value stored at a past member revision (0 before the shard was initialised). */
+  async clockAt(memberRev: bigint): Promise<bigint> {
+    const res: RangeResponse = await this.upstream.range({ key: CLOCK_KEY, revision: memberRev.toString() });
+    return decodeClock(res.kvs[0]?.value);
+  }
+}
+
+export function clockOf(res: TxnResponse, i: number): ClockRead {
+  const r = res.responses[i]?.response_range;
+  return { clock: decodeClock(r?.kvs[0]?.value), memberRev: BigInt(res.header?.revision ?? '0') };
+}

@@ -1,0 +1,130 @@
+/**
+ * A gRPC client for one upstream etcd cluster (a member shard or the coordinator), talking
+ * to it with grpc-js directly: unlike the etcd3 client, it never retries a write on its own,
+ * so a fenced member txn is sent exactly once.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { etcdService } from '../etcd/proto.js';
+import { EtcdError, Errors, isGrpcError } from '../etcd/errors.js';
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  RangeRequest,
+  RangeResponse,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from '../etcd/types.js';
+import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
+
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+
+interface Endpoint {
+  target: string;
+  kv: grpc.Client;
+  maintenance: grpc.Client;
+}
+
+export interface UpstreamOptions {
+  /** A name for logs, metrics and errors: a shard name or "coordinator". */
+  name: string;
+  endpoints: string[];
+  requestTimeoutMs: number;
+}
+
+/** http://host:port or host:port -> host:port (TLS comes with its own issue). */
+function targetOf(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+}
+
+export class Upstream {
+  readonly name: string;
+  private readonly endpoints: Endpoint[];
+  private preferred = 0;
+
+  constructor(private readonly opts: UpstreamOptions) {
+    this.name = opts.name;
+    const KV = etcdService('KV');
+    const Maintenance = etcdService('Maintenance');
+    const channelOpts: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    };
+    this.endpoints = opts.endpoints.map((url) => {
+      const target = targetOf(url);
+      const creds = grpc.credentials.createInsecure();
+      const kv = new KV(target, creds, channelOpts);
+      // Share the channel between services of one endpoint.
+      const maintenance = new Maintenance(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
+      return { target, kv, maintenance };
+    });
+  }
+
+  range(req: Partial<RangeRequest>): Promise<RangeResponse> {
+    return this.call<RangeResponse>('kv', 'Range', req, true);
+  }
+
+  /** Reads (read-only txns) may fail over to another endpoint; writes never retry. */
+  txn(req: Partial<TxnRequest> | object, readOnly: boolean): Promise<TxnResponse> {
+    return this.call<TxnResponse>('kv', 'Txn', req, readOnly);
+  }
+
+  compact(req: Partial<CompactionRequest>): Promise<CompactionResponse> {
+    return this.call<CompactionResponse>('kv', 'Compact', req, false);
+  }
+
+  status(): Promise<StatusResponse> {
+    return this.call<StatusResponse>('maintenance', 'Status', {}, true);
+  }
+
+  close(): void {
+    for (const e of this.endpoints) e.kv.close();
+  }
+
+  private async call<T>(svc: 'kv' | 'maintenance', method: string, req: object, idempotent: boolean): Promise<T> {
+    const n = this.endpoints.length;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < (idempotent ? n : 1); attempt++) {
+      const idx = (this.preferred + attempt) % n;
+      try {
+        const res = await this.callOnce<T>(this.endpoints[idx], svc, method, req);
+        this.preferred = idx;
+        return res;
+      } catch (err) {
+        lastErr = err;
+        if (!(err instanceof EtcdError) || err.code !== grpc.status.UNAVAILABLE) throw err;
+      }
+    }
+    throw lastErr;
+  }
+
+  private callOnce<T>(ep: Endpoint, svc: 'kv' | 'maintenance', method: string, req: object): Promise<T> {
+    const client = svc === 'kv' ? ep.kv : ep.maintenance;
+    const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
+    const started = process.hrtime.bigint();
+    return new Promise<T>((resolve, reject) => {
+      const deadline = new Date(Date.now() + this.opts.requestTimeoutMs);
+      fn(req, new grpc.Metadata(), { deadline }, (err, res) => {
+        const code = err ? grpc.status[err.code] ?? String(err.code) : 'OK';
+        upstreamRequests.inc({ cluster: this.name, method, code });
+        upstreamDuration.observe({ cluster: this.name, method }, Number(process.hrtime.bigint() - started) / 1e9);
+        if (err) reject(this.translate(err));
+        else resolve(res as T);
+      });
+    });
+  }
+
+  /** etcd's own errors pass through unchanged; transport failures become UNAVAILABLE naming the cluster. */
+  private translate(err: unknown): Error {
+    if (!isGrpcError(err)) return err instanceof Error ? err : new Error(String(err));
+    const details = err.details ?? err.message ?? '';
+    if (details.startsWith('etcdserver:')) return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);
+    if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+      return Errors.unavailable(this.name === 'coordinator' ? 'coordinator' : `shard ${this.name}`, details);
+    }
+    return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);
+  }
+}

@@ -27,6 +27,7 @@ export class ClockAllocator {
   private last: bigint | null = null;
   private queue: Waiter[] = [];
   private inFlight = false;
+  private shardClocks: () => Promise<bigint[]> = async () => [];
 
   constructor(
     private readonly coordinator: Upstream,
@@ -39,12 +40,18 @@ export class ClockAllocator {
    * they hold data (a coordinator that lost its state), else at 1 (etcd's first revision).
    */
   async init(shardClocks: () => Promise<bigint[]>): Promise<void> {
+    this.shardClocks = shardClocks;
     const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
     if (cur.kvs.length) {
       this.last = decodeClock(cur.kvs[0].value);
       return;
     }
-    const clocks = await shardClocks();
+    await this.rebuild();
+  }
+
+  /** Recreates a missing clock above every revision any shard has seen (DESIGN invariant 6). */
+  private async rebuild(): Promise<void> {
+    const clocks = await this.shardClocks();
     const max = clocks.reduce((a, b) => (a > b ? a : b), 0n);
     const start = max > 0n ? max + REBUILD_GAP : 1n;
     const res = await this.coordinator.txn(
@@ -108,7 +115,10 @@ export class ClockAllocator {
         clockBatchSize.observe(Number(n));
         return base + 1n;
       }
-      this.last = decodeClock(res.responses[0].response_range?.kvs[0]?.value);
+      const kv = res.responses[0].response_range?.kvs[0];
+      // The coordinator lost its clock (e.g. rebuilt on tmpfs): recreate it from the shards.
+      if (!kv) await this.rebuild();
+      else this.last = decodeClock(kv.value);
     }
   }
 }

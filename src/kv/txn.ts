@@ -15,6 +15,7 @@ import { memberOps, planTxn } from './txn-plan.js';
 import type { Plan } from './txn-plan.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads } from './txn-state.js';
+import { TxnState as TxnStateClass } from './txn-state.js';
 import type { TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
@@ -30,7 +31,9 @@ export interface TxnOutcome {
 export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest): Promise<TxnOutcome> {
   const reads = StateReads.forTxn(txn, store.ks);
   const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
-  const first = await shard.read(reads.memberOps());
+  // The first read may be stale (serializable: no ReadIndex round trip): nothing is answered
+  // or written from it without pins that the member checks linearizably.
+  const first = await shard.read(reads.memberOps(), true);
   let state: TxnState = reads.parse(first.responses, first.clock.clock);
   let rev: bigint | null = null;
 
@@ -38,10 +41,9 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     const plan = planTxn(txn, state, ctx);
     if (!plan.writes) {
       const out = await readOnlyPath(store, shard, plan, reads, state);
-      if (out) return out;
+      if (!(out instanceof TxnStateClass)) return out;
       writeRetries.inc({ reason: 'read_pin' });
-      const again = await shard.read(reads.memberOps());
-      state = reads.parse(again.responses, again.clock.clock);
+      state = out;
       continue;
     }
     if (rev === null || rev <= state.clock) rev = await store.clock.next();
@@ -57,19 +59,18 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
   throw new EtcdError(status.UNAVAILABLE, `etcd-metaproxy: too much contention on shard ${shard.name}, try again`);
 }
 
-async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState): Promise<TxnOutcome | null> {
+/**
+ * A path that writes nothing is read in a member txn pinned to the state it was chosen on: a
+ * linearizable read-only txn (no raft write). If a pin fails, the fresh state comes back instead.
+ */
+async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState): Promise<TxnOutcome | TxnState> {
   const ops = memberOps(plan.ops, state.clock, store.ks, true);
-  if (ops.length === 0) {
-    // Nothing to read beyond the state itself: answer from it.
-    const responses = assembleOps(plan.ops, [], { ks: store.ks, rev: state.clock, before: state.clock, readOnly: true });
-    return { revision: state.clock, succeeded: plan.succeeded, responses, wrote: false };
-  }
   const pins = reads.pins(state);
   const res = await shard.upstream.txn(
-    { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [] },
+    { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [...shard.readClockOps(), ...reads.memberOps()] },
     true,
   );
-  if (!res.succeeded) return null;
+  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock);
   const clock = clockOf(res, 0).clock;
   const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
   return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };

@@ -33,9 +33,11 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
   const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
   // The first read may be stale (serializable: no ReadIndex round trip): nothing is answered
   // or written from it without pins that the member checks linearizably.
-  const first = await shard.read(reads.memberOps(), true);
+  // A txn that certainly writes (no compares, a put) takes its revision while the state is read.
+  const certain = txn.compare.length === 0 && txn.success.some((op) => !!op.request_put);
+  const [first, early] = await Promise.all([shard.read(reads.memberOps(), true), certain ? store.clock.next() : null]);
   let state: TxnState = reads.parse(first.responses, first.clock.clock);
-  let rev: bigint | null = null;
+  let rev: bigint | null = early;
 
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const plan = planTxn(txn, state, ctx);

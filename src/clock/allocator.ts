@@ -19,6 +19,8 @@ export const COORDINATOR_CLOCK_KEY = sysKey('clock');
 export const REBUILD_GAP = 1_000_000n;
 
 interface Waiter {
+  /** How many consecutive revisions this caller needs. */
+  count: bigint;
   resolve: (rev: bigint) => void;
   reject: (err: unknown) => void;
 }
@@ -65,10 +67,13 @@ export class ClockAllocator {
     this.last = res.succeeded ? start : decodeClock(res.responses[0].response_range?.kvs[0]?.value);
   }
 
-  /** One new revision, unique across all proxies and greater than every one allocated before. */
-  next(): Promise<bigint> {
+  /**
+   * The first of `count` new consecutive revisions, unique across all proxies and greater than
+   * every revision allocated before the call.
+   */
+  next(count = 1): Promise<bigint> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ resolve, reject });
+      this.queue.push({ count: BigInt(count), resolve, reject });
       if (!this.inFlight) void this.flush();
     });
   }
@@ -86,8 +91,12 @@ export class ClockAllocator {
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        const first = await this.allocate(BigInt(batch.length));
-        batch.forEach((w, i) => w.resolve(first + BigInt(i)));
+        const total = batch.reduce((n, w) => n + w.count, 0n);
+        let next = await this.allocate(total);
+        for (const w of batch) {
+          w.resolve(next);
+          next += w.count;
+        }
       } catch (err) {
         for (const w of batch) w.reject(err);
       }

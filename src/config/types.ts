@@ -30,6 +30,14 @@ export interface ProxyConfig {
     /** etcd's --max-request-bytes for clients (etcd default 1.5 MiB). */
     maxRequestBytes: number;
   };
+  /**
+   * The member clusters' own --max-txn-ops and --max-request-bytes. Writes to one shard are
+   * batched into one member txn within these limits (etcd's defaults: 128 ops, 1.5 MiB).
+   */
+  memberLimits?: {
+    maxTxnOps: number;
+    maxRequestBytes: number;
+  };
   timeouts: {
     /** Deadline for one upstream call to a member or the coordinator. */
     requestMs: number;

@@ -15,6 +15,9 @@ type Read =
   | { kind: 'range'; id: string; range: MemberRange | null }
   | { kind: 'count'; id: string; range: MemberRange | null };
 
+/** Compared ranges up to this many keys are pinned key by key; larger ones pin the shard clock. */
+const RANGE_PIN_KEYS = 32;
+
 export function rangeId(key: Buffer, end: Buffer): string {
   return `${key.toString('latin1')}\u0000${end.toString('latin1')}`;
 }
@@ -71,7 +74,16 @@ export class StateReads {
     });
   }
 
-  parse(responses: TxnResponse['responses'], clock: bigint): TxnState {
+  /**
+   * Member keys this plan depends on, for batching (see shard/writer.ts); null when it reads or
+   * deletes a whole range.
+   */
+  batchKeys(): string[] | null {
+    if (this.reads.some((r) => r.kind !== 'key')) return null;
+    return this.reads.map((r) => (r.kind === 'key' ? this.ks.toMember(r.key).toString('latin1') : ''));
+  }
+
+  parse(responses: TxnResponse['responses'], clock: bigint, memberRev: bigint): TxnState {
     const keys = new Map<string, MetaKV | null>();
     const ranges = new Map<string, MetaKV[]>();
     const counts = new Map<string, bigint>();
@@ -83,7 +95,7 @@ export class StateReads {
       else if (r.kind === 'range') ranges.set(r.id, kvs);
       else counts.set(r.id, empty || !rr ? 0n : BigInt(rr.count));
     });
-    return new TxnState(clock, keys, ranges, counts);
+    return new TxnState(clock, memberRev, keys, ranges, counts);
   }
 
   /**
@@ -98,8 +110,19 @@ export class StateReads {
         out.push(cmp(CompareTarget.MOD, CompareResult.EQUAL, this.ks.toMember(r.key), { mod_revision: (kv?.memberMod ?? 0n).toString() }));
       }
     }
-    if (this.reads.some((r) => r.kind === 'range')) {
-      out.push(cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) }));
+    for (const r of this.reads) {
+      if (r.kind !== 'range' || !r.range) continue;
+      const kvs = state.ranges.get(r.id) ?? [];
+      if (kvs.length > RANGE_PIN_KEYS) {
+        // Too many keys to pin one by one: pin the whole shard (strict, but bounded in size).
+        out.push(cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) }));
+        continue;
+      }
+      // Nothing in the range created or changed since the read, and every key read still there.
+      out.push(cmp(CompareTarget.MOD, CompareResult.LESS, r.range.start, { range_end: r.range.end, mod_revision: (state.memberRev + 1n).toString() }));
+      for (const kv of kvs) {
+        out.push(cmp(CompareTarget.MOD, CompareResult.EQUAL, this.ks.toMember(kv.key), { mod_revision: kv.memberMod.toString() }));
+      }
     }
     return out;
   }
@@ -109,6 +132,8 @@ export class TxnState {
   constructor(
     /** The shard clock the state was read at. */
     readonly clock: bigint,
+    /** The member revision it was read at. */
+    readonly memberRev: bigint,
     readonly keys: Map<string, MetaKV | null>,
     readonly ranges: Map<string, MetaKV[]>,
     readonly counts: Map<string, bigint>,

@@ -6,7 +6,7 @@
  */
 import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
-import type { ResponseOp, TxnRequest } from '../etcd/types.js';
+import type { RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { writeRetries } from '../metrics/registry.js';
 import { clockOf } from '../shard/shard.js';
 import type { Shard } from '../shard/shard.js';
@@ -33,11 +33,8 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
   const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
   // The first read may be stale (serializable: no ReadIndex round trip): nothing is answered
   // or written from it without pins that the member checks linearizably.
-  // A txn that certainly writes (no compares, a put) takes its revision while the state is read.
-  const certain = txn.compare.length === 0 && txn.success.some((op) => !!op.request_put);
-  const [first, early] = await Promise.all([shard.read(reads.memberOps(), true), certain ? store.clock.next() : null]);
-  let state: TxnState = reads.parse(first.responses, first.clock.clock);
-  let rev: bigint | null = early;
+  const first = await shard.read(reads.memberOps(), true);
+  let state: TxnState = reads.parse(first.responses, first.clock.clock, first.clock.memberRev);
 
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const plan = planTxn(txn, state, ctx);
@@ -48,17 +45,36 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       state = out;
       continue;
     }
-    if (rev === null || rev <= state.clock) rev = await store.clock.next();
-    const res = await shard.fencedTxn(rev, reads.pins(state), memberOps(plan.ops, rev, store.ks), reads.memberOps());
-    const before = clockOf(res, 0).clock;
-    if (res.succeeded) {
-      const responses = assembleOps(plan.ops, res.responses.slice(2), { ks: store.ks, rev, before, readOnly: false });
-      return { revision: rev, succeeded: plan.succeeded, responses, wrote: true };
+    const pins = reads.pins(state);
+    const elseOps = reads.memberOps();
+    const opsAt = (rev: bigint) => memberOps(plan.ops, rev, store.ks);
+    const sample = opsAt(0n);
+    const res = await shard.writer.submit({
+      ops: opsAt,
+      pins,
+      elseOps,
+      keys: reads.batchKeys(),
+      width: Math.max(pins.length, sample.length + 1, elseOps.length),
+      bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
+    });
+    if (res.applied) {
+      const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false });
+      return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
-    state = reads.parse(res.responses.slice(1), before);
-    writeRetries.inc({ reason: before >= rev ? 'fence' : 'pin' });
+    state = reads.parse(res.responses, res.clock, res.memberRev);
+    writeRetries.inc({ reason: 'pin' });
   }
   throw new EtcdError(status.UNAVAILABLE, `etcd-metaproxy: too much contention on shard ${shard.name}, try again`);
+}
+
+function estimateBytes(ops: RequestOp[]): number {
+  let n = 0;
+  for (const op of ops) {
+    const r = op.request_range ?? op.request_put ?? op.request_delete_range;
+    if (!r) continue;
+    n += 32 + r.key.length + ('value' in r && r.value ? r.value.length : 0) + ('range_end' in r && r.range_end ? r.range_end.length : 0);
+  }
+  return n;
 }
 
 /**
@@ -72,7 +88,7 @@ async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: S
     { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [...shard.readClockOps(), ...reads.memberOps()] },
     true,
   );
-  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock);
+  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock, BigInt(res.header?.revision ?? '0'));
   const clock = clockOf(res, 0).clock;
   const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
   return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };

@@ -17,6 +17,7 @@ import { loadOrRecordPartitionMap } from '../partition/store.js';
 import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
+import { ShardWriter } from '../shard/writer.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
@@ -64,6 +65,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
+    const memberLimits = cfg.memberLimits ?? { maxTxnOps: 128, maxRequestBytes: 1572864 };
+    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), memberLimits));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     await store.refreshCompacted();

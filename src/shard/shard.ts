@@ -5,7 +5,8 @@
  */
 import type { RangeResponse, RequestOp, TxnResponse, Compare } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { fenceWrites, memberWrites } from '../metrics/registry.js';
+import { fenceWrites } from '../metrics/registry.js';
+import type { ShardWriter } from './writer.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 import { sysKey } from './keyspace.js';
@@ -42,12 +43,24 @@ export interface ClockRead {
 }
 
 export class Shard {
+  private shardWriter: ShardWriter | null = null;
+
   constructor(
     readonly index: number,
     readonly name: string,
     readonly upstream: Upstream,
     readonly keyspace: Keyspace,
   ) {}
+
+  /** Group commit for this shard's writes (set once the clock is ready). */
+  get writer(): ShardWriter {
+    if (!this.shardWriter) throw new Error(`shard ${this.name}: writer used before start-up finished`);
+    return this.shardWriter;
+  }
+
+  useWriter(w: ShardWriter): void {
+    this.shardWriter = w;
+  }
 
   /**
    * Records the shard's name in the member (so a config that swaps endpoints between names is
@@ -92,23 +105,6 @@ export class Shard {
 
   async currentClock(serializable = false): Promise<ClockRead> {
     return (await this.read([], serializable)).clock;
-  }
-
-  /**
-   * The fenced write: applies `ops` at meta revision `rev` only if the shard clock is below it
-   * and every pin holds. On failure the member returns the clock and `elseOps` reads.
-   */
-  async fencedTxn(rev: bigint, pins: Compare[], ops: RequestOp[], elseOps: RequestOp[]): Promise<TxnResponse> {
-    memberWrites.inc({ shard: this.name });
-    return this.upstream.txn(
-      {
-        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(rev) }), ...pins],
-        // The clock is read before it is set: its old value is the revision this txn saw.
-        success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(rev)), ...ops],
-        failure: [rangeOp(CLOCK_KEY), ...elseOps],
-      },
-      false,
-    );
   }
 
   /**

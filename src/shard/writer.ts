@@ -1,0 +1,165 @@
+/**
+ * Group commit per shard. Concurrent writes to one shard are combined into one member txn, one
+ * batch in flight at a time, so the member applies them in revision order (separate member
+ * txns sent concurrently can be applied out of order, and the fence would then reject every
+ * one that lost the race):
+ *
+ *   If(clock < R1)
+ *   Then(Range clock, Put clock=Rk,
+ *        Txn{If(pins1) Then(ops1 at R1, Put rev/0=R1) Else(reads1)}, ...,
+ *        Txn{If(pinsk) Then(opsk at Rk, Put rev/k-1=Rk) Else(readsk)})
+ *   Else(Range clock)
+ *
+ * Each write keeps its own meta revision (R1..Rk, consecutive). The rev/<slot> marker closes
+ * each write's events in the member's watch stream, so a decoder can tell which meta revision
+ * every event (deletes included) belongs to. A write whose pins fail gets its fresh state back
+ * to re-plan; a batch whose fence fails (another proxy wrote first) is re-sent with new revisions.
+ */
+import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
+import { CompareResult, CompareTarget } from '../etcd/types.js';
+import { memberWrites, writeRetries } from '../metrics/registry.js';
+import { encodeClock } from './envelope.js';
+import { sysKey } from './keyspace.js';
+import { CLOCK_KEY, clockOf, cmp, putOp, rangeOp } from './shard.js';
+import type { Upstream } from './upstream.js';
+
+export function markerKey(slot: number): Buffer {
+  return sysKey(`rev/${slot}`);
+}
+
+export interface MemberLimits {
+  maxTxnOps: number;
+  maxRequestBytes: number;
+}
+
+/** One client write, ready to be placed in a batch at any revision. */
+export interface WriteJob {
+  /** Member ops for revision `rev` (envelopes carry it). */
+  ops(rev: bigint): RequestOp[];
+  pins: Compare[];
+  /** Reads returned when a pin fails, to re-plan on. */
+  elseOps: RequestOp[];
+  /**
+   * Member keys the write's plan read or writes (latin1). Compares are evaluated on the state
+   * before the batch, so a write may not join a batch in which an earlier write touches a key
+   * it depends on. Null when it reads or writes a whole range: it is batched alone.
+   */
+  keys: string[] | null;
+  /** Ops in its nested txn's largest branch, for the member's max-txn-ops. */
+  width: number;
+  /** Rough encoded size, for the member's request size limit. */
+  bytes: number;
+}
+
+export type WriteResult =
+  | { applied: true; rev: bigint; before: bigint; responses: ResponseOp[] }
+  | { applied: false; clock: bigint; memberRev: bigint; responses: ResponseOp[] };
+
+interface Pending {
+  job: WriteJob;
+  resolve: (r: WriteResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Top-level Then holds Range clock + Put clock + one nested txn per write. */
+const TOP_FIXED_OPS = 2;
+const BYTES_MARGIN = 16 * 1024;
+
+export class ShardWriter {
+  private queue: Pending[] = [];
+  private running = false;
+
+  constructor(
+    private readonly shardName: string,
+    private readonly upstream: Upstream,
+    private readonly allocate: (count: number) => Promise<bigint>,
+    private readonly limits: MemberLimits,
+  ) {}
+
+  submit(job: WriteJob): Promise<WriteResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      if (!this.running) void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (this.queue.length) {
+      const batch = this.take();
+      try {
+        await this.send(batch);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    this.running = false;
+  }
+
+  /** The longest prefix of the queue that fits one member txn with disjoint keys. */
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    const keys = new Set<string>();
+    let bytes = 0;
+    let widest = 0;
+    while (this.queue.length) {
+      const p = this.queue[0];
+      const j = p.job;
+      if (batch.length > 0) {
+        if (j.keys === null || batch.some((b) => b.job.keys === null)) break;
+        if (j.keys.some((k) => keys.has(k))) break;
+        const w = Math.max(widest, j.width);
+        if (TOP_FIXED_OPS + batch.length + 1 + w > this.limits.maxTxnOps) break;
+        if (bytes + j.bytes > this.limits.maxRequestBytes - BYTES_MARGIN) break;
+      }
+      this.queue.shift();
+      batch.push(p);
+      for (const k of j.keys ?? []) keys.add(k);
+      bytes += j.bytes;
+      widest = Math.max(widest, j.width);
+    }
+    return batch;
+  }
+
+  private async send(batch: Pending[]): Promise<void> {
+    for (;;) {
+      const first = await this.allocate(batch.length);
+      const last = first + BigInt(batch.length - 1);
+      const subs: RequestOp[] = batch.map((p, i) => {
+        const rev = first + BigInt(i);
+        return {
+          request_txn: {
+            compare: p.job.pins,
+            success: [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))],
+            failure: p.job.elseOps,
+          },
+        };
+      });
+      memberWrites.inc({ shard: this.shardName });
+      const res = await this.upstream.txn(
+        {
+          compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })],
+          success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs],
+          failure: [rangeOp(CLOCK_KEY)],
+        },
+        false,
+      );
+      if (!res.succeeded) {
+        // Another proxy's write or a fence moved the clock past R1: same plans, new revisions.
+        writeRetries.inc({ reason: 'fence' }, batch.length);
+        continue;
+      }
+      const before = clockOf(res, 0).clock;
+      batch.forEach((p, i) => {
+        const sub = res.responses[TOP_FIXED_OPS + i]?.response_txn;
+        if (sub?.succeeded) {
+          const responses = sub.responses.slice(0, sub.responses.length - 1);
+          p.resolve({ applied: true, rev: first + BigInt(i), before, responses });
+        } else {
+          p.resolve({ applied: false, clock: last, memberRev: BigInt(res.header?.revision ?? '0'), responses: sub?.responses ?? [] });
+        }
+      });
+      return;
+    }
+  }
+}

@@ -46,8 +46,9 @@ export async function compact(store: MetaStore, req: CompactionRequest): Promise
   await Promise.all(
     store.shards.map(async (s) => {
       const head = await s.currentClock();
-      const memberRev = await store.revmaps[s.index].memberRevAt(rev, head);
-      await compactUpstream(s.upstream, memberRev, req.physical);
+      // A batch straddling R stays: compacting at the member revision before it keeps R readable.
+      const point = await store.revmaps[s.index].memberRevAt(rev, head);
+      await compactUpstream(s.upstream, point.rev, req.physical);
     }),
   );
   const coordHead = await store.coordinator.range({ key: COMPACT_KEY });

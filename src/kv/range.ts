@@ -14,6 +14,7 @@ import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
 import type { MemberRange } from '../shard/keyspace.js';
 import { fromMember } from '../shard/meta-kv.js';
+import type { MetaKV } from '../shard/meta-kv.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import { rangeOp } from '../shard/shard.js';
 import type { TxnResponse } from '../etcd/types.js';
@@ -99,9 +100,31 @@ async function readSerializable(store: MetaStore, shards: Shard[], r: RangeReque
 }
 
 async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, range: MemberRange, rev: bigint, head: ClockRead): Promise<ShardAnswer> {
-  const memberRev = await store.revmaps[shard.index].memberRevAt(rev, head);
-  const res = await shard.upstream.range(memberRangeOp(r, range, memberRev).request_range as RangeRequest);
-  return { clock: head, part: { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count), more: res.more } };
+  const point = await store.revmaps[shard.index].memberRevAt(rev, head);
+  const at = async (memberRev: bigint, req: RangeRequest) => {
+    const res = await shard.upstream.range({ ...req, revision: memberRev.toString() });
+    return { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count), more: res.more };
+  };
+  if (point.partial === null) {
+    return { clock: head, part: await at(point.rev, memberRangeOp(r, range).request_range as RangeRequest) };
+  }
+  // R falls inside a batch: its puts at or below R, over the state before the batch (revmap.ts).
+  const whole = rangeOp(range.start, range.end).request_range as RangeRequest;
+  const [before, after] = await Promise.all([at(point.rev, whole), at(point.partial, whole)]);
+  const merged = new Map<string, MetaKV>();
+  for (const kv of before.kvs) merged.set(kv.key.toString('latin1'), kv);
+  for (const kv of after.kvs) if (kv.mod <= rev) merged.set(kv.key.toString('latin1'), kv);
+  let kvs = [...merged.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+  const shape = memberShape(r);
+  const count = BigInt(kvs.length);
+  if (shape.countOnly) return { clock: head, part: { kvs: [], count, more: false } };
+  if (shape.sortDescendingByKey) kvs.reverse();
+  let more = false;
+  if (shape.limit > 0n && BigInt(kvs.length) > shape.limit) {
+    kvs = kvs.slice(0, Number(shape.limit));
+    more = true;
+  }
+  return { clock: head, part: { kvs, count, more } };
 }
 
 async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {

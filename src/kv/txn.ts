@@ -54,6 +54,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       pins,
       elseOps,
       keys: reads.batchKeys(),
+      deletes: sample.some((op) => !!op.request_delete_range),
       width: Math.max(pins.length, sample.length + 1, elseOps.length),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
     });

@@ -1,25 +1,39 @@
 /**
- * Maps a meta revision to the member revision of one shard that holds the state at it.
+ * Maps a meta revision to the member revision(s) of one shard that hold the state at it.
  *
- * Every member txn the proxy sends sets the shard clock, so member revisions and the clock's
- * history line up one to one and the clock is non-decreasing in member revision. The member
- * revision for meta revision R is the last one whose clock is <= R: found by galloping back
- * from the head, then bisecting. Answers never change once R is below the shard clock, so they
- * are remembered (kube-apiserver pages through a list at one fixed revision).
+ * Every member txn the proxy sends sets the shard clock, so the clock is non-decreasing in
+ * member revision. The member revision for meta revision R is the last one whose clock is <= R:
+ * found by galloping back from the head, then bisecting. Answers never change once R is below
+ * the shard clock, so they are remembered (kube-apiserver pages through a list at one revision).
+ *
+ * A batch (shard/writer.ts) puts several meta revisions R1..Rk into one member revision m. When
+ * R1 <= R < Rk, the state at R is "m-1 plus the writes of m at or below R": `partial` names m.
+ * Writes that delete close their batch, so inside a batch every write at or below R is a put
+ * whose envelope says its revision, and every delete in m happened after R.
  */
 import { EtcdError } from '../etcd/errors.js';
+import { decodeClock } from './envelope.js';
+import { prefixEnd, sysKey } from './keyspace.js';
 import type { ClockRead, Shard } from './shard.js';
 
 const MEMO_LIMIT = 1024;
+const MARKER_PREFIX = sysKey('rev/');
+
+export interface MemberPoint {
+  /** Member revision whose state holds every write at or below R that is not in `partial`. */
+  rev: bigint;
+  /** A batch at rev+1 that straddles R, or null. */
+  partial: bigint | null;
+}
 
 export class RevisionMap {
-  private readonly memo = new Map<string, bigint>();
+  private readonly memo = new Map<string, MemberPoint>();
 
   constructor(private readonly shard: Shard) {}
 
   /** `head` is a current read of the shard whose clock is >= rev. */
-  async memberRevAt(rev: bigint, head: ClockRead): Promise<bigint> {
-    if (head.clock <= rev) return head.memberRev;
+  async memberRevAt(rev: bigint, head: ClockRead): Promise<MemberPoint> {
+    if (head.clock <= rev) return { rev: head.memberRev, partial: null };
     const memoKey = rev.toString();
     const hit = this.memo.get(memoKey);
     if (hit !== undefined) return hit;
@@ -34,26 +48,38 @@ export class RevisionMap {
         break;
       }
       const c = await this.clockAtOrCompacted(lo);
-      if (c === null) {
-        // Compacted below lo: the answer is above it (the caller checked rev against the meta compaction).
-        break;
-      }
+      if (c === null) break; // compacted below lo: the caller checked rev against the meta compaction
       if (c <= rev) break;
       hi = lo;
       step *= 2n;
       lo = hi - step;
     }
-    // Bisect in [lo, hi): clock(lo) <= rev (or lo is the compaction floor), clock(hi) > rev.
     while (hi - lo > 1n) {
       const mid = (lo + hi) / 2n;
       const c = await this.clockAtOrCompacted(mid);
-      if (c !== null && c <= rev) lo = mid;
-      else if (c === null) lo = mid;
+      if (c === null || c <= rev) lo = mid;
       else hi = mid;
     }
+    const point: MemberPoint = { rev: lo, partial: (await this.batchFirst(lo + 1n)) <= rev ? lo + 1n : null };
     if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value as string);
-    this.memo.set(memoKey, lo);
-    return lo;
+    this.memo.set(memoKey, point);
+    return point;
+  }
+
+  /** The lowest meta revision applied in a batch at this member revision (a huge value when none). */
+  private async batchFirst(memberRev: bigint): Promise<bigint> {
+    let first = 1n << 62n;
+    try {
+      const res = await this.shard.upstream.range({ key: MARKER_PREFIX, range_end: prefixEnd(MARKER_PREFIX), revision: memberRev.toString() });
+      for (const kv of res.kvs) {
+        if (BigInt(kv.mod_revision) !== memberRev) continue;
+        const r = decodeClock(kv.value);
+        if (r < first) first = r;
+      }
+    } catch (err) {
+      if (!(err instanceof EtcdError && err.message.includes('compacted'))) throw err;
+    }
+    return first;
   }
 
   private async clockAtOrCompacted(memberRev: bigint): Promise<bigint | null> {

@@ -47,6 +47,12 @@ export interface WriteJob {
   keys: string[] | null;
   /** Ops in its nested txn's largest branch, for the member's max-txn-ops. */
   width: number;
+  /**
+   * It deletes. Such a write closes its batch: then every key a batch deletes was deleted at
+   * the batch's last revision, which lets a read at a revision inside a batch be exact from the
+   * member states before and after it (see revmap.ts).
+   */
+  deletes: boolean;
   /** Rough encoded size, for the member's request size limit. */
   bytes: number;
 }
@@ -114,6 +120,7 @@ export class ShardWriter {
       }
       this.queue.shift();
       batch.push(p);
+      if (j.deletes) break;
       for (const k of j.keys ?? []) keys.add(k);
       bytes += j.bytes;
       widest = Math.max(widest, j.width);

@@ -10,11 +10,14 @@ import type { Shard } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
 import { decodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
+import { StateHints } from './hints.js';
 
 export const COMPACT_KEY = sysKey('compact-revision');
 
 export class MetaStore {
   readonly revmaps: RevisionMap[];
+  /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
+  readonly hints = new StateHints();
   /** The meta compaction revision last seen (only ever grows). */
   private compacted = 0n;
 

@@ -9,6 +9,7 @@ import type { MetaKV } from '../shard/meta-kv.js';
 import { fromMember } from '../shard/meta-kv.js';
 import { CLOCK_KEY, cmp, rangeOp } from '../shard/shard.js';
 import { encodeClock } from '../shard/envelope.js';
+import type { StateHints } from './hints.js';
 
 type Read =
   | { kind: 'key'; id: string; key: Buffer }
@@ -83,7 +84,30 @@ export class StateReads {
     return this.reads.map((r) => (r.kind === 'key' ? this.ks.toMember(r.key).toString('latin1') : ''));
   }
 
-  parse(responses: TxnResponse['responses'], clock: bigint, memberRev: bigint): TxnState {
+  /**
+   * The state from hints alone, when the txn only depends on single keys and every one is
+   * known (or, with guessAbsent, unknown keys are taken as missing). Null when it cannot.
+   */
+  fromHints(hints: StateHints, guessAbsent: boolean): TxnState | null {
+    const keys = new Map<string, MetaKV | null>();
+    for (const r of this.reads) {
+      if (r.kind !== 'key' || !this.ks.writable(r.key)) return null;
+      const h = hints.get(this.ks.toMember(r.key).toString('latin1'));
+      if (h === undefined && !guessAbsent) return null;
+      keys.set(r.id, h ?? null);
+    }
+    return new TxnState(0n, 0n, keys, new Map(), new Map(), false);
+  }
+
+  /** Remembers what a read returned, for later writes of the same keys. */
+  remember(state: TxnState, hints: StateHints): void {
+    for (const r of this.reads) {
+      if (r.kind === 'key' && this.ks.writable(r.key)) hints.set(this.ks.toMember(r.key).toString('latin1'), state.keys.get(r.id) ?? null);
+    }
+  }
+
+  /** `verified`: read at a linearizable point (a guess otherwise: see TxnState.verified). */
+  parse(responses: TxnResponse['responses'], clock: bigint, memberRev: bigint, verified: boolean): TxnState {
     const keys = new Map<string, MetaKV | null>();
     const ranges = new Map<string, MetaKV[]>();
     const counts = new Map<string, bigint>();
@@ -95,7 +119,7 @@ export class StateReads {
       else if (r.kind === 'range') ranges.set(r.id, kvs);
       else counts.set(r.id, empty || !rr ? 0n : BigInt(rr.count));
     });
-    return new TxnState(clock, memberRev, keys, ranges, counts);
+    return new TxnState(clock, memberRev, keys, ranges, counts, verified);
   }
 
   /**
@@ -137,6 +161,11 @@ export class TxnState {
     readonly keys: Map<string, MetaKV | null>,
     readonly ranges: Map<string, MetaKV[]>,
     readonly counts: Map<string, bigint>,
+    /**
+     * Read at a linearizable point. Writes and answers never rely on an unverified state
+     * without pins; errors that depend on state are only returned from a verified one.
+     */
+    readonly verified: boolean,
   ) {}
 
   key(k: Buffer): MetaKV | null {

@@ -12,7 +12,7 @@ import { clockOf } from '../shard/shard.js';
 import type { Shard } from '../shard/shard.js';
 import type { MetaStore } from './store.js';
 import { memberOps, planTxn } from './txn-plan.js';
-import type { Plan } from './txn-plan.js';
+import type { Plan, PlannedOp } from './txn-plan.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads } from './txn-state.js';
 import { TxnState as TxnStateClass } from './txn-state.js';
@@ -31,18 +31,27 @@ export interface TxnOutcome {
 export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest): Promise<TxnOutcome> {
   const reads = StateReads.forTxn(txn, store.ks);
   const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
-  // The first read may be stale (serializable: no ReadIndex round trip): nothing is answered
-  // or written from it without pins that the member checks linearizably.
-  const first = await shard.read(reads.memberOps(), true);
-  let state: TxnState = reads.parse(first.responses, first.clock.clock, first.clock.memberRev);
+  let state = await initialState(store, shard, txn, reads);
 
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const plan = planTxn(txn, state, ctx);
+    let plan: Plan;
+    try {
+      plan = planTxn(txn, state, ctx);
+    } catch (err) {
+      // An error that depends on state (e.g. ignore_value on a missing key) only counts on a
+      // state read linearizably: a guess is re-read first.
+      if (state.verified) throw err;
+      const fresh = await shard.read(reads.memberOps());
+      state = reads.parse(fresh.responses, fresh.clock.clock, fresh.clock.memberRev, true);
+      reads.remember(state, store.hints);
+      continue;
+    }
     if (!plan.writes) {
       const out = await readOnlyPath(store, shard, plan, reads, state);
       if (!(out instanceof TxnStateClass)) return out;
       writeRetries.inc({ reason: 'read_pin' });
       state = out;
+      reads.remember(state, store.hints);
       continue;
     }
     const pins = reads.pins(state);
@@ -59,13 +68,52 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
     });
     if (res.applied) {
+      rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false });
       return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
-    state = reads.parse(res.responses, res.clock, res.memberRev);
+    state = reads.parse(res.responses, res.clock, res.memberRev, true);
+    reads.remember(state, store.hints);
     writeRetries.inc({ reason: 'pin' });
   }
   throw new EtcdError(status.UNAVAILABLE, `etcd-metaproxy: too much contention on shard ${shard.name}, try again`);
+}
+
+/**
+ * What the plan is evaluated on first. Every guess is safe: pins make the member refuse a
+ * write or read planned on a state that is not current, and hand back the real one.
+ * - known keys: from hints; an unconditional write may also take unknown keys as missing;
+ * - otherwise a serializable read (no ReadIndex round trip; it may be stale, pins catch it).
+ */
+async function initialState(store: MetaStore, shard: Shard, txn: TxnRequest, reads: StateReads): Promise<TxnState> {
+  const hinted = reads.fromHints(store.hints, txn.compare.length === 0);
+  if (hinted) return hinted;
+  const first = await shard.read(reads.memberOps(), true);
+  const state = reads.parse(first.responses, first.clock.clock, first.clock.memberRev, false);
+  reads.remember(state, store.hints);
+  return state;
+}
+
+/** Updates hints with what an applied write left behind. */
+function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev: bigint, memberRev: bigint): void {
+  for (const op of ops) {
+    if (op.kind === 'txn') rememberWrite(store, op.ops, state, rev, memberRev);
+    else if (op.kind === 'put') {
+      const key = op.req.key;
+      store.hints.set(store.ks.toMember(key).toString('latin1'), {
+        key,
+        create: op.create ?? rev,
+        mod: rev,
+        version: (state.key(key)?.version ?? 0n) + 1n,
+        lease: op.lease,
+        value: op.value ?? Buffer.from(op.req.value),
+        memberMod: memberRev,
+      });
+    } else if (op.kind === 'delete' && op.range) {
+      if (op.req.range_end.length === 0) store.hints.set(store.ks.toMember(op.req.key).toString('latin1'), null);
+      else store.hints.forgetRange(op.range.start.toString('latin1'), op.range.end.toString('latin1'));
+    }
+  }
 }
 
 function estimateBytes(ops: RequestOp[]): number {
@@ -89,7 +137,7 @@ async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: S
     { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [...shard.readClockOps(), ...reads.memberOps()] },
     true,
   );
-  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock, BigInt(res.header?.revision ?? '0'));
+  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock, BigInt(res.header?.revision ?? '0'), true);
   const clock = clockOf(res, 0).clock;
   const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
   return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };

@@ -58,7 +58,7 @@ export interface WriteJob {
 }
 
 export type WriteResult =
-  | { applied: true; rev: bigint; before: bigint; responses: ResponseOp[] }
+  | { applied: true; rev: bigint; before: bigint; memberRev: bigint; responses: ResponseOp[] }
   | { applied: false; clock: bigint; memberRev: bigint; responses: ResponseOp[] };
 
 interface Pending {
@@ -161,7 +161,7 @@ export class ShardWriter {
         const sub = res.responses[TOP_FIXED_OPS + i]?.response_txn;
         if (sub?.succeeded) {
           const responses = sub.responses.slice(0, sub.responses.length - 1);
-          p.resolve({ applied: true, rev: first + BigInt(i), before, responses });
+          p.resolve({ applied: true, rev: first + BigInt(i), before, memberRev: BigInt(res.header?.revision ?? '0'), responses });
         } else {
           p.resolve({ applied: false, clock: last, memberRev: BigInt(res.header?.revision ?? '0'), responses: sub?.responses ?? [] });
         }

@@ -1,0 +1,50 @@
+/**
+ * Recently seen key states, to skip the state read before a write. A hint is only a guess:
+ * every write is pinned to the member mod revision it assumed, so a stale hint costs a retry
+ * (the member returns the real state), never a wrong result. Bounded by entries and bytes.
+ * (The per-shard cache of the cache issue will supersede this.)
+ */
+import type { MetaKV } from '../shard/meta-kv.js';
+
+export class StateHints {
+  private readonly map = new Map<string, MetaKV | null>();
+  private bytes = 0;
+
+  constructor(
+    private readonly maxEntries = 50_000,
+    private readonly maxBytes = 32 * 1024 * 1024,
+  ) {}
+
+  /** undefined: nothing known; null: known absent. */
+  get(memberKey: string): MetaKV | null | undefined {
+    const v = this.map.get(memberKey);
+    if (v === undefined) return undefined;
+    // Refresh recency (Map keeps insertion order).
+    this.map.delete(memberKey);
+    this.map.set(memberKey, v);
+    return v;
+  }
+
+  set(memberKey: string, kv: MetaKV | null): void {
+    this.remove(memberKey);
+    this.map.set(memberKey, kv);
+    this.bytes += memberKey.length + (kv ? kv.value.length + kv.key.length + 64 : 16);
+    while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) {
+      const oldest = this.map.keys().next().value as string;
+      this.remove(oldest);
+    }
+  }
+
+  /** Forgets every key in [start, end) (latin1 member keys; end "\0" = unbounded). */
+  forgetRange(start: string, end: string): void {
+    const unbounded = end === '\u0000';
+    for (const k of [...this.map.keys()]) if (k >= start && (unbounded || k < end)) this.remove(k);
+  }
+
+  private remove(memberKey: string): void {
+    const old = this.map.get(memberKey);
+    if (old === undefined) return;
+    this.map.delete(memberKey);
+    this.bytes -= memberKey.length + (old ? old.value.length + old.key.length + 64 : 16);
+  }
+}

@@ -22,18 +22,25 @@ export interface MemberRangeShape {
   countOnly: boolean;
 }
 
-function needsAll(r: RangeRequest): boolean {
-  const filtered =
-    r.min_mod_revision !== '0' || r.max_mod_revision !== '0' || r.min_create_revision !== '0' || r.max_create_revision !== '0';
-  return filtered || r.sort_target !== SortTarget.KEY;
+function filtered(r: RangeRequest): boolean {
+  return r.min_mod_revision !== '0' || r.max_mod_revision !== '0' || r.min_create_revision !== '0' || r.max_create_revision !== '0';
 }
 
+/**
+ * etcd fetches limit+1 keys in key order unless the request has a sort order or a revision
+ * filter (then it fetches everything). So with sort_order NONE and a non-key target, etcd
+ * sorts only the first limit+1 keys: the proxy asks each member for limit+1 keys in key order
+ * and does the same. A key sort in either direction is pushed down as such.
+ */
 export function memberShape(r: RangeRequest): MemberRangeShape {
   if (r.count_only) return { limit: 0n, sortDescendingByKey: false, countOnly: true };
   const limit = BigInt(r.limit);
-  if (needsAll(r) || limit <= 0n) return { limit: 0n, sortDescendingByKey: false, countOnly: false };
-  // Sorted by key: each member returns its first `limit` keys in that order (plus its `more`).
-  return { limit, sortDescendingByKey: r.sort_order === SortOrder.DESCEND, countOnly: false };
+  if (limit <= 0n || filtered(r)) return { limit: 0n, sortDescendingByKey: false, countOnly: false };
+  if (r.sort_order === SortOrder.NONE) return { limit: limit + 1n, sortDescendingByKey: false, countOnly: false };
+  if (r.sort_target === SortTarget.KEY) {
+    return { limit: limit + 1n, sortDescendingByKey: r.sort_order === SortOrder.DESCEND, countOnly: false };
+  }
+  return { limit: 0n, sortDescendingByKey: false, countOnly: false };
 }
 
 function mergeByKey(parts: MetaKV[][], descending: boolean): MetaKV[] {
@@ -98,21 +105,22 @@ export function assembleRange(r: RangeRequest, parts: ShardRangePart[]): RangeOu
   if (maxCreate !== 0n) kvs = kvs.filter((kv) => kv.create <= maxCreate);
   if (minCreate !== 0n) kvs = kvs.filter((kv) => kv.create >= minCreate);
 
+  // What etcd fetched: at most limit+1 keys when it pushes the limit down.
+  if (shape.limit > 0n && BigInt(kvs.length) > shape.limit) kvs = kvs.slice(0, Number(shape.limit));
+
   let order = r.sort_order;
   if (r.sort_target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-  if (order !== SortOrder.NONE && !(shape.limit > 0n && r.sort_target === SortTarget.KEY)) {
+  const keyOrderDone = r.sort_target === SortTarget.KEY && (order === SortOrder.NONE || order === SortOrder.ASCEND || shape.sortDescendingByKey);
+  if (order !== SortOrder.NONE && !keyOrderDone) {
     // Stable sort over key-ascending input: ties stay in key order, as etcd's sort does for them.
     const byTarget = sortKey(r.sort_target);
-    if (shape.sortDescendingByKey) kvs.reverse();
     kvs = [...kvs].sort(order === SortOrder.DESCEND ? (a, b) => byTarget(b, a) : byTarget);
   }
   const limit = BigInt(r.limit);
-  let more = parts.some((p) => p.more);
+  let more = false;
   if (limit > 0n && BigInt(kvs.length) > limit) {
     kvs = kvs.slice(0, Number(limit));
     more = true;
-  } else if (limit <= 0n) {
-    more = false;
   }
   return { kvs: kvs.map((kv) => toWire(kv, r.keys_only)), more, count };
 }

@@ -146,6 +146,16 @@ async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range:
   return { answers, header: maxClock(answers) };
 }
 
+/**
+ * A meta revision at which every given shard's state is fixed and readable (linearizable):
+ * the highest of their clocks, with lagging shards fenced up to it.
+ */
+export async function consistentRevision(store: MetaStore, shardIdx: number[]): Promise<bigint> {
+  const shards = shardIdx.map((i) => store.shards[i]);
+  const { header } = await readLinearizable(store, shards, {} as RangeRequest, null);
+  return header;
+}
+
 function maxClock(answers: ShardAnswer[]): bigint {
   return answers.reduce((m, a) => (a.clock.clock > m ? a.clock.clock : m), 0n);
 }

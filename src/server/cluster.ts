@@ -29,7 +29,8 @@ export function clusterService(d: ClusterDeps): grpc.UntypedServiceImplementatio
       'MemberList',
       async () => ({
         header: d.header.fill({ cluster_id: '0', member_id: '0', revision: (await d.revision()).toString(), raft_term: '0' }),
-        members: [{ ID: d.header.memberId, name: d.name, peerURLs: [], clientURLs: d.clientUrls, isLearner: false }],
+        // etcd always lists peer URLs; the proxy has no peers, so it names its client URLs there too.
+        members: [{ ID: d.header.memberId, name: d.name, peerURLs: d.clientUrls, clientURLs: d.clientUrls, isLearner: false }],
       }),
       o,
     ),

@@ -11,7 +11,6 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
-  RequestOp,
   TxnRequest,
   TxnResponse,
 } from '../etcd/types.js';
@@ -21,6 +20,7 @@ import { put } from '../kv/put.js';
 import { range } from '../kv/range.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
+import { txnWrites } from '../kv/txn-snapshot.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
@@ -31,14 +31,6 @@ export interface KvDeps {
   logger: Logger;
   maxRequestBytes: number;
   maxTxnOps: number;
-}
-
-function hasWrite(ops: RequestOp[]): boolean {
-  return ops.some((op) => !!op.request_put || !!op.request_delete_range || (!!op.request_txn && txnWrites(op.request_txn)));
-}
-
-function txnWrites(t: TxnRequest): boolean {
-  return hasWrite(t.success) || hasWrite(t.failure);
 }
 
 export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {

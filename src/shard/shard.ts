@@ -84,7 +84,8 @@ export class Shard {
     await this.upstream.txn(
       {
         compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, CLOCK_KEY, { create_revision: '0' })],
-        success: [putOp(CLOCK_KEY, encodeClock(0n))],
+        // 1, not 0: an empty etcd stands at revision 1, and reads report the shard clock.
+        success: [putOp(CLOCK_KEY, encodeClock(1n))],
         failure: [],
       },
       false,

@@ -1,0 +1,85 @@
+/**
+ * A read-only txn that one shard cannot answer alone (its keys span shards, or it reads at a
+ * past revision): every compare and range is read at one meta revision M, fixed for all the
+ * shards involved (kv/range.ts consistentRevision), so the answer is one consistent snapshot.
+ */
+import type { Compare, KeyValue, RangeRequest, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
+import type { MetaKV } from '../shard/meta-kv.js';
+import { evalCompare } from './compare.js';
+import { consistentRevision, range } from './range.js';
+import { txnShards } from './route-txn.js';
+import type { MetaStore } from './store.js';
+import type { TxnOutcome } from './txn.js';
+import { revHeader } from './txn-response.js';
+
+export function txnWrites(t: TxnRequest): boolean {
+  return [...t.success, ...t.failure].some((op) => !!op.request_put || !!op.request_delete_range || (!!op.request_txn && txnWrites(op.request_txn)));
+}
+
+export function readsHistory(t: TxnRequest): boolean {
+  return [...t.success, ...t.failure].some(
+    (op) => (!!op.request_range && BigInt(op.request_range.revision) > 0n) || (!!op.request_txn && readsHistory(op.request_txn)),
+  );
+}
+
+function rangeAt(key: Buffer, rangeEnd: Buffer, rev: bigint): RangeRequest {
+  return {
+    key,
+    range_end: rangeEnd,
+    limit: '0',
+    revision: rev.toString(),
+    sort_order: 0,
+    sort_target: 0,
+    serializable: false,
+    keys_only: false,
+    count_only: false,
+    min_mod_revision: '0',
+    max_mod_revision: '0',
+    min_create_revision: '0',
+    max_create_revision: '0',
+  };
+}
+
+function toMeta(kv: KeyValue): MetaKV {
+  return {
+    key: kv.key,
+    create: BigInt(kv.create_revision),
+    mod: BigInt(kv.mod_revision),
+    version: BigInt(kv.version),
+    lease: BigInt(kv.lease),
+    value: kv.value,
+    memberMod: 0n,
+  };
+}
+
+export async function snapshotTxn(store: MetaStore, req: TxnRequest): Promise<TxnOutcome> {
+  const rev = await consistentRevision(store, [...txnShards(req, store.router)]);
+
+  const compares = async (cs: Compare[]): Promise<boolean> => {
+    const results = await Promise.all(
+      cs.map(async (c) => evalCompare(c, (await range(store, rangeAt(c.key, c.range_end, rev))).kvs.map(toMeta))),
+    );
+    return results.every(Boolean);
+  };
+
+  const run = async (t: TxnRequest): Promise<{ succeeded: boolean; responses: ResponseOp[] }> => {
+    const succeeded = await compares(t.compare);
+    const ops: RequestOp[] = succeeded ? t.success : t.failure;
+    const responses = await Promise.all(
+      ops.map(async (op): Promise<ResponseOp> => {
+        if (op.request_range) {
+          const r = op.request_range;
+          const at = BigInt(r.revision) > 0n ? BigInt(r.revision) : rev;
+          const res = await range(store, { ...r, revision: at.toString() });
+          return { response: 'response_range', response_range: { ...res, header: revHeader(rev) } };
+        }
+        const nested = await run(op.request_txn as TxnRequest);
+        return { response: 'response_txn', response_txn: { header: revHeader(0n), ...nested } };
+      }),
+    );
+    return { succeeded, responses };
+  };
+
+  const out = await run(req);
+  return { revision: rev, succeeded: out.succeeded, responses: out.responses, wrote: false };
+}

@@ -67,6 +67,12 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+interface Allocated {
+  batch: Pending[];
+  first: bigint;
+  error?: unknown;
+}
+
 /** Top-level Then holds Range clock + Put clock + one nested txn per write. */
 const TOP_FIXED_OPS = 2;
 const BYTES_MARGIN = 16 * 1024;
@@ -89,17 +95,40 @@ export class ShardWriter {
     });
   }
 
+  /**
+   * One batch in flight at a time; the next batch's revisions are allocated while it flies
+   * (allocated later, so they are higher), which hides the coordinator round trip.
+   */
   private async run(): Promise<void> {
     this.running = true;
-    while (this.queue.length) {
-      const batch = this.take();
+    let next: Promise<Allocated> | null = null;
+    while (next || this.queue.length) {
+      const cur: Allocated = await (next ?? this.allocateFor(this.take()));
+      next = null;
+      if (cur.error !== undefined) {
+        for (const p of cur.batch) p.reject(cur.error);
+        continue;
+      }
+      const sending = this.send(cur.batch, cur.first);
+      if (this.queue.length) next = this.allocateFor(this.take());
       try {
-        await this.send(batch);
+        if (!(await sending)) {
+          // Another proxy's write or a fence moved the clock past R1: same plans, new revisions.
+          writeRetries.inc({ reason: 'fence' }, cur.batch.length);
+          this.queue.unshift(...cur.batch);
+        }
       } catch (err) {
-        for (const p of batch) p.reject(err);
+        for (const p of cur.batch) p.reject(err);
       }
     }
     this.running = false;
+  }
+
+  private allocateFor(batch: Pending[]): Promise<Allocated> {
+    return this.allocate(batch.length).then(
+      (first) => ({ batch, first }),
+      (error: unknown) => ({ batch, first: 0n, error }),
+    );
   }
 
   /** The longest prefix of the queue that fits one member txn with disjoint keys. */
@@ -128,45 +157,40 @@ export class ShardWriter {
     return batch;
   }
 
-  private async send(batch: Pending[]): Promise<void> {
-    for (;;) {
-      const first = await this.allocate(batch.length);
-      const last = first + BigInt(batch.length - 1);
-      const subs: RequestOp[] = batch.map((p, i) => {
-        const rev = first + BigInt(i);
-        return {
-          request_txn: {
-            compare: p.job.pins,
-            success: [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))],
-            failure: p.job.elseOps,
-          },
-        };
-      });
-      memberWrites.inc({ shard: this.shardName });
-      const res = await this.upstream.txn(
-        {
-          compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })],
-          success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs],
-          failure: [rangeOp(CLOCK_KEY)],
+  /** Sends one batch at revisions first..; false when its fence failed (nothing applied). */
+  private async send(batch: Pending[], first: bigint): Promise<boolean> {
+    const last = first + BigInt(batch.length - 1);
+    const subs: RequestOp[] = batch.map((p, i) => {
+      const rev = first + BigInt(i);
+      return {
+        request_txn: {
+          compare: p.job.pins,
+          success: [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))],
+          failure: p.job.elseOps,
         },
-        false,
-      );
-      if (!res.succeeded) {
-        // Another proxy's write or a fence moved the clock past R1: same plans, new revisions.
-        writeRetries.inc({ reason: 'fence' }, batch.length);
-        continue;
+      };
+    });
+    memberWrites.inc({ shard: this.shardName });
+    const res = await this.upstream.txn(
+      {
+        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })],
+        success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs],
+        failure: [rangeOp(CLOCK_KEY)],
+      },
+      false,
+    );
+    if (!res.succeeded) return false;
+    const before = clockOf(res, 0).clock;
+    const memberRev = BigInt(res.header?.revision ?? '0');
+    batch.forEach((p, i) => {
+      const sub = res.responses[TOP_FIXED_OPS + i]?.response_txn;
+      if (sub?.succeeded) {
+        const responses = sub.responses.slice(0, sub.responses.length - 1);
+        p.resolve({ applied: true, rev: first + BigInt(i), before, memberRev, responses });
+      } else {
+        p.resolve({ applied: false, clock: last, memberRev, responses: sub?.responses ?? [] });
       }
-      const before = clockOf(res, 0).clock;
-      batch.forEach((p, i) => {
-        const sub = res.responses[TOP_FIXED_OPS + i]?.response_txn;
-        if (sub?.succeeded) {
-          const responses = sub.responses.slice(0, sub.responses.length - 1);
-          p.resolve({ applied: true, rev: first + BigInt(i), before, memberRev: BigInt(res.header?.revision ?? '0'), responses });
-        } else {
-          p.resolve({ applied: false, clock: last, memberRev: BigInt(res.header?.revision ?? '0'), responses: sub?.responses ?? [] });
-        }
-      });
-      return;
-    }
+    });
+    return true;
   }
 }

@@ -12,11 +12,25 @@ import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import type { Upstream } from '../shard/upstream.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
+import { EtcdError } from '../etcd/errors.js';
+import { status } from '@grpc/grpc-js';
 
 export const COORDINATOR_CLOCK_KEY = sysKey('clock');
 
 /** Revisions a proxy may hold unused when a coordinator loses its clock: the rebuilt clock skips them. */
 export const REBUILD_GAP = 1_000_000n;
+
+function max(values: bigint[]): bigint {
+  return values.reduce((a, b) => (a > b ? a : b), 0n);
+}
+
+/** A clock value that is not 8 bytes would make every compare-and-swap fail forever: refuse it. */
+function parseClock(raw: Buffer | undefined): bigint {
+  if (!raw || raw.length !== 8) {
+    throw new EtcdError(status.UNAVAILABLE, 'etcd-metaproxy: the coordinator clock key holds a malformed value');
+  }
+  return decodeClock(raw);
+}
 
 interface Waiter {
   /** How many consecutive revisions this caller needs. */
@@ -40,22 +54,25 @@ export class ClockAllocator {
   /**
    * Creates the clock if the coordinator has none: from the shards' clocks plus a gap when
    * they hold data (a coordinator that lost its state), else at 1 (etcd's first revision).
+   * A clock behind the shards (a coordinator restored from an old backup) is moved past them.
    */
   async init(shardClocks: () => Promise<bigint[]>): Promise<void> {
     this.shardClocks = shardClocks;
     const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
-    if (cur.kvs.length) {
-      this.last = decodeClock(cur.kvs[0].value);
-      return;
-    }
-    await this.rebuild();
+    if (!cur.kvs.length) return this.rebuild();
+    this.last = parseClock(cur.kvs[0].value);
+    const shardMax = max(await shardClocks());
+    if (this.last < shardMax) await this.advanceTo(shardMax + REBUILD_GAP);
   }
 
-  /** Recreates a missing clock above every revision any shard has seen (DESIGN invariant 6). */
+  /**
+   * Recreates a missing clock above every revision any shard has seen and every revision this
+   * proxy handed out (DESIGN invariant 6); the gap covers revisions other proxies hold in flight.
+   */
   private async rebuild(): Promise<void> {
-    const clocks = await this.shardClocks();
-    const max = clocks.reduce((a, b) => (a > b ? a : b), 0n);
-    const start = max > 0n ? max + REBUILD_GAP : 1n;
+    let high = max(await this.shardClocks());
+    if (this.last !== null && this.last > high) high = this.last;
+    const start = high > 0n ? high + REBUILD_GAP : 1n;
     const res = await this.coordinator.txn(
       {
         compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { create_revision: '0' })],
@@ -64,7 +81,23 @@ export class ClockAllocator {
       },
       false,
     );
-    this.last = res.succeeded ? start : decodeClock(res.responses[0].response_range?.kvs[0]?.value);
+    this.last = res.succeeded ? start : parseClock(res.responses[0].response_range?.kvs[0]?.value);
+  }
+
+  /** Raises the clock to at least `target` (compare-and-swap; someone else may raise it first). */
+  private async advanceTo(target: bigint): Promise<void> {
+    while ((this.last as bigint) < target) {
+      const base = this.last as bigint;
+      const res = await this.coordinator.txn(
+        {
+          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { value: encodeClock(base) })],
+          success: [putOp(COORDINATOR_CLOCK_KEY, encodeClock(target))],
+          failure: [rangeOp(COORDINATOR_CLOCK_KEY)],
+        },
+        false,
+      );
+      this.last = res.succeeded ? target : parseClock(res.responses[0].response_range?.kvs[0]?.value);
+    }
   }
 
   /**
@@ -81,7 +114,7 @@ export class ClockAllocator {
   /** The highest revision allocated by anyone, read linearizably from the coordinator. */
   async current(): Promise<bigint> {
     const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
-    const v = decodeClock(res.kvs[0]?.value);
+    const v = res.kvs.length ? parseClock(res.kvs[0].value) : 0n;
     if (this.last === null || v > this.last) this.last = v;
     return v;
   }
@@ -127,7 +160,7 @@ export class ClockAllocator {
       const kv = res.responses[0].response_range?.kvs[0];
       // The coordinator lost its clock (e.g. rebuilt on tmpfs): recreate it from the shards.
       if (!kv) await this.rebuild();
-      else this.last = decodeClock(kv.value);
+      else this.last = parseClock(kv.value);
     }
   }
 }

@@ -1,0 +1,253 @@
+/**
+ * End-to-end harness: a local meta-cluster (coordinator + shard etcds) with one or more
+ * in-process proxies, a plain single etcd as the oracle, and client helpers (raw gRPC, etcd3,
+ * etcdctl).
+ *
+ * Everything started here is registered with a Cleanup and stopped by the test file's `after()`
+ * hook (or right away when a start fails half-way); temp data dirs are removed afterwards unless
+ * E2E_KEEP_DATA=1. Logs of the etcds and proxies live in the temp dir; set E2E_KEEP_DATA=1 to
+ * inspect them after a run, E2E_LOG_LEVEL to change the proxies' log level (default "info").
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import pino from 'pino';
+import type { ProxyConfig } from '../src/config/types.js';
+import type { RunningProxy } from '../src/server/proxy-api.js';
+import { startEtcd, type EtcdProcess } from '../src/local/etcd-process.js';
+import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
+import { freePort } from '../src/local/ports.js';
+import { RawClient, b } from './grpc-raw.js';
+
+export { RawClient } from './grpc-raw.js';
+
+const KEEP_DATA = process.env.E2E_KEEP_DATA === '1';
+
+/** Runs registered closers in reverse order; never throws (errors are logged). */
+export class Cleanup {
+  private readonly closers: Array<{ what: string; fn: () => unknown }> = [];
+
+  add(what: string, fn: () => unknown): void {
+    this.closers.push({ what, fn });
+  }
+
+  async run(): Promise<void> {
+    while (this.closers.length > 0) {
+      const { what, fn } = this.closers.pop()!;
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`e2e cleanup: ${what} failed:`, err);
+      }
+    }
+  }
+}
+
+/** A fresh temp dir under os.tmpdir(), removed by `cleanup` (unless E2E_KEEP_DATA=1). */
+export function tempDir(cleanup: Cleanup, tag: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `etcd-metaproxy-e2e-${tag}-`));
+  cleanup.add(`remove ${dir}`, () => {
+    if (KEEP_DATA) console.error(`e2e: kept data in ${dir}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Starts `fn` with a Cleanup; if it throws, runs the cleanup before rethrowing. */
+async function guarded<T>(cleanup: Cleanup, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    await cleanup.run();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle: a plain single-node etcd.
+
+export interface Oracle {
+  etcd: EtcdProcess;
+  /** host:port */
+  address: string;
+  stop(): Promise<void>;
+}
+
+export async function startOracle(name = 'oracle'): Promise<Oracle> {
+  const cleanup = new Cleanup();
+  return guarded(cleanup, async () => {
+    const dir = tempDir(cleanup, name);
+    const etcd = await startEtcd({ name, dataDir: path.join(dir, 'data'), logFile: path.join(dir, 'etcd.log'), unsafeNoFsync: true });
+    cleanup.add(`stop ${name}`, () => etcd.stop());
+    return { etcd, address: hostPort(etcd.clientUrl), stop: () => cleanup.run() };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The meta setup: coordinator + shards + proxies.
+
+export interface MetaOptions {
+  /** Number of shard etcds (default 3). */
+  shards?: number;
+  /** Number of proxies to start (default 1). */
+  proxies?: number;
+  partitions?: number;
+  routingPrefixSegments?: number;
+  /** Tag for the temp dir name. */
+  tag?: string;
+  /** Last-minute changes to each proxy's config. */
+  configure?: (cfg: ProxyConfig, index: number) => void;
+}
+
+export interface Meta {
+  cluster: LocalMetaCluster;
+  proxies: RunningProxy[];
+  /** host:port of each proxy, same order as `proxies`. */
+  addresses: string[];
+  dataDir: string;
+  /** Starts one more proxy on the same clusters. */
+  addProxy(): Promise<RunningProxy>;
+  /** Index of the shard whose member holds `key` (read directly from the members), or -1. */
+  shardOf(key: string | Buffer): Promise<number>;
+  /** A raw client to shard i's member (closed by stop()). */
+  memberClient(i: number): RawClient;
+  stop(): Promise<void>;
+}
+
+/** Imported lazily so that oracle-only runs work before the proxy exists. */
+async function loadStartProxy(): Promise<(cfg: ProxyConfig, opts?: { logger?: pino.Logger }) => Promise<RunningProxy>> {
+  const mod = (await import('../src/server/proxy.js')) as {
+    startProxy: (cfg: ProxyConfig, opts?: { logger?: pino.Logger }) => Promise<RunningProxy>;
+  };
+  return mod.startProxy;
+}
+
+export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
+  const cleanup = new Cleanup();
+  return guarded(cleanup, async () => {
+    const dataDir = tempDir(cleanup, opts.tag ?? 'meta');
+    const cluster = await startLocalMetaCluster({ dataDir: path.join(dataDir, 'cluster'), shards: opts.shards ?? 3, unsafeNoFsync: true });
+    cleanup.add('stop meta-cluster', () => cluster.stop());
+    const startProxy = await loadStartProxy();
+    const proxies: RunningProxy[] = [];
+    const addresses: string[] = [];
+    const memberClients = new Map<number, RawClient>();
+    cleanup.add('close member clients', () => {
+      for (const c of memberClients.values()) c.close();
+    });
+
+    const addProxy = async (): Promise<RunningProxy> => {
+      const index = proxies.length;
+      // A concrete port (rather than :0) so that advertiseClientUrls can name it.
+      const port = await freePort();
+      const listen = `127.0.0.1:${port}`;
+      const cfg: ProxyConfig = {
+        listen,
+        advertiseClientUrls: [`http://${listen}`],
+        metrics: { listen: '' },
+        coordinator: { endpoints: [cluster.coordinator.clientUrl] },
+        shards: cluster.shards.map((s) => ({ name: s.name, endpoints: [s.clientUrl] })),
+        partitions: opts.partitions ?? 64,
+        routingPrefixSegments: opts.routingPrefixSegments ?? 0,
+        namespace: '',
+        limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
+        timeouts: { requestMs: 5000, dialMs: 10000 },
+        log: { level: process.env.E2E_LOG_LEVEL ?? 'info' },
+      };
+      opts.configure?.(cfg, index);
+      const logFile = path.join(dataDir, `proxy-${index}.log`);
+      const logger = pino({ level: cfg.log.level, base: { proxy: index } }, pino.destination({ dest: logFile, sync: true }));
+      const proxy = await startProxy(cfg, { logger });
+      cleanup.add(`close proxy ${index}`, () => proxy.close());
+      proxies.push(proxy);
+      addresses.push(proxy.address);
+      await waitFor(async () => proxy.ready() && (await proxy.healthy()), 20_000, `proxy ${index} ready`);
+      return proxy;
+    };
+    for (let i = 0; i < (opts.proxies ?? 1); i++) await addProxy();
+
+    const memberClient = (i: number): RawClient => {
+      let c = memberClients.get(i);
+      if (!c) {
+        c = new RawClient(hostPort(cluster.shards[i]!.clientUrl));
+        memberClients.set(i, c);
+      }
+      return c;
+    };
+
+    const shardOf = async (key: string | Buffer): Promise<number> => {
+      for (let i = 0; i < cluster.shards.length; i++) {
+        const r = await memberClient(i).kv('Range', { key: b(key), count_only: true }, { deadlineMs: 3000 });
+        if (r.ok && Number(r.res.count) > 0) return i;
+      }
+      return -1;
+    };
+
+    return { cluster, proxies, addresses, dataDir, addProxy, shardOf, memberClient, stop: () => cleanup.run() };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients.
+
+/** An etcd3 npm client for host:port (caller closes it). */
+export function etcd3Client(address: string): Etcd3 {
+  return new Etcd3({ hosts: `http://${hostPort(address)}` });
+}
+
+export interface EtcdctlResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+/** Runs `etcdctl --endpoints <endpoint> ...args` (ETCDCTL_API=3), optionally feeding stdin. */
+export function etcdctl(endpoint: string, args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<EtcdctlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('etcdctl', ['--endpoints', hostPort(endpoint), '--dial-timeout', '5s', '--command-timeout', '10s', ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr, code });
+    });
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities.
+
+/** "http://127.0.0.1:1234" or "127.0.0.1:1234" → "127.0.0.1:1234". */
+export function hostPort(urlOrAddress: string): string {
+  return urlOrAddress.replace(/^[a-z]+:\/\//, '').replace(/\/$/, '');
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` until it returns true; throws after `timeoutMs`. */
+export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await cond()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}

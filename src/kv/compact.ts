@@ -29,14 +29,21 @@ export async function compact(store: MetaStore, req: CompactionRequest): Promise
   const current = await store.clock.current();
   if (rev > current) throw Errors.futureRev();
 
-  const res = await store.coordinator.txn(
-    {
-      compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, COMPACT_KEY, { value: encodeClock(rev) })],
-      success: [putOp(COMPACT_KEY, encodeClock(rev))],
-      failure: [rangeOp(COMPACT_KEY)],
-    },
-    false,
-  );
+  const record = () =>
+    store.coordinator.txn(
+      {
+        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, COMPACT_KEY, { value: encodeClock(rev) })],
+        success: [putOp(COMPACT_KEY, encodeClock(rev))],
+        failure: [rangeOp(COMPACT_KEY)],
+      },
+      false,
+    );
+  let res = await record();
+  if (!res.succeeded && !res.responses[0].response_range?.kvs.length) {
+    // The coordinator lost its record (rebuilt empty): recreate it, then record again.
+    await initCompactRecord(store.coordinator);
+    res = await record();
+  }
   if (!res.succeeded) {
     store.noteCompacted(decodeClock(res.responses[0].response_range?.kvs[0]?.value));
     throw Errors.compacted();

@@ -34,7 +34,7 @@ export interface ProxyConfig {
    * The member clusters' own --max-txn-ops and --max-request-bytes. Writes to one shard are
    * batched into one member txn within these limits (etcd's defaults: 128 ops, 1.5 MiB).
    */
-  memberLimits?: {
+  memberLimits: {
     maxTxnOps: number;
     maxRequestBytes: number;
   };

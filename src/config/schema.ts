@@ -1,0 +1,132 @@
+import convict from 'convict';
+import yaml from 'js-yaml';
+
+/**
+ * The configuration keys. Each key can come from the file, from an environment variable
+ * (ETCD_METAPROXY_ + the path in SCREAMING_SNAKE_CASE) or from a flag (the path in kebab-case).
+ * Formats here only coerce text (env, flags) into shapes; validate.ts checks values, so that
+ * every error names its exact key.
+ */
+export interface ConfigKey {
+  /** Dotted path in ProxyConfig, e.g. `limits.maxTxnOps`. */
+  path: string;
+  format: 'metaproxy-string' | 'metaproxy-int' | 'metaproxy-list' | 'metaproxy-shards';
+  default: string | number | string[] | [];
+  doc: string;
+}
+
+export const CONFIG_KEYS: readonly ConfigKey[] = [
+  { path: 'listen', format: 'metaproxy-string', default: '127.0.0.1:2379', doc: 'client gRPC listen address host:port' },
+  { path: 'advertiseClientUrls', format: 'metaproxy-list', default: [], doc: 'client URLs announced by Cluster.MemberList (default http://<listen>)' },
+  { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP /metrics, /health, /readyz listen address; empty disables' },
+  { path: 'coordinator.endpoints', format: 'metaproxy-list', default: [], doc: 'coordinator cluster client URLs' },
+  { path: 'shards', format: 'metaproxy-shards', default: [], doc: 'member clusters: list of {name, endpoints}; as text name=url1,url2;name2=url3 or JSON' },
+  { path: 'partitions', format: 'metaproxy-int', default: 1024, doc: 'number of hash partitions (fixed once recorded)' },
+  { path: 'routingPrefixSegments', format: 'metaproxy-int', default: 0, doc: "hash keys up to their Nth '/' (0: whole key)" },
+  { path: 'namespace', format: 'metaproxy-string', default: '', doc: 'prefix for user keys inside every member' },
+  { path: 'limits.maxTxnOps', format: 'metaproxy-int', default: 128, doc: 'max operations per client txn' },
+  { path: 'limits.maxRequestBytes', format: 'metaproxy-int', default: 1572864, doc: 'max client request size in bytes' },
+  { path: 'memberLimits.maxTxnOps', format: 'metaproxy-int', default: 128, doc: "the member clusters' --max-txn-ops (bounds write batches)" },
+  { path: 'memberLimits.maxRequestBytes', format: 'metaproxy-int', default: 1572864, doc: "the member clusters' --max-request-bytes (bounds write batches)" },
+  { path: 'timeouts.requestMs', format: 'metaproxy-int', default: 5000, doc: 'deadline of one upstream call (ms)' },
+  { path: 'timeouts.dialMs', format: 'metaproxy-int', default: 10000, doc: 'deadline of the first connection to a cluster (ms)' },
+  { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
+];
+
+function words(path: string): string[] {
+  return path.split('.').flatMap((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(' '));
+}
+
+/** ETCD_METAPROXY_LIMITS_MAX_TXN_OPS for limits.maxTxnOps. */
+export function envName(path: string): string {
+  return `ETCD_METAPROXY_${words(path).join('_').toUpperCase()}`;
+}
+
+/** limits-max-txn-ops for limits.maxTxnOps (used as --limits-max-txn-ops). */
+export function flagName(path: string): string {
+  return words(path).join('-');
+}
+
+/** `name=url1,url2;name2=url3` or JSON (list of {name, endpoints} or {name: endpoints}). */
+export function parseShardsText(text: string): unknown {
+  const s = text.trim();
+  if (s === '') return [];
+  if (s.startsWith('[') || s.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(s);
+      if (Array.isArray(parsed) || typeof parsed !== 'object' || parsed === null) return parsed;
+      return Object.entries(parsed).map(([name, endpoints]) => ({
+        name,
+        endpoints: typeof endpoints === 'string' ? splitList(endpoints) : endpoints,
+      }));
+    } catch {
+      return text; // left as text: validate.ts reports it
+    }
+  }
+  const shards: { name: string; endpoints: string[] }[] = [];
+  for (const entry of s.split(';').map((e) => e.trim()).filter((e) => e !== '')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) return text;
+    shards.push({ name: entry.slice(0, eq).trim(), endpoints: splitList(entry.slice(eq + 1)) });
+  }
+  return shards;
+}
+
+export function splitList(text: string): string[] {
+  return text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+let registered = false;
+
+/** Registers the coercing formats and the file parsers with convict (once per process). */
+export function registerConvictExtensions(): void {
+  if (registered) return;
+  registered = true;
+  const noCheck = (): void => undefined;
+  convict.addFormats({
+    'metaproxy-string': { validate: noCheck, coerce: (v: string) => v },
+    'metaproxy-int': { validate: noCheck, coerce: (v: string) => (/^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : v) },
+    'metaproxy-list': { validate: noCheck, coerce: splitList },
+    'metaproxy-shards': { validate: noCheck, coerce: parseShardsText },
+  });
+  convict.addParser([
+    { extension: ['yml', 'yaml'], parse: parseYamlDocument },
+    { extension: 'json', parse: parseJsonDocument },
+    // Unknown extensions: YAML is a superset of JSON, so it reads both.
+    { extension: '*', parse: parseYamlDocument },
+  ]);
+}
+
+function parseYamlDocument(text: string): Record<string, unknown> {
+  return requireMapping(yaml.load(text));
+}
+
+function parseJsonDocument(text: string): Record<string, unknown> {
+  return requireMapping(text.trim() === '' ? undefined : JSON.parse(text));
+}
+
+function requireMapping(doc: unknown): Record<string, unknown> {
+  if (doc === undefined || doc === null) return {}; // empty file: all defaults
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('the top level must be a mapping of keys');
+  return doc as Record<string, unknown>;
+}
+
+/** The convict schema object built from CONFIG_KEYS. */
+export function buildSchema(): convict.Schema<Record<string, unknown>> {
+  const root: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const parts = key.path.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -1)) {
+      node[part] ??= {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1]] = {
+      doc: key.doc,
+      format: key.format,
+      default: key.default,
+      env: envName(key.path),
+    };
+  }
+  return root as convict.Schema<Record<string, unknown>>;
+}

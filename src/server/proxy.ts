@@ -65,8 +65,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
-    const memberLimits = cfg.memberLimits ?? { maxTxnOps: 128, maxRequestBytes: 1572864 };
-    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), memberLimits));
+    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     await store.refreshCompacted();

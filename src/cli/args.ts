@@ -1,0 +1,92 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { configFlagOptions } from '../config/load.js';
+import { flagName, CONFIG_KEYS } from '../config/schema.js';
+
+/** A parsed command line. */
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'serve'; configFile: string | undefined; configArgs: string[] }
+  | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string };
+
+/** Bad command line: print the message and the usage, exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const LOCAL_DEFAULTS = {
+  shards: 3,
+  listen: '127.0.0.1:2379',
+  dataDir: './.data/local',
+  metrics: '127.0.0.1:9379',
+  logLevel: 'info',
+};
+
+function parse(args: string[], options: ParseArgsConfig['options']): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function parseCommand(argv: string[]): Command {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      throw new UsageError('missing command');
+    case '--help':
+    case '-h':
+    case 'help':
+      return { kind: 'help' };
+    case '--version':
+    case '-v':
+    case 'version':
+      return { kind: 'version' };
+    case 'serve':
+      return parseServe(rest);
+    case 'local':
+      return parseLocal(rest);
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function parseServe(args: string[]): Command {
+  const values = parse(args, { ...configFlagOptions(), config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help === true) return { kind: 'help' };
+  // Config flags are handed to loadConfig, which applies them above file and environment.
+  const configArgs: string[] = [];
+  for (const key of CONFIG_KEYS) {
+    const value = values[flagName(key.path)];
+    if (typeof value === 'string') configArgs.push(`--${flagName(key.path)}`, value);
+  }
+  const configFile = typeof values.config === 'string' ? values.config : undefined;
+  return { kind: 'serve', configFile, configArgs };
+}
+
+function parseLocal(args: string[]): Command {
+  const values = parse(args, {
+    shards: { type: 'string' },
+    listen: { type: 'string' },
+    'data-dir': { type: 'string' },
+    metrics: { type: 'string' },
+    'log-level': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return { kind: 'help' };
+  const str = (name: string, dflt: string): string => (typeof values[name] === 'string' ? (values[name] as string) : dflt);
+  const shardsText = str('shards', String(LOCAL_DEFAULTS.shards));
+  const shards = /^\d+$/.test(shardsText) ? Number(shardsText) : NaN;
+  if (!Number.isInteger(shards) || shards < 1 || shards > 64) {
+    throw new UsageError(`--shards must be an integer in [1, 64], got ${JSON.stringify(shardsText)}`);
+  }
+  return {
+    kind: 'local',
+    shards,
+    listen: str('listen', LOCAL_DEFAULTS.listen),
+    dataDir: str('data-dir', LOCAL_DEFAULTS.dataDir),
+    metrics: str('metrics', LOCAL_DEFAULTS.metrics),
+    logLevel: str('log-level', LOCAL_DEFAULTS.logLevel),
+  };
+}

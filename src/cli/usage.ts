@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import { CONFIG_KEYS, envName, flagName } from '../config/schema.js';
+
+/** Version from package.json (two levels up from both src/cli and dist/cli). */
+export function version(): string {
+  try {
+    const pkg: unknown = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    const v = (pkg as { version?: unknown }).version;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function usage(): string {
+  const flags = CONFIG_KEYS.map((k) => `    --${flagName(k.path).padEnd(26)} ${envName(k.path).padEnd(40)} ${k.doc}`);
+  return [
+    'Usage: etcd-metaproxy <command> [options]',
+    '',
+    'One etcd v3 endpoint in front of several etcd clusters.',
+    '',
+    'Commands:',
+    '  serve [--config FILE] [flags]   run the proxy for the clusters in the configuration',
+    '  local [options]                 start a local meta-cluster (coordinator + shards) and the proxy',
+    '',
+    'serve: configuration from FILE (YAML or JSON), then environment, then flags:',
+    '    flag                       environment variable                     meaning',
+    ...flags,
+    '',
+    'local options:',
+    '    --shards N          number of member clusters s1..sN (default 3)',
+    '    --listen ADDR       client address (default 127.0.0.1:2379)',
+    '    --data-dir DIR      data of all local etcds, reused on restart (default ./.data/local)',
+    '    --metrics ADDR      /metrics and /health address, "" disables (default 127.0.0.1:9379)',
+    '    --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default info)',
+    '',
+    'Other:',
+    '  --help, -h       this text',
+    '  --version, -v    print the version',
+    '',
+    'Once serving, one line "etcd-metaproxy ready on <host:port>" is printed to stdout;',
+    'logs go to stderr as JSON. SIGTERM or SIGINT stops everything.',
+    '',
+  ].join('\n');
+}

@@ -17,7 +17,7 @@ import pino from 'pino';
 import type { ProxyConfig } from '../src/config/types.js';
 import type { RunningProxy } from '../src/server/proxy-api.js';
 import { startEtcd, type EtcdProcess } from '../src/local/etcd-process.js';
-import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
+import { LOCAL_MEMBER_LIMITS, startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
 import { RawClient, b } from './grpc-raw.js';
 
@@ -153,6 +153,7 @@ export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
         routingPrefixSegments: opts.routingPrefixSegments ?? 0,
         namespace: '',
         limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
+        memberLimits: { ...LOCAL_MEMBER_LIMITS },
         timeouts: { requestMs: 5000, dialMs: 10000 },
         log: { level: process.env.E2E_LOG_LEVEL ?? 'info' },
       };

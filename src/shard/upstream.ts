@@ -52,6 +52,9 @@ export class Upstream {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
+      // The proxy decides itself what may be retried (never a write); grpc-js's transparent
+      // retry machinery would also buffer every request message.
+      'grpc.enable_retries': 0,
     };
     this.endpoints = opts.endpoints.map((url) => {
       const target = targetOf(url);

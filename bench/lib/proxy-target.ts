@@ -66,7 +66,7 @@ export async function startProxyTarget(opts: ProxyTargetOptions): Promise<ProxyT
   };
 
   const child = fork(childPath, [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROXY_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROXY_CPU_PROF}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   onCleanup('proxy process', async () => {

@@ -2,20 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENVELOPE_FORMAT, ENVELOPE_SIZE, decodeClock, decodeEnvelope, encodeClock, encodeEnvelope } from '../src/shard/envelope.js';
 import { Keyspace, RESERVED, SYS_PREFIX, prefixEnd, sysKey } from '../src/shard/keyspace.js';
+import { rng } from './helpers/rng.js';
 
 const b = (s: string) => Buffer.from(s);
 const hex = (x: Buffer | null | undefined) => (x ? x.toString('hex') : x);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('envelope', () => {
   test('layout: format byte, mod, create, lease (int64 BE), then the value', () => {

@@ -5,24 +5,10 @@ import type { MemberRangeShape, ShardRangePart } from '../src/kv/range-result.js
 import type { RangeRequest } from '../src/etcd/types.js';
 import { SortOrder, SortTarget } from '../src/etcd/types.js';
 import type { MetaKV } from '../src/shard/meta-kv.js';
+import { rangeRequest } from '../src/etcd/defaults.js';
 
 function req(f: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: Buffer.from([0]),
-    range_end: Buffer.from([0]),
-    limit: '0',
-    revision: '0',
-    sort_order: SortOrder.NONE,
-    sort_target: SortTarget.KEY,
-    serializable: false,
-    keys_only: false,
-    count_only: false,
-    min_mod_revision: '0',
-    max_mod_revision: '0',
-    min_create_revision: '0',
-    max_create_revision: '0',
-    ...f,
-  };
+  return rangeRequest(Buffer.from([0]), Buffer.from([0]), f);
 }
 
 function kv(key: string, mod: number, create: number, version: number, value: string): MetaKV {

@@ -3,20 +3,10 @@ import assert from 'node:assert/strict';
 import { hash64, initHash } from '../src/partition/hash.js';
 import { defaultPartitionMap, mapMismatch, parsePartitionMap } from '../src/partition/map.js';
 import { Router } from '../src/partition/router.js';
+import { rng } from './helpers/rng.js';
 
 const b = (s: string) => Buffer.from(s);
 
-/** Deterministic PRNG (mulberry32) so that a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomKey(r: () => number): Buffer {
   const len = 1 + Math.floor(r() * 40);

@@ -12,6 +12,7 @@ import type { PlanContext, PlannedOp } from '../src/kv/txn-plan.js';
 import { memberShape } from '../src/kv/range-result.js';
 import { StateReads } from '../src/kv/txn-state.js';
 import type { TxnState } from '../src/kv/txn-state.js';
+import { rangeRequest } from '../src/etcd/defaults.js';
 
 const B = (s: string) => Buffer.from(s);
 const { EQUAL, GREATER, LESS } = CompareResult;
@@ -20,22 +21,7 @@ const { VERSION, CREATE, MOD, VALUE } = CompareTarget;
 // ---- request builders (client side) ----
 
 function rangeReq(key: string, end = '', f: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: B(key),
-    range_end: B(end),
-    limit: '0',
-    revision: '0',
-    sort_order: SortOrder.NONE,
-    sort_target: SortTarget.KEY,
-    serializable: false,
-    keys_only: false,
-    count_only: false,
-    min_mod_revision: '0',
-    max_mod_revision: '0',
-    min_create_revision: '0',
-    max_create_revision: '0',
-    ...f,
-  };
+  return rangeRequest(B(key), B(end), f);
 }
 const get = (key: string, end = '', f: Partial<RangeRequest> = {}): RequestOp => ({ request_range: rangeReq(key, end, f) });
 const put = (key: string, value = 'v', f: Partial<PutRequest> = {}): RequestOp => ({

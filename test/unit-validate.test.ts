@@ -5,6 +5,7 @@ import { EtcdError } from '../src/etcd/errors.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../src/etcd/validate.js';
 import type { Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../src/etcd/types.js';
 import { CompareResult, CompareTarget, SortOrder, SortTarget } from '../src/etcd/types.js';
+import { rangeRequest } from '../src/etcd/defaults.js';
 
 const LIMITS = { maxTxnOps: 128 };
 
@@ -19,22 +20,7 @@ const MSG = {
 };
 
 function rangeReq(key: string, end = '', f: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: Buffer.from(key),
-    range_end: Buffer.from(end),
-    limit: '0',
-    revision: '0',
-    sort_order: SortOrder.NONE,
-    sort_target: SortTarget.KEY,
-    serializable: false,
-    keys_only: false,
-    count_only: false,
-    min_mod_revision: '0',
-    max_mod_revision: '0',
-    min_create_revision: '0',
-    max_create_revision: '0',
-    ...f,
-  };
+  return rangeRequest(Buffer.from(key), Buffer.from(end), f);
 }
 
 function putReq(key: string, f: Partial<PutRequest> = {}): PutRequest {

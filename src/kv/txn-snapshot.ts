@@ -5,6 +5,7 @@
  */
 import type { Compare, KeyValue, RangeRequest, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import type { MetaKV } from '../shard/meta-kv.js';
+import { rangeRequest } from '../etcd/defaults.js';
 import { evalCompare } from './compare.js';
 import { consistentRevision, range } from './range.js';
 import { txnShards } from './route-txn.js';
@@ -23,21 +24,7 @@ export function readsHistory(t: TxnRequest): boolean {
 }
 
 function rangeAt(key: Buffer, rangeEnd: Buffer, rev: bigint): RangeRequest {
-  return {
-    key,
-    range_end: rangeEnd,
-    limit: '0',
-    revision: rev.toString(),
-    sort_order: 0,
-    sort_target: 0,
-    serializable: false,
-    keys_only: false,
-    count_only: false,
-    min_mod_revision: '0',
-    max_mod_revision: '0',
-    min_create_revision: '0',
-    max_create_revision: '0',
-  };
+  return rangeRequest(key, rangeEnd, { revision: rev.toString() });
 }
 
 function toMeta(kv: KeyValue): MetaKV {

@@ -30,18 +30,19 @@ interface ShardAnswer {
   part: ShardRangePart;
 }
 
-function memberRangeOp(r: RangeRequest, range: MemberRange, memberRev?: bigint): RequestOp {
+/** The member side of a client range: etcd's limit+1 / key-order pushdown (range-result.ts). */
+function memberRangeOp(r: RangeRequest, range: MemberRange): RequestOp {
   const shape = memberShape(r);
   return rangeOp(range.start, range.end, {
     limit: shape.limit.toString(),
     sort_order: shape.sortDescendingByKey ? 2 : 0,
     count_only: shape.countOnly,
-    revision: memberRev ? memberRev.toString() : '0',
   });
 }
 
-function partOf(store: MetaStore, responses: TxnResponse['responses'] | undefined, idx = 0): ShardRangePart {
-  const rr = responses?.[idx]?.response_range;
+/** The range answer in a member txn's responses (the first op after any clock op). */
+function partOf(store: MetaStore, responses: TxnResponse['responses'] | undefined): ShardRangePart {
+  const rr = responses?.[0]?.response_range;
   if (!rr) return { kvs: [], count: 0n, more: false };
   return { kvs: rr.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(rr.count), more: rr.more };
 }
@@ -79,7 +80,7 @@ async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeReque
     await Promise.all(
       lagging.map(async (i) => {
         const res = await shards[i].fenceAndRead(target, range ? [memberRangeOp(r, range)] : []);
-        answers[i] = { clock: res.clock, part: partOf(store, res.responses, res.fenced ? 0 : 0) };
+        answers[i] = { clock: res.clock, part: partOf(store, res.responses) };
       }),
     );
     target = maxClock(answers);

@@ -1,8 +1,9 @@
 /**
  * Runs a client txn whose keys all live on one shard (DESIGN "Write path"):
  * read the state it depends on, evaluate it in the proxy, then either serve a read-only path
- * pinned to that state, or apply the chosen branch in one member txn fenced on the shard clock
- * and pinned to the state. A failed fence or pin re-evaluates on the state the member returned.
+ * pinned to that state, or hand the chosen branch to the shard's writer, which applies it in a
+ * member txn fenced on the shard clock and pinned to the state. A failed pin re-evaluates on
+ * the state the member returned.
  */
 import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
@@ -14,9 +15,7 @@ import type { MetaStore } from './store.js';
 import { memberOps, planTxn } from './txn-plan.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
 import { assembleOps } from './txn-response.js';
-import { StateReads } from './txn-state.js';
-import { TxnState as TxnStateClass } from './txn-state.js';
-import type { TxnState } from './txn-state.js';
+import { StateReads, TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
 
@@ -48,7 +47,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     }
     if (!plan.writes) {
       const out = await readOnlyPath(store, shard, plan, reads, state);
-      if (!(out instanceof TxnStateClass)) return out;
+      if (!(out instanceof TxnState)) return out;
       writeRetries.inc({ reason: 'read_pin' });
       state = out;
       reads.remember(state, store.hints);

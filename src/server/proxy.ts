@@ -79,6 +79,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': -1,
+      'grpc.enable_channelz': 0,
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, maxTxnOps: cfg.limits.maxTxnOps }));

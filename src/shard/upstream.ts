@@ -55,6 +55,8 @@ export class Upstream {
       // The proxy decides itself what may be retried (never a write); grpc-js's transparent
       // retry machinery would also buffer every request message.
       'grpc.enable_retries': 0,
+      // channelz bookkeeping costs CPU on every call; the proxy exports its own metrics.
+      'grpc.enable_channelz': 0,
     };
     this.endpoints = opts.endpoints.map((url) => {
       const target = targetOf(url);

@@ -198,3 +198,11 @@ describe('Keyspace with a namespace', () => {
     assert.equal(ks.toMemberRange(b('z'), b('a')), null);
   });
 });
+
+test('wire64: exact numbers up to 2^53-1, decimal strings beyond', async () => {
+  const { wire64 } = await import('../src/etcd/types.js');
+  assert.equal(wire64(42n), 42 as unknown as string);
+  assert.equal(wire64(9007199254740991n), 9007199254740991 as unknown as string);
+  assert.equal(wire64(9007199254740992n), '9007199254740992');
+  assert.equal(wire64(-9223372036854775808n), '-9223372036854775808');
+});

@@ -5,6 +5,14 @@
  */
 export type Int64 = string;
 
+/**
+ * An int64 for an outgoing message: a number when it is exact (protobufjs encodes those without
+ * parsing a decimal string), the decimal string otherwise. Never lossy.
+ */
+export function wire64(v: bigint): Int64 {
+  return (v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString()) as unknown as Int64;
+}
+
 export interface ResponseHeader {
   cluster_id: Int64;
   member_id: Int64;

@@ -12,6 +12,7 @@
  */
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
+import { wire64 } from '../etcd/types.js';
 import type { MemberRange } from '../shard/keyspace.js';
 import { fromMember } from '../shard/meta-kv.js';
 import type { MetaKV } from '../shard/meta-kv.js';
@@ -63,7 +64,7 @@ export async function range(store: MetaStore, r: RangeRequest): Promise<RangeRes
     ({ answers, header } = await readLinearizable(store, shards, r, range));
   }
   const out = assembleRange(r, answers.map((a) => a.part));
-  return { header: revHeader(header), kvs: out.kvs, more: out.more, count: out.count.toString() };
+  return { header: revHeader(header), kvs: out.kvs, more: out.more, count: wire64(out.count) };
 }
 
 async function readCurrent(store: MetaStore, shard: Shard, r: RangeRequest, range: MemberRange | null, serializable: boolean): Promise<ShardAnswer> {

@@ -4,6 +4,7 @@
  * before), nested txn responses carry an empty header.
  */
 import type { DeleteRangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../etcd/types.js';
+import { wire64 } from '../etcd/types.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { fromMember, toWire } from '../shard/meta-kv.js';
 import { assembleRange } from './range-result.js';
@@ -11,7 +12,7 @@ import type { PlannedOp } from './txn-plan.js';
 import { emitsDelete } from './txn-plan.js';
 
 export function revHeader(rev: bigint): ResponseHeader {
-  return { cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' };
+  return { cluster_id: '0', member_id: '0', revision: wire64(rev), raft_term: '0' };
 }
 
 export interface AssembleContext {
@@ -36,7 +37,7 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
           const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n, more: rr?.more ?? false }]);
           return {
             response: 'response_range',
-            response_range: { header: revHeader(changed ? ctx.rev : ctx.before), kvs: out.kvs, more: out.more, count: out.count.toString() },
+            response_range: { header: revHeader(changed ? ctx.rev : ctx.before), kvs: out.kvs, more: out.more, count: wire64(out.count) },
           };
         }
         case 'put': {
@@ -51,7 +52,7 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
           if (deleted > 0n) changed = true;
           const res: DeleteRangeResponse = {
             header: revHeader(changed ? ctx.rev : ctx.before),
-            deleted: deleted.toString(),
+            deleted: wire64(deleted),
             prev_kvs: (dr?.prev_kvs ?? []).map((kv) => toWire(fromMember(kv, ctx.ks))),
           };
           return { response: 'response_delete_range', response_delete_range: res };

@@ -1,5 +1,6 @@
 /** A user key as the meta-cluster reports it, decoded from its member representation. */
 import type { KeyValue } from '../etcd/types.js';
+import { wire64 } from '../etcd/types.js';
 import { decodeEnvelope } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 
@@ -30,10 +31,10 @@ export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {
 export function toWire(kv: MetaKV, keysOnly = false): KeyValue {
   return {
     key: kv.key,
-    create_revision: kv.create.toString(),
-    mod_revision: kv.mod.toString(),
-    version: kv.version.toString(),
+    create_revision: wire64(kv.create),
+    mod_revision: wire64(kv.mod),
+    version: wire64(kv.version),
     value: keysOnly ? Buffer.alloc(0) : kv.value,
-    lease: kv.lease.toString(),
+    lease: wire64(kv.lease),
   };
 }

@@ -268,7 +268,7 @@ describe('planTxn: puts', () => {
 });
 
 describe('memberOps', () => {
-  test('puts carry envelopes at the txn revision; nested txns are flattened in order', () => {
+  test('puts carry envelopes at the txn revision; nested txns stay nested on a write path, flat on a read path', () => {
     const ks = new Keyspace(B('/ns/'));
     const m = member(ks, [{ key: 'a', mod: 40n, create: 10n, lease: 7n, value: 'old-a', memberMod: 31n }]);
     const t = txn({
@@ -282,22 +282,38 @@ describe('memberOps', () => {
     const { state } = stateFor(t, m, ks);
     const p = planTxn(t, state, { ks, leaseExists: () => false });
     const ops = memberOps(p.ops, 1234n, ks);
-    const shape = ops.map((o) =>
-      o.request_put ? `put ${o.request_put.key}` : o.request_range ? `range ${o.request_range.key}` : `delete ${o.request_delete_range?.key}`,
-    );
-    // The delete of missing x is still sent on a write path (readOnly = false).
-    assert.deepEqual(shape, ['put /ns/a', 'put /ns/b', 'put /ns/c', 'range /ns/a', 'delete /ns/x', 'put /ns/d']);
-
-    const env = (i: number) => decodeEnvelope(ops[i].request_put!.value);
-    assert.deepEqual(env(0), { mod: 1234n, create: 10n, lease: 7n, value: B('old-a') });
+    const shape = (list: RequestOp[]): unknown[] =>
+      list.map((o) =>
+        o.request_put
+          ? `put ${o.request_put.key}`
+          : o.request_range
+            ? `range ${o.request_range.key}`
+            : o.request_txn
+              ? { txn: shape(o.request_txn.success), compare: o.request_txn.compare.length }
+              : `delete ${o.request_delete_range?.key}`,
+      );
+    // Nested txns keep their level (no compare: the proxy chose the branch), so etcd's per-level
+    // limits and duplicate-key rules apply to the member as to the client. The delete of the
+    // missing x is still sent on a write path.
+    assert.deepEqual(shape(ops), [
+      'put /ns/a',
+      { txn: ['put /ns/b', { txn: ['put /ns/c'], compare: 0 }, 'range /ns/a'], compare: 0 },
+      'delete /ns/x',
+      'put /ns/d',
+    ]);
+    const inner = ops[1].request_txn!.success;
+    const env = (op: RequestOp) => decodeEnvelope(op.request_put!.value);
+    assert.deepEqual(env(ops[0]), { mod: 1234n, create: 10n, lease: 7n, value: B('old-a') });
     assert.equal(ops[0].request_put!.prev_kv, true);
-    assert.deepEqual(env(1), { mod: 1234n, create: 1234n, lease: 0n, value: B('vb') });
-    assert.deepEqual(env(2), { mod: 1234n, create: 1234n, lease: 0n, value: B('vc') });
-    assert.deepEqual(env(5), { mod: 1234n, create: 1234n, lease: 0n, value: B('vd') });
+    assert.deepEqual(env(inner[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vb') });
+    assert.deepEqual(env(inner[1].request_txn!.success[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vc') });
+    assert.deepEqual(env(ops[3]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vd') });
     // Single-key range and delete as member ranges [k, k\0).
-    assert.deepEqual(ops[3].request_range!.range_end, B('/ns/a\0'));
-    assert.deepEqual(ops[4].request_delete_range!.range_end, B('/ns/x\0'));
-    assertNoEmptyRangeEnd(ops);
+    assert.deepEqual(inner[2].request_range!.range_end, B('/ns/a\0'));
+    assert.deepEqual(ops[2].request_delete_range!.range_end, B('/ns/x\0'));
+    // A read-only path flattens (a member txn with a nested txn would go through raft).
+    const ro = planTxn(txn({ success: [get('a'), nested({ success: [get('b')] })] }), state, { ks, leaseExists: () => false });
+    assert.deepEqual(shape(memberOps(ro.ops, 0n, ks, true)), ['range /ns/a', 'range /ns/b']);
   });
 
   test('a read-only path leaves out deletes that hit nothing', () => {
@@ -440,18 +456,19 @@ describe('StateReads', () => {
     }
   });
 
-  test('a compared range with many keys pins the shard clock', () => {
+  test('a compared range with many keys is pinned key by key, or by the shard clock past maxPins', () => {
     const many = member(
       NS,
       Array.from({ length: 40 }, (_, i) => ({ key: `m/${String(i).padStart(2, '0')}`, mod: 100n + BigInt(i), create: 100n, memberMod: 200n + BigInt(i) })),
     );
     const { reads, state } = stateFor(txn({ compare: [cmp(MOD, GREATER, 'm/', 0n, 'm0')], success: [put('m/00')] }), many, NS, 4242n);
-    const pins = reads.pins(state);
-    const clockPins = pins.filter((c) => c.key.equals(CLOCK_KEY));
-    assert.equal(clockPins.length, 1);
-    assert.deepEqual([clockPins[0].target, clockPins[0].result, clockPins[0].value], [VALUE, EQUAL, encodeClock(4242n)]);
-    assert.ok(pins.length < 10, `a large range must not pin key by key (${pins.length} pins)`);
-    assertNoEmptyRangeEnd([], pins);
+    const perKey = reads.pins(state);
+    assert.equal(perKey.filter((c) => c.key.equals(CLOCK_KEY)).length, 0);
+    assert.ok(perKey.length >= 41, `every key of the range and the range itself are pinned (${perKey.length} pins)`);
+    const bounded = reads.pins(state, 32);
+    assert.equal(bounded.length, 1);
+    assert.deepEqual([bounded[0].key, bounded[0].target, bounded[0].result, bounded[0].value], [CLOCK_KEY, VALUE, EQUAL, encodeClock(4242n)]);
+    assertNoEmptyRangeEnd([], perKey);
   });
 
   test('an empty compared range is still pinned (a key created in it must fail the txn)', () => {

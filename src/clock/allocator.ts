@@ -72,7 +72,8 @@ export class ClockAllocator {
   private async rebuild(): Promise<void> {
     let high = max(await this.shardClocks());
     if (this.last !== null && this.last > high) high = this.last;
-    const start = high > 0n ? high + REBUILD_GAP : 1n;
+    // Shards start at clock 1 (an empty etcd's revision): above that, they hold data.
+    const start = high > 1n ? high + REBUILD_GAP : 1n;
     const res = await this.coordinator.txn(
       {
         compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { create_revision: '0' })],

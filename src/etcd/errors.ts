@@ -31,9 +31,6 @@ export const Errors = {
   noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
   timeout: e(status.UNAVAILABLE, 'etcdserver: request timed out'),
   notSupported: (what: string) => new EtcdError(status.UNIMPLEMENTED, `etcd-metaproxy: ${what} is not supported yet`),
-  /** Go grpc's own limit message, which etcd clients see for an oversized message. */
-  messageTooLarge: (got: number, max: number) =>
-    new EtcdError(status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${got} vs. ${max})`),
   /** Keys at or above the reserved prefix hold the proxy's own data. */
   reservedKey: e(status.INVALID_ARGUMENT, 'etcd-metaproxy: keys starting with 0xffffff are reserved'),
   crossShard: (shards: string[]) =>

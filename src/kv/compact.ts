@@ -5,10 +5,9 @@
 import { Errors, EtcdError } from '../etcd/errors.js';
 import type { CompactionRequest, CompactionResponse } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { cmp, putOp, rangeOp } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
-import { COMPACT_KEY } from './store.js';
+import { COMPACT_KEY, decodeCompacted, encodeCompacted } from './store.js';
 import type { MetaStore } from './store.js';
 import { revHeader } from './txn-response.js';
 
@@ -32,8 +31,8 @@ export async function compact(store: MetaStore, req: CompactionRequest): Promise
   const record = () =>
     store.coordinator.txn(
       {
-        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, COMPACT_KEY, { value: encodeClock(rev) })],
-        success: [putOp(COMPACT_KEY, encodeClock(rev))],
+        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, COMPACT_KEY, { value: encodeCompacted(rev) })],
+        success: [putOp(COMPACT_KEY, encodeCompacted(rev))],
         failure: [rangeOp(COMPACT_KEY)],
       },
       false,
@@ -45,7 +44,7 @@ export async function compact(store: MetaStore, req: CompactionRequest): Promise
     res = await record();
   }
   if (!res.succeeded) {
-    store.noteCompacted(decodeClock(res.responses[0].response_range?.kvs[0]?.value));
+    store.noteCompacted(decodeCompacted(res.responses[0].response_range?.kvs[0]?.value));
     throw Errors.compacted();
   }
   store.noteCompacted(rev);
@@ -68,7 +67,7 @@ export async function initCompactRecord(coordinator: Upstream): Promise<void> {
   await coordinator.txn(
     {
       compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COMPACT_KEY, { create_revision: '0' })],
-      success: [putOp(COMPACT_KEY, encodeClock(0n))],
+      success: [putOp(COMPACT_KEY, encodeCompacted(-1n))],
       failure: [],
     },
     false,

@@ -26,7 +26,8 @@ function compareOne(c: Compare, kv: MetaKV | null): boolean {
       result = cmpBig(kv?.lease ?? 0n, BigInt(c.lease ?? '0'));
       break;
     default:
-      return true;
+      // etcd compares nothing for an unknown target: the result stays "equal".
+      result = 0;
   }
   switch (c.result) {
     case CompareResult.EQUAL:

@@ -7,8 +7,9 @@
  *   or below M can land there afterwards and its answer is its state at M.
  * - Serializable reads never write: M is the lowest clock and shards ahead of it are read at
  *   the member revision that corresponds to M.
- * - Reads at a past revision R: shards ahead of R are read at their member revision for R;
- *   shards behind it are fenced up to R (R must have been allocated, else it is a future one).
+ * - Reads at a past revision R: checked against the coordinator's clock (future) and
+ *   compaction record (compacted); shards ahead of R are read at their member revision for R,
+ *   shards behind it are fenced up to R.
  */
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
@@ -57,6 +58,10 @@ export async function range(store: MetaStore, r: RangeRequest): Promise<RangeRes
   let header: bigint;
   if (wanted > 0n) {
     if (wanted < store.compactedRevision) throw Errors.compacted();
+    // etcd checks a future revision first, then a compacted one.
+    const view = await store.coordinatorView();
+    if (wanted > view.clock) throw Errors.futureRev();
+    if (wanted < view.compacted) throw Errors.compacted();
     ({ answers, header } = await readAt(store, shards, r, range, wanted));
   } else if (r.serializable) {
     ({ answers, header } = await readSerializable(store, shards, r, range));
@@ -131,7 +136,6 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
 
 async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
   const heads = await Promise.all(shards.map((s) => s.currentClock(false)));
-  if (heads.some((h) => h.clock < rev) && rev > (await store.clock.current())) throw Errors.futureRev();
   const answers = await Promise.all(
     shards.map(async (s, i): Promise<ShardAnswer> => {
       let head = heads[i];

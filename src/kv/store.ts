@@ -8,18 +8,37 @@ import type { Keyspace } from '../shard/keyspace.js';
 import { RevisionMap } from '../shard/revmap.js';
 import type { Shard } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
-import { decodeClock } from '../shard/envelope.js';
+import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
+import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
+import { rangeOp } from '../shard/shard.js';
 
+/**
+ * The meta compaction revision, stored plus one (so etcd's initial "nothing compacted", -1, is 0
+ * and the big-endian bytes still compare like the numbers).
+ */
 export const COMPACT_KEY = sysKey('compact-revision');
+
+export function encodeCompacted(rev: bigint): Buffer {
+  return encodeClock(rev + 1n);
+}
+
+export function decodeCompacted(raw: Buffer | undefined): bigint {
+  return decodeClock(raw) - 1n;
+}
 
 export class MetaStore {
   readonly revmaps: RevisionMap[];
   /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
   readonly hints = new StateHints();
-  /** The meta compaction revision last seen (only ever grows). */
-  private compacted = 0n;
+  /**
+   * Most pins one write may carry (chained over nested levels) within the members'
+   * --max-txn-ops; beyond, it is pinned to the shard clock (proxy.ts sets it from memberLimits).
+   */
+  maxPins = 64;
+  /** The meta compaction revision last seen (only ever grows; -1: nothing compacted, as in etcd). */
+  private compacted = -1n;
 
   constructor(
     readonly shards: Shard[],
@@ -39,9 +58,23 @@ export class MetaStore {
     if (rev > this.compacted) this.compacted = rev;
   }
 
+  /**
+   * The highest allocated revision and the compaction revision, read together (linearizably)
+   * from the coordinator: every proxy sees another's compaction before serving history.
+   */
+  async coordinatorView(): Promise<{ clock: bigint; compacted: bigint }> {
+    const res = await this.coordinator.txn(
+      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY)], failure: [] },
+      true,
+    );
+    const clock = decodeClock(res.responses[0]?.response_range?.kvs[0]?.value);
+    this.noteCompacted(decodeCompacted(res.responses[1]?.response_range?.kvs[0]?.value));
+    return { clock, compacted: this.compacted };
+  }
+
   async refreshCompacted(): Promise<bigint> {
     const res = await this.coordinator.range({ key: COMPACT_KEY });
-    this.noteCompacted(decodeClock(res.kvs[0]?.value));
+    this.noteCompacted(decodeCompacted(res.kvs[0]?.value));
     return this.compacted;
   }
 

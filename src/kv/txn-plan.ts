@@ -45,16 +45,11 @@ function writes(op: PlannedOp): boolean {
 }
 
 function planOps(reqs: RequestOp[], state: TxnState, ctx: PlanContext): PlannedOp[] {
-  const nested = reqs.map((op) => {
-    if (!op.request_txn) return null;
-    const t = op.request_txn;
-    const ok = t.compare.every((c) => evalCompare(c, state.compared(c)));
-    return { ok, ops: planOps(ok ? t.success : t.failure, state, ctx) };
-  });
-  return reqs.map((op, i): PlannedOp => {
+  // In op order, nested txns included: etcd reports the first apply-time error in that order.
+  return reqs.map((op): PlannedOp => {
     if (op.request_range) {
       if (op.request_range.revision !== '0' && BigInt(op.request_range.revision) > 0n) {
-        throw Errors.notSupported('a Range at a past revision inside a Txn');
+        throw Errors.notSupported('a Range at a past revision inside a Txn that writes');
       }
       return { kind: 'range', req: op.request_range, range: ctx.ks.toMemberRange(op.request_range.key, op.request_range.range_end) };
     }
@@ -63,8 +58,11 @@ function planOps(reqs: RequestOp[], state: TxnState, ctx: PlanContext): PlannedO
       const d = op.request_delete_range;
       return { kind: 'delete', req: d, range: ctx.ks.toMemberRange(d.key, d.range_end), hits: state.deletesSomething(d.key, d.range_end) };
     }
-    const n = nested[i];
-    if (n) return { kind: 'txn', succeeded: n.ok, ops: n.ops };
+    if (op.request_txn) {
+      const t = op.request_txn;
+      const ok = t.compare.every((c) => evalCompare(c, state.compared(c)));
+      return { kind: 'txn', succeeded: ok, ops: planOps(ok ? t.success : t.failure, state, ctx) };
+    }
     throw Errors.keyNotFound();
   });
 }
@@ -89,7 +87,7 @@ export function emitsDelete(op: { range: MemberRange | null; hits: boolean }, re
   return op.range !== null && (op.hits || !readOnly);
 }
 
-/** Member ops of the chosen path, flattened in execution order (nested txns inline). */
+/** Member ops of the chosen path in execution order (nested txns inline on a read-only path). */
 export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly = false): RequestOp[] {
   const out: RequestOp[] = [];
   for (const op of ops) {
@@ -115,9 +113,17 @@ export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly 
         if (op.range && emitsDelete(op, readOnly)) out.push({ request_delete_range: { key: op.range.start, range_end: op.range.end, prev_kv: op.req.prev_kv } });
         break;
       case 'txn':
-        out.push(...memberOps(op.ops, rev, ks, readOnly));
+        if (readOnly) {
+          // Ranges only: flat, so that the member serves it as a read (no raft round).
+          out.push(...memberOps(op.ops, rev, ks, readOnly));
+        } else {
+          // Kept nested (with no compare: the proxy chose the branch), so etcd's per-level limits
+          // and duplicate-key rules apply to the member txn exactly as to the client's.
+          out.push({ request_txn: { compare: [], success: memberOps(op.ops, rev, ks, readOnly), failure: [] } });
+        }
         break;
     }
   }
   return out;
 }
+

@@ -26,13 +26,12 @@ export interface AssembleContext {
 }
 
 export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], ctx: AssembleContext): ResponseOp[] {
-  let cursor = 0;
   let changed = false;
-  const walk = (list: PlannedOp[]): ResponseOp[] =>
+  const walk = (list: PlannedOp[], level: TxnResponse['responses'], cur: { i: number }): ResponseOp[] =>
     list.map((op): ResponseOp => {
       switch (op.kind) {
         case 'range': {
-          const rr = op.range ? member[cursor++]?.response_range : undefined;
+          const rr = op.range ? level[cur.i++]?.response_range : undefined;
           const kvs = rr ? rr.kvs.map((kv) => fromMember(kv, ctx.ks)) : [];
           const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n, more: rr?.more ?? false }]);
           return {
@@ -41,13 +40,13 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
           };
         }
         case 'put': {
-          const pr = member[cursor++]?.response_put;
+          const pr = level[cur.i++]?.response_put;
           changed = true;
           const prev = pr?.prev_kv ? toWire(fromMember(pr.prev_kv, ctx.ks)) : null;
           return { response: 'response_put', response_put: { header: revHeader(ctx.rev), prev_kv: prev } };
         }
         case 'delete': {
-          const dr = emitsDelete(op, ctx.readOnly) ? member[cursor++]?.response_delete_range : undefined;
+          const dr = emitsDelete(op, ctx.readOnly) ? level[cur.i++]?.response_delete_range : undefined;
           const deleted = dr ? BigInt(dr.deleted) : 0n;
           if (deleted > 0n) changed = true;
           const res: DeleteRangeResponse = {
@@ -57,12 +56,12 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
           };
           return { response: 'response_delete_range', response_delete_range: res };
         }
-        case 'txn':
-          return {
-            response: 'response_txn',
-            response_txn: { header: revHeader(0n), succeeded: op.succeeded, responses: walk(op.ops) },
-          };
+        case 'txn': {
+          // Read-only paths flatten nested txns into their parent; writing paths keep them (txn-plan.ts).
+          const responses = ctx.readOnly ? walk(op.ops, level, cur) : walk(op.ops, level[cur.i++]?.response_txn?.responses ?? [], { i: 0 });
+          return { response: 'response_txn', response_txn: { header: revHeader(0n), succeeded: op.succeeded, responses } };
+        }
       }
     });
-  return walk(ops);
+  return walk(ops, member, { i: 0 });
 }

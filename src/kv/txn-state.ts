@@ -16,11 +16,15 @@ type Read =
   | { kind: 'range'; id: string; range: MemberRange | null }
   | { kind: 'count'; id: string; range: MemberRange | null };
 
-/** Compared ranges up to this many keys are pinned key by key; larger ones pin the shard clock. */
-const RANGE_PIN_KEYS = 32;
+/**
+ * Compared ranges up to this many keys are pinned key by key (the writer chains pins over
+ * nested txn levels); larger ones pin the shard clock, which any write to the shard breaks.
+ */
+const RANGE_PIN_KEYS = 512;
 
+/** Identifies a (key, range_end) pair; the length prefix keeps keys containing 0x00 apart. */
 export function rangeId(key: Buffer, end: Buffer): string {
-  return `${key.toString('latin1')}\u0000${end.toString('latin1')}`;
+  return `${key.length}:${key.toString('latin1')}${end.toString('latin1')}`;
 }
 
 /** What to read for a txn (both branches, nested txns included: the path is not known yet). */
@@ -126,7 +130,13 @@ export class StateReads {
    * Member compares that hold only while the state read is unchanged: each key's member mod
    * revision; for compared ranges (whose members could come and go) the shard clock itself.
    */
-  pins(state: TxnState): Compare[] {
+  pins(state: TxnState, maxPins = Number.POSITIVE_INFINITY): Compare[] {
+    const out = this.keyPins(state);
+    // Past what the member's op limit can hold (chained), pin the whole shard instead.
+    return out.length > maxPins ? [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) })] : out;
+  }
+
+  private keyPins(state: TxnState): Compare[] {
     const out: Compare[] = [];
     for (const r of this.reads) {
       if (r.kind === 'key' && this.ks.writable(r.key)) {
@@ -135,6 +145,10 @@ export class StateReads {
       }
     }
     for (const r of this.reads) {
+      // A delete planned on an empty range must find it still empty (nothing put there since).
+      if (r.kind === 'count' && r.range && (state.counts.get(r.id) ?? 0n) === 0n) {
+        out.push(cmp(CompareTarget.MOD, CompareResult.LESS, r.range.start, { range_end: r.range.end, mod_revision: (state.memberRev + 1n).toString() }));
+      }
       if (r.kind !== 'range' || !r.range) continue;
       const kvs = state.ranges.get(r.id) ?? [];
       if (kvs.length > RANGE_PIN_KEYS) {

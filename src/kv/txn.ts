@@ -11,6 +11,7 @@ import type { RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { writeRetries } from '../metrics/registry.js';
 import { clockOf } from '../shard/shard.js';
 import type { Shard } from '../shard/shard.js';
+import { innermost, pinned } from '../shard/pin-chain.js';
 import type { MetaStore } from './store.js';
 import { memberOps, planTxn } from './txn-plan.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
@@ -18,6 +19,8 @@ import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
+/** Above this many state reads, a write is pinned to the shard clock (see runShardTxn). */
+const BIG_TXN_READS = 64;
 
 export interface TxnOutcome {
   /** Header revision: the txn's revision when it wrote, else the revision its reads stand at. */
@@ -40,21 +43,26 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       // An error that depends on state (e.g. ignore_value on a missing key) only counts on a
       // state read linearizably: a guess is re-read first.
       if (state.verified) throw err;
-      const fresh = await shard.read(reads.memberOps());
-      state = reads.parse(fresh.responses, fresh.clock.clock, fresh.clock.memberRev, true);
-      reads.remember(state, store.hints);
+      state = await freshState(store, shard, reads);
+      continue;
+    }
+    const big = reads.reads.length > BIG_TXN_READS;
+    if (big && !state.verified) {
+      state = await freshState(store, shard, reads);
       continue;
     }
     if (!plan.writes) {
-      const out = await readOnlyPath(store, shard, plan, reads, state);
+      const out = await readOnlyPath(store, shard, plan, reads, state, big);
       if (!(out instanceof TxnState)) return out;
       writeRetries.inc({ reason: 'read_pin' });
       state = out;
       reads.remember(state, store.hints);
       continue;
     }
-    const pins = reads.pins(state);
-    const elseOps = reads.memberOps();
+    // A txn reading very many keys gets no reads in its else branch (they would not fit the
+    // member's per-level op limit): on a failed pin its state is read anew.
+    const pins = reads.pins(state, store.maxPins);
+    const elseOps = big ? [] : reads.memberOps();
     const opsAt = (rev: bigint) => memberOps(plan.ops, rev, store.ks);
     const sample = opsAt(0n);
     const res = await shard.writer.submit({
@@ -62,8 +70,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       pins,
       elseOps,
       keys: reads.batchKeys(),
-      deletes: sample.some((op) => !!op.request_delete_range),
-      width: Math.max(pins.length, sample.length + 1, elseOps.length),
+      deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
     });
     if (res.applied) {
@@ -71,9 +78,13 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false });
       return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
+    writeRetries.inc({ reason: 'pin' });
+    if (big || res.responses.length === 0) {
+      state = await freshState(store, shard, reads);
+      continue;
+    }
     state = reads.parse(res.responses, res.clock, res.memberRev, true);
     reads.remember(state, store.hints);
-    writeRetries.inc({ reason: 'pin' });
   }
   throw new EtcdError(status.UNAVAILABLE, `etcd-metaproxy: too much contention on shard ${shard.name}, try again`);
 }
@@ -91,6 +102,19 @@ async function initialState(store: MetaStore, shard: Shard, txn: TxnRequest, rea
   const state = reads.parse(first.responses, first.clock.clock, first.clock.memberRev, false);
   reads.remember(state, store.hints);
   return state;
+}
+
+/** The state read linearizably (a verified state). */
+async function freshState(store: MetaStore, shard: Shard, reads: StateReads): Promise<TxnState> {
+  const fresh = await shard.read(reads.memberOps());
+  const state = reads.parse(fresh.responses, fresh.clock.clock, fresh.clock.memberRev, true);
+  reads.remember(state, store.hints);
+  return state;
+}
+
+/** Whether member ops delete anything, nested txns included. */
+function deletes(ops: RequestOp[]): boolean {
+  return ops.some((op) => !!op.request_delete_range || (!!op.request_txn && deletes(op.request_txn.success)));
 }
 
 /** Updates hints with what an applied write left behind. */
@@ -118,6 +142,7 @@ function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev:
 function estimateBytes(ops: RequestOp[]): number {
   let n = 0;
   for (const op of ops) {
+    if (op.request_txn) n += 16 + estimateBytes(op.request_txn.success);
     const r = op.request_range ?? op.request_put ?? op.request_delete_range;
     if (!r) continue;
     n += 32 + r.key.length + ('value' in r && r.value ? r.value.length : 0) + ('range_end' in r && r.range_end ? r.range_end.length : 0);
@@ -129,14 +154,17 @@ function estimateBytes(ops: RequestOp[]): number {
  * A path that writes nothing is read in a member txn pinned to the state it was chosen on: a
  * linearizable read-only txn (no raft write). If a pin fails, the fresh state comes back instead.
  */
-async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState): Promise<TxnOutcome | TxnState> {
+async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState, big: boolean): Promise<TxnOutcome | TxnState> {
   const ops = memberOps(plan.ops, state.clock, store.ks, true);
-  const pins = reads.pins(state);
-  const res = await shard.upstream.txn(
-    { compare: pins, success: [...shard.readClockOps(), ...ops], failure: [...shard.readClockOps(), ...reads.memberOps()] },
-    true,
-  );
-  if (!res.succeeded) return reads.parse(res.responses.slice(1), clockOf(res, 0).clock, BigInt(res.header?.revision ?? '0'), true);
+  const failure = big ? [] : [...shard.readClockOps(), ...reads.memberOps()];
+  // Up to one level of pins this is a read-only member txn (no raft round); more pins chain
+  // nested levels, which etcd then orders through raft.
+  const top = await shard.upstream.txn(pinned(reads.pins(state, store.maxPins), [...shard.readClockOps(), ...ops], failure), true);
+  const res = innermost(top) ?? top;
+  if (!res.succeeded) {
+    if (!top.succeeded && failure.length) return reads.parse(top.responses.slice(1), clockOf(top, 0).clock, BigInt(top.header?.revision ?? '0'), true);
+    return freshState(store, shard, reads);
+  }
   const clock = clockOf(res, 0).clock;
   const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
   return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };

@@ -20,7 +20,6 @@ import { put } from '../kv/put.js';
 import { range } from '../kv/range.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
-import { txnWrites } from '../kv/txn-snapshot.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
@@ -80,7 +79,8 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
         };
       },
       o,
-      txnWrites,
+      // etcd sends every txn but an all-Range one through raft, where the size limit applies.
+      (r) => [...r.success, ...r.failure].some((op) => !op.request_range),
     ),
     Compact: unary<CompactionRequest, CompactionResponse>(
       'Compact',

@@ -24,6 +24,8 @@ import { kvService } from './kv.js';
 import { maintenanceService } from './maintenance.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
+import { useEtcdMessageLimitWording } from './message-limit.js';
+import { GRPC_OVERHEAD_BYTES } from './unary.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -68,6 +70,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
+    store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
 
     const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${cfg.listen}`];
@@ -76,8 +79,10 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     header.clusterId = coordStatus.header?.cluster_id ?? '0';
     header.raftTerm = coordStatus.raftTerm;
 
+    useEtcdMessageLimitWording();
     const server = new grpc.Server({
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // etcd's own limit: a larger message is refused before it is read whole.
+      'grpc.max_receive_message_length': cfg.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.enable_channelz': 0,
     });

@@ -12,7 +12,7 @@ import { grpcDuration, grpcRequests } from '../metrics/registry.js';
 export const requestSizes = new WeakMap<object, number>();
 
 /** Go grpc's receive limit in etcd: max request bytes plus 512 KiB of overhead. */
-const GRPC_OVERHEAD = 512 * 1024;
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** InternalRaftRequest framing etcd adds before comparing with --max-request-bytes. */
 const RAFT_OVERHEAD = 16;
 
@@ -42,7 +42,6 @@ export function unary<Req extends object, Res>(
     };
     const req = call.request;
     const size = requestSizes.get(req) ?? 0;
-    if (size > opts.maxRequestBytes + GRPC_OVERHEAD) return finish(Errors.messageTooLarge(size, opts.maxRequestBytes + GRPC_OVERHEAD));
     let write = false;
     try {
       write = isWrite(req);

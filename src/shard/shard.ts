@@ -14,6 +14,8 @@ import type { Upstream } from './upstream.js';
 
 export const CLOCK_KEY = sysKey('clock');
 export const SHARD_ID_KEY = sysKey('shard-name');
+/** Range ops per read-only member txn: below etcd's default --max-txn-ops (128) with the clock read. */
+const READ_CHUNK = 100;
 
 /**
  * A member range op. An empty range_end is left out rather than sent empty: etcd (gogoproto)
@@ -92,12 +94,29 @@ export class Shard {
     );
   }
 
-  /** A read-only member txn: the clock first, then `ops`. Linearizable unless serializable. */
+  /**
+   * A read-only member txn: the clock first, then `ops`. Linearizable unless serializable.
+   * More ops than one txn level may hold (etcd's default --max-txn-ops is 128) are read in
+   * several txns: the first at the current revision, the others at that same member revision,
+   * so together they are one snapshot.
+   */
   async read(ops: RequestOp[], serializable = false): Promise<{ clock: ClockRead; responses: TxnResponse['responses'] }> {
     const clockOp = rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable });
     const withSer = serializable ? ops.map((o) => (o.request_range ? { request_range: { ...o.request_range, serializable } } : o)) : ops;
-    const res = await this.upstream.txn({ compare: [], success: [clockOp, ...withSer], failure: [] }, true);
-    return { clock: clockOf(res, 0), responses: res.responses.slice(1) };
+    const res = await this.upstream.txn({ compare: [], success: [clockOp, ...withSer.slice(0, READ_CHUNK)], failure: [] }, true);
+    const clock = clockOf(res, 0);
+    const responses = res.responses.slice(1);
+    for (let i = READ_CHUNK; i < withSer.length; i += READ_CHUNK) {
+      const at = withSer.slice(i, i + READ_CHUNK).map((o) => ({ request_range: { ...o.request_range, revision: clock.memberRev.toString() } }) as RequestOp);
+      const more = await this.upstream.txn({ compare: [], success: at, failure: [] }, true);
+      responses.push(...more.responses);
+    }
+    return { clock, responses };
+  }
+
+  /** A compare that holds only while nothing at all was written to the shard since `clock`. */
+  clockPin(clock: bigint): Compare {
+    return cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(clock) });
   }
 
   readClockOps(): RequestOp[] {

@@ -21,6 +21,7 @@ import { memberWrites, writeRetries } from '../metrics/registry.js';
 import { encodeClock } from './envelope.js';
 import { sysKey } from './keyspace.js';
 import { CLOCK_KEY, clockOf, cmp, putOp, rangeOp } from './shard.js';
+import { innermost, pinned, txnNeed } from './pin-chain.js';
 import type { Upstream } from './upstream.js';
 
 export function markerKey(slot: number): Buffer {
@@ -45,8 +46,6 @@ export interface WriteJob {
    * it depends on. Null when it reads or writes a whole range: it is batched alone.
    */
   keys: string[] | null;
-  /** Ops in its nested txn's largest branch, for the member's max-txn-ops. */
-  width: number;
   /**
    * It deletes. Such a write closes its batch: then every key a batch deletes was deleted at
    * the batch's last revision, which lets a read at a revision inside a batch be exact from the
@@ -59,10 +58,13 @@ export interface WriteJob {
 
 export type WriteResult =
   | { applied: true; rev: bigint; before: bigint; memberRev: bigint; responses: ResponseOp[] }
+  /** `responses` are the job's else reads, or empty when a deeper pin failed (read the state anew). */
   | { applied: false; clock: bigint; memberRev: bigint; responses: ResponseOp[] };
 
 interface Pending {
   job: WriteJob;
+  /** txnNeed of its sub-txn in a batch. */
+  need: number;
   resolve: (r: WriteResult) => void;
   reject: (err: unknown) => void;
 }
@@ -90,7 +92,8 @@ export class ShardWriter {
 
   submit(job: WriteJob): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
+      const need = txnNeed(pinned(job.pins, [...job.ops(0n), putOp(markerKey(0), encodeClock(0n))], job.elseOps));
+      this.queue.push({ job, need, resolve, reject });
       if (!this.running) void this.run();
     });
   }
@@ -143,7 +146,7 @@ export class ShardWriter {
       if (batch.length > 0) {
         if (j.keys === null || batch.some((b) => b.job.keys === null)) break;
         if (j.keys.some((k) => keys.has(k))) break;
-        const w = Math.max(widest, j.width);
+        const w = Math.max(widest, p.need);
         if (TOP_FIXED_OPS + batch.length + 1 + w > this.limits.maxTxnOps) break;
         if (bytes + j.bytes > this.limits.maxRequestBytes - BYTES_MARGIN) break;
       }
@@ -152,7 +155,7 @@ export class ShardWriter {
       if (j.deletes) break;
       for (const k of j.keys ?? []) keys.add(k);
       bytes += j.bytes;
-      widest = Math.max(widest, j.width);
+      widest = Math.max(widest, p.need);
     }
     return batch;
   }
@@ -162,13 +165,7 @@ export class ShardWriter {
     const last = first + BigInt(batch.length - 1);
     const subs: RequestOp[] = batch.map((p, i) => {
       const rev = first + BigInt(i);
-      return {
-        request_txn: {
-          compare: p.job.pins,
-          success: [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))],
-          failure: p.job.elseOps,
-        },
-      };
+      return { request_txn: pinned(p.job.pins, [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))], p.job.elseOps) };
     });
     memberWrites.inc({ shard: this.shardName });
     const res = await this.upstream.txn(
@@ -183,12 +180,15 @@ export class ShardWriter {
     const before = clockOf(res, 0).clock;
     const memberRev = BigInt(res.header?.revision ?? '0');
     batch.forEach((p, i) => {
-      const sub = res.responses[TOP_FIXED_OPS + i]?.response_txn;
+      const outer = res.responses[TOP_FIXED_OPS + i]?.response_txn;
+      const sub = innermost(outer);
       if (sub?.succeeded) {
         const responses = sub.responses.slice(0, sub.responses.length - 1);
-        p.resolve({ applied: true, rev: first + BigInt(i), before, memberRev, responses });
+        // Earlier writes of the batch are visible to this one: it stands just after them.
+        const stand = first + BigInt(i) - 1n;
+        p.resolve({ applied: true, rev: first + BigInt(i), before: stand > before ? stand : before, memberRev, responses });
       } else {
-        p.resolve({ applied: false, clock: last, memberRev, responses: sub?.responses ?? [] });
+        p.resolve({ applied: false, clock: last, memberRev, responses: outer && !outer.succeeded ? outer.responses : [] });
       }
     });
     return true;

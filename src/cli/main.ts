@@ -48,5 +48,10 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // A stray rejected promise must not take the server down with every client's requests:
+  // report it (stderr, JSON like the logs) and keep serving.
+  process.on('unhandledRejection', (reason) => {
+    process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection', err: String(reason instanceof Error ? reason.stack : reason) })}\n`);
+  });
   process.exit(await main(process.argv.slice(2)));
 }

@@ -439,23 +439,27 @@ test('a txn that deletes a prefix and then reads it never sees a key there (conc
   assert.deepEqual(problems, []);
 });
 
-test('a read-only txn comparing a range of more than 32 keys completes while the shard takes writes', { timeout: T }, async () => {
-  for (let i = 0; i < 40; i++) await ok(viaA, 'Put', { key: b(`bg/${String(i).padStart(2, '0')}`), value: b('same') });
+/**
+ * Runs `txns` Txns guarded by a VALUE compare over a 40-key range while 4 writers (through both
+ * proxies) keep writing other keys of the same shard; every Txn must succeed.
+ */
+async function rangeGuardedUnderWrites(prefix: string, txns: number, success: (i: number) => Msg[]): Promise<void> {
+  for (let i = 0; i < 40; i++) await ok(viaA, 'Put', { key: b(`${prefix}/${String(i).padStart(2, '0')}`), value: b('same') });
   let stop = false;
   const writers = Array.from({ length: 4 }, (_, w) =>
     (async () => {
       let i = 0;
       // Same shard (same routing prefix), outside the compared range.
-      while (!stop) await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`bg/~w${w}`), value: b(String(i++)) });
+      while (!stop) await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`${prefix}/~w${w}`), value: b(String(i++)) });
     })(),
   );
   const failures: string[] = [];
   try {
     await sleep(100);
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < txns; i++) {
       const r = await viaA.kv('Txn', {
-        compare: [cmp('VALUE', 'EQUAL', 'bg/', 'same', { range_end: b('bg/~') })],
-        success: [opGet('bg/00')],
+        compare: [cmp('VALUE', 'EQUAL', `${prefix}/`, 'same', { range_end: b(`${prefix}/~`) })],
+        success: success(i),
         failure: [],
       });
       if (!r.ok) failures.push(`${Code[r.code]} ${r.details}`);
@@ -466,34 +470,14 @@ test('a read-only txn comparing a range of more than 32 keys completes while the
     await Promise.all(writers);
   }
   assert.deepEqual(failures, []);
+}
+
+test('a read-only txn comparing a range of more than 32 keys completes while the shard takes writes', { timeout: T }, async () => {
+  await rangeGuardedUnderWrites('bg', 20, () => [opGet('bg/00')]);
 });
 
 test('a writing txn guarded by a compare over more than 32 keys completes while the shard takes writes', { timeout: T }, async () => {
-  for (let i = 0; i < 40; i++) await ok(viaA, 'Put', { key: b(`bw/${String(i).padStart(2, '0')}`), value: b('same') });
-  let stop = false;
-  const writers = Array.from({ length: 4 }, (_, w) =>
-    (async () => {
-      let i = 0;
-      while (!stop) await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`bw/~w${w}`), value: b(String(i++)) });
-    })(),
-  );
-  const failures: string[] = [];
-  try {
-    await sleep(100);
-    for (let i = 0; i < 10; i++) {
-      const r = await viaA.kv('Txn', {
-        compare: [cmp('VALUE', 'EQUAL', 'bw/', 'same', { range_end: b('bw/~') })],
-        success: [opPut('bw/~target', String(i))],
-        failure: [],
-      });
-      if (!r.ok) failures.push(`${Code[r.code]} ${r.details}`);
-      else if (!r.res.succeeded) failures.push('compare failed');
-    }
-  } finally {
-    stop = true;
-    await Promise.all(writers);
-  }
-  assert.deepEqual(failures, []);
+  await rangeGuardedUnderWrites('bw', 10, (i) => [opPut('bw/~target', String(i))]);
 });
 
 test('a txn over 200 keys completes while the shard takes writes', { timeout: T }, async () => {

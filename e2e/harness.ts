@@ -124,6 +124,25 @@ async function loadStartProxy(): Promise<(cfg: ProxyConfig, opts?: { logger?: pi
   return mod.startProxy;
 }
 
+/** A proxy configuration for a local meta-cluster, with etcd's client limits. */
+export function proxyConfig(cluster: LocalMetaCluster, listen: string, change: Partial<ProxyConfig> = {}): ProxyConfig {
+  return {
+    listen,
+    advertiseClientUrls: [`http://${listen}`],
+    metrics: { listen: '' },
+    coordinator: { endpoints: [cluster.coordinator.clientUrl] },
+    shards: cluster.shards.map((s) => ({ name: s.name, endpoints: [s.clientUrl] })),
+    partitions: 64,
+    routingPrefixSegments: 0,
+    namespace: '',
+    limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
+    memberLimits: { ...LOCAL_MEMBER_LIMITS },
+    timeouts: { requestMs: 5000, dialMs: 10000 },
+    log: { level: 'info' },
+    ...change,
+  };
+}
+
 export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
   const cleanup = new Cleanup();
   return guarded(cleanup, async () => {
@@ -143,20 +162,11 @@ export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
       // A concrete port (rather than :0) so that advertiseClientUrls can name it.
       const port = await freePort();
       const listen = `127.0.0.1:${port}`;
-      const cfg: ProxyConfig = {
-        listen,
-        advertiseClientUrls: [`http://${listen}`],
-        metrics: { listen: '' },
-        coordinator: { endpoints: [cluster.coordinator.clientUrl] },
-        shards: cluster.shards.map((s) => ({ name: s.name, endpoints: [s.clientUrl] })),
+      const cfg = proxyConfig(cluster, listen, {
         partitions: opts.partitions ?? 64,
         routingPrefixSegments: opts.routingPrefixSegments ?? 0,
-        namespace: '',
-        limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
-        memberLimits: { ...LOCAL_MEMBER_LIMITS },
-        timeouts: { requestMs: 5000, dialMs: 10000 },
         log: { level: process.env.E2E_LOG_LEVEL ?? 'info' },
-      };
+      });
       opts.configure?.(cfg, index);
       const logFile = path.join(dataDir, `proxy-${index}.log`);
       const logger = pino({ level: cfg.log.level, base: { proxy: index } }, pino.destination({ dest: logFile, sync: true }));

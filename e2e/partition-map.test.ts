@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import type { ProxyConfig } from '../src/config/types.js';
-import { LOCAL_MEMBER_LIMITS, startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
+import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
 import { startProxy } from '../src/server/proxy.js';
-import { Cleanup, RawClient, tempDir } from './harness.js';
+import { Cleanup, RawClient, proxyConfig, tempDir } from './harness.js';
 import { b } from './grpc-raw.js';
 
 const cleanup = new Cleanup();
@@ -21,21 +21,7 @@ let cluster: LocalMetaCluster;
 let dir: string;
 
 async function config(change: (c: ProxyConfig) => void = () => undefined): Promise<ProxyConfig> {
-  const listen = `127.0.0.1:${await freePort()}`;
-  const cfg: ProxyConfig = {
-    listen,
-    advertiseClientUrls: [`http://${listen}`],
-    metrics: { listen: '' },
-    coordinator: { endpoints: [cluster.coordinator.clientUrl] },
-    shards: cluster.shards.map((s) => ({ name: s.name, endpoints: [s.clientUrl] })),
-    partitions: 64,
-    routingPrefixSegments: 0,
-    namespace: '',
-    limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
-    memberLimits: { ...LOCAL_MEMBER_LIMITS },
-    timeouts: { requestMs: 5000, dialMs: 10000 },
-    log: { level: 'silent' },
-  };
+  const cfg = proxyConfig(cluster, `127.0.0.1:${await freePort()}`, { log: { level: 'silent' } });
   change(cfg);
   return cfg;
 }

@@ -23,8 +23,8 @@ function kv(key: string, mod: number, create: number, version: number, value: st
   };
 }
 
-function part(kvs: MetaKV[], count = BigInt(kvs.length), more = false): ShardRangePart {
-  return { kvs, count, more };
+function part(kvs: MetaKV[], count = BigInt(kvs.length)): ShardRangePart {
+  return { kvs, count };
 }
 
 const keys = (o: { kvs: { key: Buffer }[] }) => o.kvs.map((k) => k.key.toString());
@@ -33,10 +33,10 @@ const keys = (o: { kvs: { key: Buffer }[] }) => o.kvs.map((k) => k.key.toString(
 function memberPart(held: MetaKV[], shape: MemberRangeShape): ShardRangePart {
   const asc = [...held].sort((x, y) => Buffer.compare(x.key, y.key));
   const count = BigInt(asc.length);
-  if (shape.countOnly) return { kvs: [], count, more: false };
+  if (shape.countOnly) return { kvs: [], count };
   const ordered = shape.sortDescendingByKey ? asc.reverse() : asc;
   const kvs = shape.limit > 0n ? ordered.slice(0, Number(shape.limit)) : ordered;
-  return { kvs, count, more: kvs.length < ordered.length };
+  return { kvs, count };
 }
 
 /** The proxy's answer for `r` over shards holding `held`. */

@@ -11,8 +11,6 @@ export interface ShardRangePart {
   kvs: MetaKV[];
   /** Keys in the shard's part of the range, before any limit (etcd's count). */
   count: bigint;
-  /** The member truncated its answer at the pushed-down limit. */
-  more: boolean;
 }
 
 /** What the members are asked for: limit and order only when the proxy need not see everything. */

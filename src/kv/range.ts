@@ -45,8 +45,8 @@ function memberRangeOp(r: RangeRequest, range: MemberRange): RequestOp {
 /** The range answer in a member txn's responses (the first op after any clock op). */
 function partOf(store: MetaStore, responses: TxnResponse['responses'] | undefined): ShardRangePart {
   const rr = responses?.[0]?.response_range;
-  if (!rr) return { kvs: [], count: 0n, more: false };
-  return { kvs: rr.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(rr.count), more: rr.more };
+  if (!rr) return { kvs: [], count: 0n };
+  return { kvs: rr.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(rr.count) };
 }
 
 export async function range(store: MetaStore, r: RangeRequest): Promise<RangeResponse> {
@@ -110,7 +110,7 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
   const point = await store.revmaps[shard.index].memberRevAt(rev, head);
   const at = async (memberRev: bigint, req: RangeRequest) => {
     const res = await shard.upstream.range({ ...req, revision: memberRev.toString() });
-    return { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count), more: res.more };
+    return { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count) };
   };
   if (point.partial === null) {
     return { clock: head, part: await at(point.rev, memberRangeOp(r, range).request_range as RangeRequest) };
@@ -124,14 +124,11 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
   let kvs = [...merged.values()].sort((a, b) => Buffer.compare(a.key, b.key));
   const shape = memberShape(r);
   const count = BigInt(kvs.length);
-  if (shape.countOnly) return { clock: head, part: { kvs: [], count, more: false } };
+  if (shape.countOnly) return { clock: head, part: { kvs: [], count } };
+  // What a member would have answered to the pushed-down request (range-result.ts memberShape).
   if (shape.sortDescendingByKey) kvs.reverse();
-  let more = false;
-  if (shape.limit > 0n && BigInt(kvs.length) > shape.limit) {
-    kvs = kvs.slice(0, Number(shape.limit));
-    more = true;
-  }
-  return { clock: head, part: { kvs, count, more } };
+  if (shape.limit > 0n) kvs = kvs.slice(0, Number(shape.limit));
+  return { clock: head, part: { kvs, count } };
 }
 
 async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
@@ -145,7 +142,7 @@ async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range:
         head = res.clock;
         if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
       }
-      if (!range) return { clock: head, part: { kvs: [], count: 0n, more: false } };
+      if (!range) return { clock: head, part: { kvs: [], count: 0n } };
       return readHistorical(store, s, r, range, rev, head);
     }),
   );

@@ -33,7 +33,7 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
         case 'range': {
           const rr = op.range ? level[cur.i++]?.response_range : undefined;
           const kvs = rr ? rr.kvs.map((kv) => fromMember(kv, ctx.ks)) : [];
-          const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n, more: rr?.more ?? false }]);
+          const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n }]);
           return {
             response: 'response_range',
             response_range: { header: revHeader(changed ? ctx.rev : ctx.before), kvs: out.kvs, more: out.more, count: wire64(out.count) },

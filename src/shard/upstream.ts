@@ -58,6 +58,8 @@ export class Upstream {
       // channelz bookkeeping costs CPU on every call; the proxy exports its own metrics.
       'grpc.enable_channelz': 0,
     };
+    const tls = opts.endpoints.find((url) => url.startsWith('https://'));
+    if (tls) throw new Error(`${opts.name}: ${tls}: TLS to upstream clusters is not supported yet (use http:// endpoints)`);
     this.endpoints = opts.endpoints.map((url) => {
       const target = targetOf(url);
       const creds = grpc.credentials.createInsecure();

@@ -826,3 +826,30 @@ test('DeleteRange over all keys neither deletes nor returns system keys; writes 
   assert.equal(sysDel.deleted, '0');
   await ok(viaA, 'Put', { key: b('zz/c'), value: b('4') });
 });
+
+test('a writing txn with a Range at a past revision: history as etcd has it, errors as etcd gives them, nothing written on error', { timeout: T }, async () => {
+  const revs: { o: bigint; p: bigint }[] = [];
+  for (const v of ['v1', 'v2']) {
+    const o = await ok(oracle, 'Put', { key: b('hw/k'), value: b(v) });
+    const p = await ok(viaA, 'Put', { key: b('hw/k'), value: b(v) });
+    revs.push({ o: BigInt(o.header.revision), p: BigInt(p.header.revision) });
+  }
+  const at = (side: 'o' | 'p', rev: bigint) => ({
+    compare: [],
+    success: [opPut('hw/x', 'w'), opGet('hw/k', { revision: String(rev) }), opGet('hw/k')],
+    failure: [],
+  });
+  const o = await oracle.kv('Txn', at('o', revs[0]!.o));
+  const p = await viaA.kv('Txn', at('p', revs[0]!.p));
+  assert.deepEqual(outcome(p), outcome(o), 'past revision inside a writing txn');
+  assert.ok(p.ok);
+  assert.equal(p.res.responses[1].response_range.kvs[0].value.toString(), 'v1');
+  assert.equal(BigInt(p.res.responses[1].response_range.kvs[0].mod_revision), revs[0]!.p);
+  assert.equal(p.res.responses[2].response_range.kvs[0].value.toString(), 'v2');
+
+  // A future revision fails the whole txn and writes nothing.
+  const fo = await oracle.kv('Txn', { compare: [], success: [opPut('hw/y', 'w'), opGet('hw/k', { revision: '99999999' })], failure: [] });
+  const fp = await viaA.kv('Txn', { compare: [], success: [opPut('hw/y', 'w'), opGet('hw/k', { revision: '99999999' })], failure: [] });
+  assert.deepEqual(outcome(fp), outcome(fo), 'future revision inside a writing txn');
+  await same('Range', { key: b('hw/y') }, 'nothing written by the failed txn');
+});

@@ -13,7 +13,8 @@ import { memberShape } from './range-result.js';
 import type { TxnState } from './txn-state.js';
 
 export type PlannedOp =
-  | { kind: 'range'; req: RangeRequest; range: MemberRange | null }
+  /** `history`: a Range at a past revision, read apart from the member txn (history is immutable). */
+  | { kind: 'range'; req: RangeRequest; range: MemberRange | null; history: boolean }
   | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null }
   | { kind: 'delete'; req: DeleteRangeRequest; range: MemberRange | null; hits: boolean }
   | { kind: 'txn'; succeeded: boolean; ops: PlannedOp[] };
@@ -48,10 +49,8 @@ function planOps(reqs: RequestOp[], state: TxnState, ctx: PlanContext): PlannedO
   // In op order, nested txns included: etcd reports the first apply-time error in that order.
   return reqs.map((op): PlannedOp => {
     if (op.request_range) {
-      if (op.request_range.revision !== '0' && BigInt(op.request_range.revision) > 0n) {
-        throw Errors.notSupported('a Range at a past revision inside a Txn that writes');
-      }
-      return { kind: 'range', req: op.request_range, range: ctx.ks.toMemberRange(op.request_range.key, op.request_range.range_end) };
+      const r = op.request_range;
+      return { kind: 'range', req: r, range: ctx.ks.toMemberRange(r.key, r.range_end), history: BigInt(r.revision) > 0n };
     }
     if (op.request_put) return planPut(op.request_put, state, ctx);
     if (op.request_delete_range) {
@@ -93,7 +92,7 @@ export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly 
   for (const op of ops) {
     switch (op.kind) {
       case 'range': {
-        if (!op.range) break;
+        if (!op.range || op.history) break;
         const shape = memberShape(op.req);
         out.push(
           rangeOp(op.range.start, op.range.end, {
@@ -127,3 +126,8 @@ export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly 
   return out;
 }
 
+
+/** The Ranges at a past revision on the chosen path, in execution order. */
+export function historyRanges(ops: PlannedOp[]): RangeRequest[] {
+  return ops.flatMap((op) => (op.kind === 'range' && op.history ? [op.req] : op.kind === 'txn' ? historyRanges(op.ops) : []));
+}

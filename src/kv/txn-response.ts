@@ -3,7 +3,7 @@
  * responses carry only a revision (the txn's once it has changed something, the prior one
  * before), nested txn responses carry an empty header.
  */
-import type { DeleteRangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../etcd/types.js';
+import type { DeleteRangeResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { fromMember, toWire } from '../shard/meta-kv.js';
@@ -23,6 +23,8 @@ export interface AssembleContext {
   before: bigint;
   /** The member ops were built for a read-only path (see emitsDelete). */
   readOnly: boolean;
+  /** Answers of the Ranges at a past revision, read apart (txn.ts). */
+  history?: Map<RangeRequest, RangeResponse>;
 }
 
 export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], ctx: AssembleContext): ResponseOp[] {
@@ -31,7 +33,9 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
     list.map((op): ResponseOp => {
       switch (op.kind) {
         case 'range': {
-          const rr = op.range ? level[cur.i++]?.response_range : undefined;
+          const past = op.history ? ctx.history?.get(op.req) : undefined;
+          if (past) return { response: 'response_range', response_range: { ...past, header: revHeader(changed ? ctx.rev : ctx.before) } };
+          const rr = op.range && !op.history ? level[cur.i++]?.response_range : undefined;
           const kvs = rr ? rr.kvs.map((kv) => fromMember(kv, ctx.ks)) : [];
           const out = assembleRange(op.req, [{ kvs, count: rr ? BigInt(rr.count) : 0n }]);
           return {

@@ -7,13 +7,14 @@
  */
 import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
-import type { RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
+import type { RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { writeRetries } from '../metrics/registry.js';
 import { clockOf } from '../shard/shard.js';
 import type { Shard } from '../shard/shard.js';
 import { innermost, pinned } from '../shard/pin-chain.js';
 import type { MetaStore } from './store.js';
-import { memberOps, planTxn } from './txn-plan.js';
+import { historyRanges, memberOps, planTxn } from './txn-plan.js';
+import { range } from './range.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
@@ -46,13 +47,23 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       state = await freshState(store, shard, reads);
       continue;
     }
+    // Ranges at a past revision read history, which the txn cannot change: read them apart,
+    // before anything is written (a future or compacted revision fails the whole txn, as in etcd).
+    let history: Map<RangeRequest, RangeResponse>;
+    try {
+      history = await readHistory(store, plan);
+    } catch (err) {
+      if (state.verified) throw err;
+      state = await freshState(store, shard, reads); // the branch may have been chosen on a guess
+      continue;
+    }
     const big = reads.reads.length > BIG_TXN_READS;
     if (big && !state.verified) {
       state = await freshState(store, shard, reads);
       continue;
     }
     if (!plan.writes) {
-      const out = await readOnlyPath(store, shard, plan, reads, state, big);
+      const out = await readOnlyPath(store, shard, plan, reads, state, big, history);
       if (!(out instanceof TxnState)) return out;
       writeRetries.inc({ reason: 'read_pin' });
       state = out;
@@ -75,7 +86,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     });
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
-      const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false });
+      const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false, history });
       return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
     writeRetries.inc({ reason: 'pin' });
@@ -102,6 +113,12 @@ async function initialState(store: MetaStore, shard: Shard, txn: TxnRequest, rea
   const state = reads.parse(first.responses, first.clock.clock, first.clock.memberRev, false);
   reads.remember(state, store.hints);
   return state;
+}
+
+async function readHistory(store: MetaStore, plan: Plan): Promise<Map<RangeRequest, RangeResponse>> {
+  const out = new Map<RangeRequest, RangeResponse>();
+  for (const req of historyRanges(plan.ops)) out.set(req, await range(store, req));
+  return out;
 }
 
 /** The state read linearizably (a verified state). */
@@ -154,7 +171,15 @@ function estimateBytes(ops: RequestOp[]): number {
  * A path that writes nothing is read in a member txn pinned to the state it was chosen on: a
  * linearizable read-only txn (no raft write). If a pin fails, the fresh state comes back instead.
  */
-async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: StateReads, state: TxnState, big: boolean): Promise<TxnOutcome | TxnState> {
+async function readOnlyPath(
+  store: MetaStore,
+  shard: Shard,
+  plan: Plan,
+  reads: StateReads,
+  state: TxnState,
+  big: boolean,
+  history: Map<RangeRequest, RangeResponse>,
+): Promise<TxnOutcome | TxnState> {
   const ops = memberOps(plan.ops, state.clock, store.ks, true);
   const failure = big ? [] : [...shard.readClockOps(), ...reads.memberOps()];
   // Up to one level of pins this is a read-only member txn (no raft round); more pins chain
@@ -166,6 +191,6 @@ async function readOnlyPath(store: MetaStore, shard: Shard, plan: Plan, reads: S
     return freshState(store, shard, reads);
   }
   const clock = clockOf(res, 0).clock;
-  const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true });
+  const responses = assembleOps(plan.ops, res.responses.slice(1), { ks: store.ks, rev: clock, before: clock, readOnly: true, history });
   return { revision: clock, succeeded: plan.succeeded, responses, wrote: false };
 }

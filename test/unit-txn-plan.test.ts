@@ -7,7 +7,7 @@ import { CompareResult, CompareTarget, SortOrder, SortTarget } from '../src/etcd
 import { decodeEnvelope, encodeClock, encodeEnvelope } from '../src/shard/envelope.js';
 import { Keyspace } from '../src/shard/keyspace.js';
 import { CLOCK_KEY } from '../src/shard/shard.js';
-import { emitsDelete, memberOps, planTxn } from '../src/kv/txn-plan.js';
+import { emitsDelete, historyRanges, memberOps, planTxn } from '../src/kv/txn-plan.js';
 import type { PlanContext, PlannedOp } from '../src/kv/txn-plan.js';
 import { memberShape } from '../src/kv/range-result.js';
 import { StateReads } from '../src/kv/txn-state.js';
@@ -262,8 +262,12 @@ describe('planTxn: puts', () => {
     rejects(() => plan(t, rows()), status.INVALID_ARGUMENT, /reserved/);
   });
 
-  test('a Range at a past revision inside a txn is refused (not supported yet)', () => {
-    rejects(() => plan(txn({ success: [get('a', '', { revision: '5' })] }), rows()), status.UNIMPLEMENTED, /not supported/);
+  test('a Range at a past revision is planned as history: read apart, never sent in the member txn', () => {
+    const ks = new Keyspace();
+    const p = plan(txn({ success: [put('a', 'x'), get('a', '', { revision: '5' }), nested({ success: [get('b', '', { revision: '3' })] })] }), rows());
+    assert.deepEqual(historyRanges(p.ops).map((r) => [r.key.toString(), r.revision]), [['a', '5'], ['b', '3']]);
+    const ops = memberOps(p.ops, 10n, ks);
+    assert.equal(JSON.stringify(ops).includes('"request_range"'), false, 'no historical range in the member txn');
   });
 });
 

@@ -7,6 +7,7 @@ import type { RangeResponse, RequestOp, TxnResponse, Compare } from '../etcd/typ
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { fenceWrites } from '../metrics/registry.js';
 import type { ShardWriter } from './writer.js';
+import { ShardReader } from './reader.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 import { sysKey } from './keyspace.js';
@@ -46,13 +47,18 @@ export interface ClockRead {
 
 export class Shard {
   private shardWriter: ShardWriter | null = null;
+  private readonly linearizableReads: ShardReader;
+  private readonly serializableReads: ShardReader;
 
   constructor(
     readonly index: number,
     readonly name: string,
     readonly upstream: Upstream,
     readonly keyspace: Keyspace,
-  ) {}
+  ) {
+    this.linearizableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY)], READ_CHUNK + 1);
+    this.serializableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable: true })], READ_CHUNK + 1);
+  }
 
   /** Group commit for this shard's writes (set once the clock is ready). */
   get writer(): ShardWriter {
@@ -96,14 +102,14 @@ export class Shard {
 
   /**
    * A read-only member txn: the clock first, then `ops`. Linearizable unless serializable.
+   * Concurrent reads share member txns (reader.ts).
    * More ops than one txn level may hold (etcd's default --max-txn-ops is 128) are read in
    * several txns: the first at the current revision, the others at that same member revision,
    * so together they are one snapshot.
    */
   async read(ops: RequestOp[], serializable = false): Promise<{ clock: ClockRead; responses: TxnResponse['responses'] }> {
-    const clockOp = rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable });
     const withSer = serializable ? ops.map((o) => (o.request_range ? { request_range: { ...o.request_range, serializable } } : o)) : ops;
-    const res = await this.upstream.txn({ compare: [], success: [clockOp, ...withSer.slice(0, READ_CHUNK)], failure: [] }, true);
+    const res = await (serializable ? this.serializableReads : this.linearizableReads).read(withSer.slice(0, READ_CHUNK));
     const clock = clockOf(res, 0);
     const responses = res.responses.slice(1);
     for (let i = READ_CHUNK; i < withSer.length; i += READ_CHUNK) {

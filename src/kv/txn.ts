@@ -83,7 +83,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       keys: reads.batchKeys(),
       deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
-    });
+    }, sample);
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false, history });

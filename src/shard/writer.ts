@@ -24,8 +24,10 @@ import { CLOCK_KEY, clockOf, cmp, putOp, rangeOp } from './shard.js';
 import { innermost, pinned, txnNeed } from './pin-chain.js';
 import type { Upstream } from './upstream.js';
 
+const markerKeys: Buffer[] = [];
+
 export function markerKey(slot: number): Buffer {
-  return sysKey(`rev/${slot}`);
+  return (markerKeys[slot] ??= sysKey(`rev/${slot}`));
 }
 
 export interface MemberLimits {
@@ -90,9 +92,10 @@ export class ShardWriter {
     private readonly limits: MemberLimits,
   ) {}
 
-  submit(job: WriteJob): Promise<WriteResult> {
+  /** `sample` is job.ops at any revision (only its shape counts), to size the job's sub-txn. */
+  submit(job: WriteJob, sample: RequestOp[]): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
-      const need = txnNeed(pinned(job.pins, [...job.ops(0n), putOp(markerKey(0), encodeClock(0n))], job.elseOps));
+      const need = txnNeed(pinned(job.pins, [...sample, putOp(markerKey(0), encodeClock(0n))], job.elseOps));
       this.queue.push({ job, need, resolve, reject });
       if (!this.running) void this.run();
     });

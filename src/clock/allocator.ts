@@ -7,7 +7,7 @@
  * taken by compare-and-swap on that value; several proxies can allocate concurrently.
  */
 import { clockAllocations, clockBatchSize, clockRevisions } from '../metrics/registry.js';
-import { cmp, putOp, rangeOp } from '../shard/shard.js';
+import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import type { Upstream } from '../shard/upstream.js';
@@ -74,15 +74,8 @@ export class ClockAllocator {
     if (this.last !== null && this.last > high) high = this.last;
     // Shards start at clock 1 (an empty etcd's revision): above that, they hold data.
     const start = high > 1n ? high + REBUILD_GAP : 1n;
-    const res = await this.coordinator.txn(
-      {
-        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { create_revision: '0' })],
-        success: [putOp(COORDINATOR_CLOCK_KEY, encodeClock(start))],
-        failure: [rangeOp(COORDINATOR_CLOCK_KEY)],
-      },
-      false,
-    );
-    this.last = res.succeeded ? start : parseClock(res.responses[0].response_range?.kvs[0]?.value);
+    const existing = await createIfAbsent(this.coordinator, COORDINATOR_CLOCK_KEY, encodeClock(start));
+    this.last = existing === null ? start : parseClock(existing);
   }
 
   /** Raises the clock to at least `target` (compare-and-swap; someone else may raise it first). */

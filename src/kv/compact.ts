@@ -5,7 +5,7 @@
 import { Errors, EtcdError } from '../etcd/errors.js';
 import type { CompactionRequest, CompactionResponse } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { cmp, putOp, rangeOp } from '../shard/shard.js';
+import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
 import { COMPACT_KEY, decodeCompacted, encodeCompacted } from './store.js';
 import type { MetaStore } from './store.js';
@@ -64,12 +64,5 @@ export async function compact(store: MetaStore, req: CompactionRequest): Promise
 
 /** The compaction record must exist: a VALUE compare on a missing key is always false. */
 export async function initCompactRecord(coordinator: Upstream): Promise<void> {
-  await coordinator.txn(
-    {
-      compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, COMPACT_KEY, { create_revision: '0' })],
-      success: [putOp(COMPACT_KEY, encodeCompacted(-1n))],
-      failure: [],
-    },
-    false,
-  );
+  await createIfAbsent(coordinator, COMPACT_KEY, encodeCompacted(-1n));
 }

@@ -7,8 +7,7 @@ import { CompareResult, CompareTarget } from '../etcd/types.js';
 import type { Keyspace, MemberRange } from '../shard/keyspace.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 import { fromMember } from '../shard/meta-kv.js';
-import { CLOCK_KEY, cmp, rangeOp } from '../shard/shard.js';
-import { encodeClock } from '../shard/envelope.js';
+import { CLOCK_KEY, clockEquals, cmp, rangeOp } from '../shard/shard.js';
 import type { StateHints } from './hints.js';
 
 type Read =
@@ -21,6 +20,8 @@ type Read =
  * nested txn levels); larger ones pin the shard clock, which any write to the shard breaks.
  */
 const RANGE_PIN_KEYS = 512;
+
+const PLACEHOLDER_READ = rangeOp(CLOCK_KEY, Buffer.alloc(0), { count_only: true });
 
 /** Identifies a (key, range_end) pair; the length prefix keeps keys containing 0x00 apart. */
 export function rangeId(key: Buffer, end: Buffer): string {
@@ -68,13 +69,14 @@ export class StateReads {
     } else if (op.request_txn) this.addTxn(op.request_txn);
   }
 
-  /** Member read ops, in `reads` order; an empty range reads a key no one writes. */
+  /**
+   * Member read ops, in `reads` order. A read that can select nothing (a reserved key, an
+   * empty range) keeps its place with a count of the clock; parse() ignores its answer.
+   */
   memberOps(): RequestOp[] {
     return this.reads.map((r) => {
-      if (r.kind === 'key') {
-        return this.ks.writable(r.key) ? rangeOp(this.ks.toMember(r.key)) : rangeOp(CLOCK_KEY, Buffer.alloc(0), { count_only: true, max_mod_revision: '1' });
-      }
-      if (!r.range) return rangeOp(CLOCK_KEY, Buffer.alloc(0), { count_only: true, max_mod_revision: '1' });
+      if (r.kind === 'key') return this.ks.writable(r.key) ? rangeOp(this.ks.toMember(r.key)) : PLACEHOLDER_READ;
+      if (!r.range) return PLACEHOLDER_READ;
       return rangeOp(r.range.start, r.range.end, { count_only: r.kind === 'count' });
     });
   }
@@ -128,12 +130,14 @@ export class StateReads {
 
   /**
    * Member compares that hold only while the state read is unchanged: each key's member mod
-   * revision; for compared ranges (whose members could come and go) the shard clock itself.
+   * revision; a compared range (whose members could come and go) by "nothing in it changed
+   * since the read" plus each of its keys. Past `maxPins` (or a range of over RANGE_PIN_KEYS
+   * keys), the shard clock itself.
    */
   pins(state: TxnState, maxPins = Number.POSITIVE_INFINITY): Compare[] {
     const out = this.keyPins(state);
     // Past what the member's op limit can hold (chained), pin the whole shard instead.
-    return out.length > maxPins ? [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) })] : out;
+    return out.length > maxPins ? [clockEquals(state.clock)] : out;
   }
 
   private keyPins(state: TxnState): Compare[] {
@@ -153,7 +157,7 @@ export class StateReads {
       const kvs = state.ranges.get(r.id) ?? [];
       if (kvs.length > RANGE_PIN_KEYS) {
         // Too many keys to pin one by one: pin the whole shard (strict, but bounded in size).
-        out.push(cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(state.clock) }));
+        out.push(clockEquals(state.clock));
         continue;
       }
       // Nothing in the range created or changed since the read, and every key read still there.

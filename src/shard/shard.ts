@@ -38,6 +38,27 @@ export function cmp(target: number, result: number, key: Buffer, field: Partial<
   return { target, result, key, ...field } as Compare;
 }
 
+/** A compare that holds only while nothing at all was written to the shard since `clock`. */
+export function clockEquals(clock: bigint): Compare {
+  return cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(clock) });
+}
+
+/**
+ * Puts `value` at `key` unless the key exists (one txn): null when it was created, else the
+ * value already there. Used for the records the proxy creates once (clocks, names, maps).
+ */
+export async function createIfAbsent(upstream: Upstream, key: Buffer, value: Buffer): Promise<Buffer | null> {
+  const res = await upstream.txn(
+    {
+      compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, key, { create_revision: '0' })],
+      success: [putOp(key, value)],
+      failure: [rangeOp(key)],
+    },
+    false,
+  );
+  return res.succeeded ? null : (res.responses[0]?.response_range?.kvs[0]?.value ?? Buffer.alloc(0));
+}
+
 /** The clock as it stands in a member, read in the same member txn as the data beside it. */
 export interface ClockRead {
   clock: bigint;
@@ -75,29 +96,12 @@ export class Shard {
    * caught) and creates its clock key: a VALUE compare on a missing key is always false.
    */
   async init(): Promise<void> {
-    const res = await this.upstream.txn(
-      {
-        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, SHARD_ID_KEY, { create_revision: '0' })],
-        success: [putOp(SHARD_ID_KEY, Buffer.from(this.name))],
-        failure: [rangeOp(SHARD_ID_KEY)],
-      },
-      false,
-    );
-    if (!res.succeeded) {
-      const got = res.responses[0].response_range?.kvs[0]?.value.toString() ?? '';
-      if (got !== this.name) {
-        throw new Error(`shard ${this.name}: its endpoints hold the data of shard "${got}"; refusing to mix shards`);
-      }
+    const owner = await createIfAbsent(this.upstream, SHARD_ID_KEY, Buffer.from(this.name));
+    if (owner !== null && owner.toString() !== this.name) {
+      throw new Error(`shard ${this.name}: its endpoints hold the data of shard "${owner.toString()}"; refusing to mix shards`);
     }
-    await this.upstream.txn(
-      {
-        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, CLOCK_KEY, { create_revision: '0' })],
-        // 1, not 0: an empty etcd stands at revision 1, and reads report the shard clock.
-        success: [putOp(CLOCK_KEY, encodeClock(1n))],
-        failure: [],
-      },
-      false,
-    );
+    // 1, not 0: an empty etcd stands at revision 1, and reads report the shard clock.
+    await createIfAbsent(this.upstream, CLOCK_KEY, encodeClock(1n));
   }
 
   /**
@@ -118,11 +122,6 @@ export class Shard {
       responses.push(...more.responses);
     }
     return { clock, responses };
-  }
-
-  /** A compare that holds only while nothing at all was written to the shard since `clock`. */
-  clockPin(clock: bigint): Compare {
-    return cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(clock) });
   }
 
   readClockOps(): RequestOp[] {

@@ -66,26 +66,31 @@ export async function range(store: MetaStore, r: RangeRequest): Promise<RangeRes
   } else if (r.serializable) {
     ({ answers, header } = await readSerializable(store, shards, r, range));
   } else {
-    ({ answers, header } = await readLinearizable(store, shards, r, range));
+    ({ answers, header } = await readLinearizable(store, shards, memberOps(r, range)));
   }
   const out = assembleRange(r, answers.map((a) => a.part));
   return { header: revHeader(header), kvs: out.kvs, more: out.more, count: wire64(out.count) };
 }
 
-async function readCurrent(store: MetaStore, shard: Shard, r: RangeRequest, range: MemberRange | null, serializable: boolean): Promise<ShardAnswer> {
-  const res = await shard.read(range ? [memberRangeOp(r, range)] : [], serializable);
+/** The member ops of a client range: none when it selects nothing a client may see. */
+function memberOps(r: RangeRequest, range: MemberRange | null): RequestOp[] {
+  return range ? [memberRangeOp(r, range)] : [];
+}
+
+async function readCurrent(store: MetaStore, shard: Shard, ops: RequestOp[], serializable: boolean): Promise<ShardAnswer> {
+  const res = await shard.read(ops, serializable);
   return { clock: res.clock, part: partOf(store, res.responses) };
 }
 
-async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {
-  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, r, range, false)));
+async function readLinearizable(store: MetaStore, shards: Shard[], ops: RequestOp[]) {
+  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, ops, false)));
   let target = maxClock(answers);
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const lagging = answers.map((a, i) => (a.clock.clock < target ? i : -1)).filter((i) => i >= 0);
     if (lagging.length === 0) return { answers, header: target };
     await Promise.all(
       lagging.map(async (i) => {
-        const res = await shards[i].fenceAndRead(target, range ? [memberRangeOp(r, range)] : []);
+        const res = await shards[i].fenceAndRead(target, ops);
         answers[i] = { clock: res.clock, part: partOf(store, res.responses) };
       }),
     );
@@ -95,7 +100,7 @@ async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeReque
 }
 
 async function readSerializable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {
-  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, r, range, true)));
+  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, memberOps(r, range), true)));
   const target = answers.reduce((m, a) => (a.clock.clock < m ? a.clock.clock : m), answers[0].clock.clock);
   await Promise.all(
     answers.map(async (a, i) => {
@@ -118,10 +123,7 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
   // R falls inside a batch: its puts at or below R, over the state before the batch (revmap.ts).
   const whole = rangeOp(range.start, range.end).request_range as RangeRequest;
   const [before, after] = await Promise.all([at(point.rev, whole), at(point.partial, whole)]);
-  const merged = new Map<string, MetaKV>();
-  for (const kv of before.kvs) merged.set(kv.key.toString('latin1'), kv);
-  for (const kv of after.kvs) if (kv.mod <= rev) merged.set(kv.key.toString('latin1'), kv);
-  let kvs = [...merged.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+  let kvs = stateAt(before.kvs, after.kvs, rev);
   const shape = memberShape(r);
   const count = BigInt(kvs.length);
   if (shape.countOnly) return { clock: head, part: { kvs: [], count } };
@@ -131,13 +133,37 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
   return { clock: head, part: { kvs, count } };
 }
 
+/**
+ * Merges the key-sorted states before and after a batch into the state at `rev` inside it:
+ * a key's version after the batch counts if it was written at or below `rev`, else the one
+ * before (deletes close their batch, so none of them precedes `rev`).
+ */
+function stateAt(before: MetaKV[], after: MetaKV[], rev: bigint): MetaKV[] {
+  const out: MetaKV[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < before.length || j < after.length) {
+    const c = i >= before.length ? 1 : j >= after.length ? -1 : Buffer.compare(before[i].key, after[j].key);
+    if (c < 0) out.push(before[i++]);
+    else if (c > 0) {
+      if (after[j].mod <= rev) out.push(after[j]);
+      j++;
+    } else {
+      out.push(after[j].mod <= rev ? after[j] : before[i]);
+      i++;
+      j++;
+    }
+  }
+  return out;
+}
+
 async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
   const heads = await Promise.all(shards.map((s) => s.currentClock(false)));
   const answers = await Promise.all(
     shards.map(async (s, i): Promise<ShardAnswer> => {
       let head = heads[i];
       if (head.clock < rev) {
-        const res = await s.fenceAndRead(rev, range ? [memberRangeOp(r, range)] : []);
+        const res = await s.fenceAndRead(rev, memberOps(r, range));
         if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses) };
         head = res.clock;
         if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
@@ -155,7 +181,7 @@ async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range:
  */
 export async function consistentRevision(store: MetaStore, shardIdx: number[]): Promise<bigint> {
   const shards = shardIdx.map((i) => store.shards[i]);
-  const { header } = await readLinearizable(store, shards, {} as RangeRequest, null);
+  const { header } = await readLinearizable(store, shards, []);
   return header;
 }
 

@@ -24,7 +24,7 @@ export interface AssembleContext {
   /** The member ops were built for a read-only path (see emitsDelete). */
   readOnly: boolean;
   /** Answers of the Ranges at a past revision, read apart (txn.ts). */
-  history?: Map<RangeRequest, RangeResponse>;
+  history?: ReadonlyMap<RangeRequest, RangeResponse>;
 }
 
 export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], ctx: AssembleContext): ResponseOp[] {

@@ -20,7 +20,7 @@ import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
-/** Above this many state reads, a write is pinned to the shard clock (see runShardTxn). */
+/** Above this many state reads, a txn carries no else reads: a failed pin re-reads its state. */
 const BIG_TXN_READS = 64;
 
 export interface TxnOutcome {
@@ -49,7 +49,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     }
     // Ranges at a past revision read history, which the txn cannot change: read them apart,
     // before anything is written (a future or compacted revision fails the whole txn, as in etcd).
-    let history: Map<RangeRequest, RangeResponse>;
+    let history: ReadonlyMap<RangeRequest, RangeResponse>;
     try {
       history = await readHistory(store, plan);
     } catch (err) {
@@ -115,9 +115,13 @@ async function initialState(store: MetaStore, shard: Shard, txn: TxnRequest, rea
   return state;
 }
 
-async function readHistory(store: MetaStore, plan: Plan): Promise<Map<RangeRequest, RangeResponse>> {
+const NO_HISTORY: ReadonlyMap<RangeRequest, RangeResponse> = new Map();
+
+async function readHistory(store: MetaStore, plan: Plan): Promise<ReadonlyMap<RangeRequest, RangeResponse>> {
+  const wanted = historyRanges(plan.ops);
+  if (wanted.length === 0) return NO_HISTORY;
   const out = new Map<RangeRequest, RangeResponse>();
-  for (const req of historyRanges(plan.ops)) out.set(req, await range(store, req));
+  for (const req of wanted) out.set(req, await range(store, req));
   return out;
 }
 
@@ -178,7 +182,7 @@ async function readOnlyPath(
   reads: StateReads,
   state: TxnState,
   big: boolean,
-  history: Map<RangeRequest, RangeResponse>,
+  history: ReadonlyMap<RangeRequest, RangeResponse>,
 ): Promise<TxnOutcome | TxnState> {
   const ops = memberOps(plan.ops, state.clock, store.ks, true);
   const failure = big ? [] : [...shard.readClockOps(), ...reads.memberOps()];

@@ -1,4 +1,3 @@
-import type { ProxyConfig } from '../config/types.js';
 import type { Logger } from 'pino';
 
 /** A running proxy: what the CLI, e2e tests and benchmarks hold. */

@@ -7,30 +7,13 @@
  * strings, bytes fields are Buffers, every field is present (defaults filled in).
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
-
-const protoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'proto');
+import { etcdGrpcObject } from '../src/etcd/proto.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Msg = any;
 
-let pkgCache: grpc.GrpcObject | undefined;
-function pkg(): grpc.GrpcObject {
-  if (!pkgCache) {
-    const def = protoLoader.loadSync(path.join(protoDir, 'rpc.proto'), {
-      keepCase: true,
-      longs: String,
-      enums: Number,
-      defaults: true,
-      oneofs: true,
-      includeDirs: [protoDir],
-    });
-    pkgCache = grpc.loadPackageDefinition(def);
-  }
-  return pkgCache;
-}
+/** The proxy's own loading of proto/ (src/etcd/proto.ts): the same message shape. */
+const pkg = etcdGrpcObject;
 
 /** Outcome of one unary call: either the response or the gRPC error (code + details). */
 export type CallResult<T = Msg> = { ok: true; res: T } | { ok: false; code: number; details: string };

@@ -6,7 +6,7 @@
  * The clock key holds the highest revision allocated (fixed-width big-endian). A block of n is
  * taken by compare-and-swap on that value; several proxies can allocate concurrently.
  */
-import { clockAllocations, clockBatchSize, clockRevisions } from '../metrics/registry.js';
+import { clockAllocations, clockBatchSize, clockRevisions, clockRevision } from '../metrics/registry.js';
 import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
@@ -147,6 +147,7 @@ export class ClockAllocator {
       clockAllocations.inc();
       if (res.succeeded) {
         this.last = base + n;
+        clockRevision.set(Number(this.last));
         clockRevisions.inc(Number(n));
         clockBatchSize.observe(Number(n));
         return base + 1n;

@@ -30,6 +30,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'memberLimits.maxRequestBytes', format: 'metaproxy-int', default: 1572864, doc: "the member clusters' --max-request-bytes (bounds write batches)" },
   { path: 'timeouts.requestMs', format: 'metaproxy-int', default: 5000, doc: 'deadline of one upstream call (ms)' },
   { path: 'timeouts.dialMs', format: 'metaproxy-int', default: 10000, doc: 'deadline of the first connection to a cluster (ms)' },
+  { path: 'watch.historyEvents', format: 'metaproxy-int', default: 100000, doc: 'recent events kept in memory for watches that start in the past' },
+  { path: 'watch.maxPendingEvents', format: 'metaproxy-int', default: 10000, doc: "events queued for one slow watcher before it is resynced from history" },
+  { path: 'watch.progressNotifyIntervalMs', format: 'metaproxy-int', default: 600000, doc: 'interval of progress notifications for watchers that ask for them (etcd: 10 min)' },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

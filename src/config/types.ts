@@ -44,5 +44,13 @@ export interface ProxyConfig {
     /** Deadline for the first connection to an upstream cluster at start. */
     dialMs: number;
   };
+  watch: {
+    /** Recent events kept in memory for watches that start in the past (older ones are read from the members). */
+    historyEvents: number;
+    /** Events queued for one watcher whose client does not read before it is resynced from history. */
+    maxPendingEvents: number;
+    /** Interval of progress notifications for watchers created with progress_notify. */
+    progressNotifyIntervalMs: number;
+  };
   log: { level: string };
 }

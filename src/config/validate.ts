@@ -39,6 +39,10 @@ export function validateConfig(raw: Raw): ValidationResult {
   const timeouts = sub(raw, 'timeouts');
   const requestMs = int(timeouts.requestMs, 'timeouts.requestMs', 1, 2 ** 31 - 1, fail);
   const dialMs = int(timeouts.dialMs, 'timeouts.dialMs', 1, 2 ** 31 - 1, fail);
+  const watch = sub(raw, 'watch');
+  const historyEvents = int(watch.historyEvents, 'watch.historyEvents', 1, 100_000_000, fail);
+  const maxPendingEvents = int(watch.maxPendingEvents, 'watch.maxPendingEvents', 1, 100_000_000, fail);
+  const progressNotifyIntervalMs = int(watch.progressNotifyIntervalMs, 'watch.progressNotifyIntervalMs', 10, 2 ** 31 - 1, fail);
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
     fail('log.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${show(level)})`);
@@ -60,6 +64,11 @@ export function validateConfig(raw: Raw): ValidationResult {
       limits: { maxTxnOps: maxTxnOps as number, maxRequestBytes: maxRequestBytes as number },
       memberLimits: { maxTxnOps: memberMaxTxnOps as number, maxRequestBytes: memberMaxRequestBytes as number },
       timeouts: { requestMs: requestMs as number, dialMs: dialMs as number },
+      watch: {
+        historyEvents: historyEvents as number,
+        maxPendingEvents: maxPendingEvents as number,
+        progressNotifyIntervalMs: progressNotifyIntervalMs as number,
+      },
       log: { level: level as string },
     },
   };

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * The proxy's one metrics registry. Metric objects are module singletons so that any module
@@ -86,5 +86,55 @@ export const memberWrites = new Counter({
 export const clientWrites = new Counter({
   name: 'etcd_metaproxy_client_writes_total',
   help: 'Client writes committed (each with one meta revision).',
+  registers: [registry],
+});
+
+export const clockRevision = new Gauge({
+  name: 'etcd_metaproxy_clock_revision',
+  help: 'The last meta revision this proxy saw allocated on the coordinator clock.',
+  registers: [registry],
+});
+
+export const watchers = new Gauge({
+  name: 'etcd_metaproxy_watchers',
+  help: 'Client watchers receiving events live from the merged stream.',
+  registers: [registry],
+});
+
+export const watchStreams = new Gauge({
+  name: 'etcd_metaproxy_watch_streams',
+  help: 'Open client Watch streams.',
+  registers: [registry],
+});
+
+export const watchEventsSent = new Counter({
+  name: 'etcd_metaproxy_watch_events_sent_total',
+  help: 'Events written to client watch streams.',
+  registers: [registry],
+});
+
+export const watchResyncs = new Counter({
+  name: 'etcd_metaproxy_watch_slow_resyncs_total',
+  help: 'Watchers whose client fell behind: their queued events were dropped and they were fed again from history.',
+  registers: [registry],
+});
+
+export const mergedRevision = new Gauge({
+  name: 'etcd_metaproxy_watch_merged_revision',
+  help: 'The meta revision up to which the merged event stream has released every event.',
+  registers: [registry],
+});
+
+export const watermarkRevision = new Gauge({
+  name: 'etcd_metaproxy_shard_watermark_revision',
+  help: 'The shard clock last seen in its member watch stream, by shard.',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const upstreamWatchRestarts = new Counter({
+  name: 'etcd_metaproxy_upstream_watch_restarts_total',
+  help: 'Member watch streams reopened after an error, by shard.',
+  labelNames: ['shard'] as const,
   registers: [registry],
 });

@@ -7,6 +7,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { ClockAllocator } from '../clock/allocator.js';
+import { ClockProbe } from '../clock/probe.js';
 import type { ProxyConfig } from '../config/types.js';
 import { initCompactRecord } from '../kv/compact.js';
 import { MetaStore } from '../kv/store.js';
@@ -18,10 +19,13 @@ import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
+import { WatchHub } from '../watch/hub.js';
+import { MergedStream } from '../watch/merged-stream.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
 import { maintenanceService } from './maintenance.js';
+import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
@@ -58,6 +62,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
   const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
   const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
   const closeUpstreams = () => [coordinator, ...upstreams].forEach((u) => u.close());
+  let closeWatch = () => {};
   try {
     await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
     const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
@@ -72,6 +77,14 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
+    const merged = new MergedStream(store, log);
+    closeWatch = () => merged.close();
+    await merged.start();
+    const hub = new WatchHub(merged, new ClockProbe(() => clock.current()), log, cfg.watch);
+    closeWatch = () => {
+      hub.close();
+      merged.close();
+    };
 
     const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${cfg.listen}`];
     const header = new HeaderSource(hash64(Buffer.from(advertise[0])).toString());
@@ -89,6 +102,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, maxTxnOps: cfg.limits.maxTxnOps }));
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
+    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
+    server.addService(serviceDefinition('Watch'), watch.service);
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, name: `etcd-metaproxy-${cfg.listen}`, clientUrls: advertise, revision: () => clock.current() }),
@@ -122,6 +137,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       close: async () => {
         ready = false;
         clearInterval(timer);
+        // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
+        watch.closeAll();
+        closeWatch();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();
@@ -137,6 +155,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       },
     };
   } catch (err) {
+    closeWatch();
     closeUpstreams();
     throw err;
   }

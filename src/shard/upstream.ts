@@ -23,6 +23,7 @@ interface Endpoint {
   target: string;
   kv: grpc.Client;
   maintenance: grpc.Client;
+  watch: grpc.Client;
 }
 
 export interface UpstreamOptions {
@@ -41,11 +42,13 @@ export class Upstream {
   readonly name: string;
   private readonly endpoints: Endpoint[];
   private preferred = 0;
+  private watchTurn = 0;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.name = opts.name;
     const KV = etcdService('KV');
     const Maintenance = etcdService('Maintenance');
+    const Watch = etcdService('Watch');
     const channelOpts: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
@@ -66,7 +69,8 @@ export class Upstream {
       const kv = new KV(target, creds, channelOpts);
       // Share the channel between services of one endpoint.
       const maintenance = new Maintenance(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
-      return { target, kv, maintenance };
+      const watch = new Watch(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
+      return { target, kv, maintenance, watch };
     });
   }
 
@@ -85,6 +89,19 @@ export class Upstream {
 
   status(): Promise<StatusResponse> {
     return this.call<StatusResponse>('maintenance', 'Status', {}, true);
+  }
+
+  /**
+   * Opens a Watch stream on one endpoint, rotating through them on each call (a stream that
+   * failed is reopened by the caller, so the next endpoint gets a turn). "hasleader" makes the
+   * member end the stream when it loses its leader, instead of going silent.
+   */
+  openWatch(): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } {
+    const ep = this.endpoints[this.watchTurn++ % this.endpoints.length];
+    const md = new grpc.Metadata();
+    md.set('hasleader', 'true');
+    const client = ep.watch as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<object, unknown> };
+    return { stream: client.Watch(md), endpoint: ep.target };
   }
 
   close(): void {

@@ -1,0 +1,126 @@
+/**
+ * The Watch service: one WatchSession per client stream (watch/session.ts), fed by the proxy's
+ * one merged event stream through the hub. Requests are read in order; a malformed one is
+ * ignored as etcd ignores requests it does not understand.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { MetaStore } from '../kv/store.js';
+import { watchStreams } from '../metrics/registry.js';
+import type { WatchHub } from '../watch/hub.js';
+import { WatchSession } from '../watch/session.js';
+import type { HeaderSource } from './header.js';
+
+export interface WatchDeps {
+  hub: WatchHub;
+  store: MetaStore;
+  header: HeaderSource;
+  logger: Logger;
+  maxPendingEvents: number;
+  maxRequestBytes: number;
+}
+
+interface CreateRequest {
+  key: Buffer;
+  range_end: Buffer;
+  start_revision: string;
+  progress_notify: boolean;
+  filters: number[];
+  prev_kv: boolean;
+  watch_id: string;
+  fragment: boolean;
+}
+
+interface WatchRequest {
+  create_request?: CreateRequest | null;
+  cancel_request?: { watch_id: string } | null;
+  progress_request?: object | null;
+}
+
+const NOPUT = 0;
+const NODELETE = 1;
+
+export interface WatchService {
+  service: grpc.UntypedServiceImplementation;
+  /** Ends every client stream (UNAVAILABLE, as a stopping etcd): clients resume elsewhere. */
+  closeAll(): void;
+}
+
+export function watchService(d: WatchDeps): WatchService {
+  const sessions = new Map<WatchSession, grpc.ServerDuplexStream<unknown, unknown>>();
+  const service: grpc.UntypedServiceImplementation = {
+    Watch: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      const session = new WatchSession(call, {
+        hub: d.hub,
+        store: d.store,
+        log: d.logger,
+        header: (rev) => d.header.fill({ cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' }),
+        maxPendingEvents: d.maxPendingEvents,
+        maxResponseBytes: d.maxRequestBytes,
+      });
+      sessions.set(session, call);
+      watchStreams.inc();
+      let open = true;
+      const done = () => {
+        if (!open) return;
+        open = false;
+        sessions.delete(session);
+        watchStreams.dec();
+        session.close();
+      };
+      // Requests are handled in order: one that waits (RequestProgress) holds back those after it.
+      let inbox: Promise<void> = Promise.resolve();
+      call.on('data', (raw: unknown) => {
+        inbox = inbox.then(() =>
+          handle(session, raw as WatchRequest).catch((err: unknown) => {
+            d.logger.warn({ err: (err as Error).message }, 'watch request ignored');
+          }),
+        );
+      });
+      call.on('end', () => {
+        done();
+        call.end();
+      });
+      call.on('error', done);
+      call.on('cancelled', done);
+      call.on('close', done);
+    },
+  };
+  return {
+    service,
+    closeAll: () => {
+      for (const [session, call] of [...sessions]) {
+        session.close();
+        call.emit('error', { code: grpcStatus.UNAVAILABLE, details: 'etcdserver: server stopped' });
+      }
+    },
+  };
+}
+
+async function handle(session: WatchSession, req: WatchRequest): Promise<void> {
+  if (req.create_request) {
+    const c = req.create_request;
+    // etcd: an empty key watches from "\0"; range_end "\0" means every key from `key` on.
+    const key = c.key.length ? c.key : Buffer.from([0]);
+    const end = c.range_end.length === 0 ? null : c.range_end.length === 1 && c.range_end[0] === 0 ? Buffer.alloc(0) : c.range_end;
+    const filters = c.filters ?? [];
+    session.create(
+      {
+        id: BigInt(c.watch_id || '0'),
+        key,
+        end,
+        prevKv: c.prev_kv,
+        noPut: filters.includes(NOPUT),
+        noDelete: filters.includes(NODELETE),
+        progressNotify: c.progress_notify,
+        fragment: c.fragment,
+      },
+      BigInt(c.start_revision || '0'),
+    );
+  } else if (req.cancel_request) {
+    session.cancel(BigInt(req.cancel_request.watch_id || '0'));
+  } else if (req.progress_request) {
+    await session.requestProgress();
+  }
+}

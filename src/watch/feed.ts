@@ -1,0 +1,134 @@
+/**
+ * One member watch (DESIGN "Watch path"): the shard's whole user keyspace plus its system keys
+ * (clock and rev/<slot> markers), with prev_kv, decoded into meta events. A stream that breaks
+ * is reopened from the member revision after the last one read, on the next endpoint, so
+ * nothing is lost or repeated; consumers simply wait meanwhile.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { wire64 } from '../etcd/types.js';
+import { upstreamWatchRestarts } from '../metrics/registry.js';
+import type { Keyspace } from '../shard/keyspace.js';
+import { SYS_PREFIX, prefixEnd } from '../shard/keyspace.js';
+import type { Shard } from '../shard/shard.js';
+import type { Decoded, MemberEvent } from './decoder.js';
+import { ShardDecoder } from './decoder.js';
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+
+interface MemberWatchResponse {
+  created: boolean;
+  canceled: boolean;
+  compact_revision: string;
+  cancel_reason: string;
+  events: MemberEvent[];
+}
+
+export interface FeedOptions {
+  shard: Shard;
+  ks: Keyspace;
+  log: Logger;
+  /** First member revision to read. */
+  fromMemberRev: bigint;
+  /** The shard clock just before fromMemberRev. */
+  watermark: bigint;
+  /** Meta events at or below this revision are dropped. */
+  floor?: bigint;
+  onDecoded(d: Decoded): void;
+  /** The member compacted history the feed still needed: it cannot go on. */
+  onLost(compactRevision: bigint): void;
+}
+
+/** The member range a feed watches: user keys and the proxy's system keys, nothing else. */
+export function feedRange(ks: Keyspace): { key: Buffer; range_end: Buffer } {
+  return { key: ks.namespace.length ? ks.namespace : Buffer.from([0]), range_end: prefixEnd(SYS_PREFIX) };
+}
+
+export class ShardFeed {
+  private readonly decoder: ShardDecoder;
+  private next: bigint;
+  private call: grpc.ClientDuplexStream<object, unknown> | null = null;
+  private closed = false;
+  private paused = false;
+  private backoff = BACKOFF_MIN_MS;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: FeedOptions) {
+    this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n);
+    this.next = o.fromMemberRev;
+  }
+
+  get watermark(): bigint {
+    return this.decoder.watermark;
+  }
+
+  start(): void {
+    if (this.closed) return;
+    const { stream, endpoint } = this.o.shard.upstream.openWatch();
+    this.call = stream;
+    let alive = true;
+    const restart = (why: string) => {
+      if (!alive) return;
+      alive = false;
+      stream.removeAllListeners();
+      stream.on('error', () => undefined);
+      stream.cancel();
+      if (this.closed) return;
+      upstreamWatchRestarts.inc({ shard: this.o.shard.name });
+      this.o.log.warn({ shard: this.o.shard.name, endpoint, from: this.next.toString(), why }, 'member watch restarting');
+      this.timer = setTimeout(() => this.start(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    };
+    stream.on('data', (raw: unknown) => {
+      const res = raw as MemberWatchResponse;
+      if (res.canceled) {
+        const compact = BigInt(res.compact_revision || '0');
+        if (compact > 0n) {
+          alive = false;
+          stream.removeAllListeners();
+          stream.on('error', () => undefined);
+          stream.cancel();
+          this.o.onLost(compact);
+          return;
+        }
+        restart(res.cancel_reason || 'canceled by the member');
+        return;
+      }
+      if (res.created) this.backoff = BACKOFF_MIN_MS;
+      if (!res.events.length) return;
+      const d = this.decoder.decode(res.events);
+      if (d.memberRev >= this.next) this.next = d.memberRev + 1n;
+      if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events without a proxy marker ignored');
+      this.o.onDecoded(d);
+    });
+    stream.on('error', (err: Error) => restart(err.message));
+    stream.on('end', () => restart('stream ended'));
+    const range = feedRange(this.o.ks);
+    stream.write({ create_request: { ...range, start_revision: wire64(this.next), prev_kv: true } });
+    if (this.paused) stream.pause();
+  }
+
+  /** Stops reading (flow control pushes back on the member) until resume(). */
+  pause(): void {
+    this.paused = true;
+    this.call?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.call?.resume();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    const c = this.call;
+    this.call = null;
+    if (c) {
+      c.removeAllListeners();
+      c.on('error', () => undefined);
+      c.cancel();
+    }
+  }
+}

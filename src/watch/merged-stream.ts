@@ -1,0 +1,156 @@
+/**
+ * The proxy's one merged event stream: a member watch per shard (feed.ts), decoded and merged
+ * into global revision order (merger.ts), with fence writes for lagging idle shards
+ * (fencer.ts). Consumers (the watch hub; later the caches) subscribe to released batches.
+ */
+import type { Logger } from 'pino';
+import type { MetaStore } from '../kv/store.js';
+import { mergedRevision, watermarkRevision } from '../metrics/registry.js';
+import type { ClockRead, Shard } from '../shard/shard.js';
+import type { EventBatch } from './event.js';
+import { ShardFeed } from './feed.js';
+import { Fencer } from './fencer.js';
+import { Merger } from './merger.js';
+
+const MAX_START_ROUNDS = 32;
+
+/**
+ * A meta revision M and, per shard, the member revision whose state is exactly the shard's
+ * state at M: every lagging shard is fenced up to the highest clock first.
+ */
+export async function consistentStart(shards: Shard[]): Promise<{ rev: bigint; heads: ClockRead[] }> {
+  const heads = await Promise.all(shards.map((s) => s.currentClock()));
+  for (let round = 0; round < MAX_START_ROUNDS; round++) {
+    const top = heads.reduce((m, h) => (h.clock > m ? h.clock : m), 0n);
+    const lagging = heads.map((h, i) => (h.clock < top ? i : -1)).filter((i) => i >= 0);
+    if (!lagging.length) return { rev: top, heads };
+    await Promise.all(lagging.map(async (i) => (heads[i] = (await shards[i].fenceAndRead(top, [])).clock)));
+  }
+  throw new Error('watch: shards kept moving while the merged stream started');
+}
+
+interface Waiter {
+  rev: bigint;
+  resolve: () => void;
+}
+
+export class MergedStream {
+  private merger!: Merger;
+  private feeds: ShardFeed[] = [];
+  private readonly fencer: Fencer;
+  private readonly listeners: Array<(b: EventBatch) => void> = [];
+  private readonly resetListeners: Array<(rev: bigint) => void> = [];
+  private waiters: Waiter[] = [];
+  private closed = false;
+  private restarting = false;
+
+  constructor(
+    private readonly store: MetaStore,
+    private readonly log: Logger,
+  ) {
+    this.fencer = new Fencer(store.shards, (i) => this.merger.watermark(i), log);
+  }
+
+  get released(): bigint {
+    return this.merger.released;
+  }
+
+  watermark(shard: number): bigint {
+    return this.merger.watermark(shard);
+  }
+
+  onBatch(fn: (b: EventBatch) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** The stream lost history it needed (a member compacted past it) and restarted at `rev`. */
+  onReset(fn: (rev: bigint) => void): void {
+    this.resetListeners.push(fn);
+  }
+
+  async start(): Promise<void> {
+    const { rev, heads } = await consistentStart(this.store.shards);
+    this.merger = new Merger(this.store.shards.length, rev, (b) => this.deliver(b));
+    mergedRevision.set(Number(rev));
+    this.settle(rev);
+    this.feeds = this.store.shards.map(
+      (shard, i) =>
+        new ShardFeed({
+          shard,
+          ks: this.store.ks,
+          log: this.log,
+          fromMemberRev: heads[i].memberRev + 1n,
+          watermark: rev,
+          onDecoded: (d) => {
+            if (this.closed) return;
+            this.merger.push(i, d.events, d.watermark);
+            watermarkRevision.set({ shard: shard.name }, Number(d.watermark));
+            this.fenceHeldBack();
+          },
+          onLost: (compacted) => void this.restart(compacted),
+        }),
+    );
+    for (const f of this.feeds) f.start();
+  }
+
+  /** Resolves once every event at or below `rev` has been released; fences idle shards meanwhile. */
+  waitFor(rev: bigint): Promise<void> {
+    if (this.merger.released >= rev) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push({ rev, resolve });
+      this.fenceBelow(rev);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.fencer.close();
+    for (const f of this.feeds) f.close();
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+  }
+
+  private deliver(b: EventBatch): void {
+    mergedRevision.set(Number(b.rev));
+    for (const fn of this.listeners) fn(b);
+    this.settle(b.rev);
+  }
+
+  private settle(released: bigint): void {
+    if (!this.waiters.length) return;
+    const still: Waiter[] = [];
+    for (const w of this.waiters) (w.rev <= released ? w.resolve() : still.push(w));
+    this.waiters = still;
+  }
+
+  /** Events some shards hold wait for the others: fence those behind. */
+  private fenceHeldBack(): void {
+    const top = this.merger.heldBack();
+    if (top > this.merger.released) this.fenceBelow(top);
+  }
+
+  private fenceBelow(target: bigint): void {
+    this.store.shards.forEach((_, i) => {
+      if (this.merger.watermark(i) < target) this.fencer.request(i, target);
+    });
+  }
+
+  private async restart(compacted: bigint): Promise<void> {
+    if (this.restarting || this.closed) return;
+    this.restarting = true;
+    this.log.error({ compacted: compacted.toString() }, 'member history the merged stream needed was compacted; restarting it');
+    for (const f of this.feeds) f.close();
+    for (;;) {
+      try {
+        await this.start();
+        for (const fn of this.resetListeners) fn(this.merger.released);
+        break;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'merged stream restart failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+        if (this.closed) break;
+      }
+    }
+    this.restarting = false;
+  }
+}

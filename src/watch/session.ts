@@ -1,0 +1,332 @@
+/**
+ * One client Watch stream: its watchers, their create/cancel/progress requests, and one FIFO of
+ * responses written with the client's flow control. Everything a stream sends goes through that
+ * FIFO, so a progress response or a header revision never overtakes an event before it.
+ *
+ * A watcher whose client does not keep up (more than `maxPendingEvents` queued and unsent) has
+ * its queued events dropped and is fed again from history once the stream drains, as etcd does
+ * with slow watchers: memory stays bounded and other watchers are not stalled.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { ResponseHeader } from '../etcd/types.js';
+import { wire64 } from '../etcd/types.js';
+import type { MetaStore } from '../kv/store.js';
+import { watchEventsSent, watchResyncs } from '../metrics/registry.js';
+import type { MetaEvent, WireEvent } from './event.js';
+import { wireEvent } from './event.js';
+import type { WatchHub, WatchSink } from './hub.js';
+import { Replay, ReplayLost } from './replay.js';
+import type { WatcherSpec } from './watcher.js';
+import { Watcher } from './watcher.js';
+
+export interface WatchResponseMsg {
+  header: ResponseHeader;
+  watch_id: string;
+  created: boolean;
+  canceled: boolean;
+  compact_revision: string;
+  cancel_reason: string;
+  fragment: boolean;
+  events: WireEvent[];
+}
+
+export interface SessionDeps {
+  hub: WatchHub;
+  store: MetaStore;
+  log: Logger;
+  header: (rev: bigint) => ResponseHeader;
+  maxPendingEvents: number;
+  /** Responses of fragmenting watchers are split below this size (etcd: --max-request-bytes). */
+  maxResponseBytes: number;
+}
+
+interface Outgoing {
+  msg: WatchResponseMsg;
+  watcher: Watcher | null;
+  events: number;
+}
+
+export const ERR_RANGE_EMPTY = 'mvcc: watcher range is empty';
+export const ERR_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
+
+export class WatchSession implements WatchSink {
+  private readonly watchers = new Map<bigint, Watcher>();
+  private readonly replays = new Map<Watcher, Replay>();
+  private nextAutoId = 0n;
+  private queue: Outgoing[] = [];
+  private blocked = false;
+  private closed = false;
+  private drainWaiters: Array<() => void> = [];
+  private catchingUp = 0;
+  private liveWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<unknown, unknown>,
+    private readonly d: SessionDeps,
+  ) {
+    d.hub.register(this);
+    call.on('drain', () => {
+      this.blocked = false;
+      this.pump();
+    });
+  }
+
+  // ----------------------------------------------------------------------------- requests
+
+  create(spec: Omit<WatcherSpec, 'id'> & { id: bigint }, startRev: bigint): void {
+    if (this.closed) return;
+    const hub = this.d.hub;
+    const released = hub.released;
+    if (spec.end !== null && spec.end.length > 0 && Buffer.compare(spec.key, spec.end) >= 0) {
+      this.send(this.response(released, -1n, { created: true, canceled: true, cancel_reason: ERR_RANGE_EMPTY }));
+      return;
+    }
+    let id = spec.id;
+    if (id === 0n) {
+      while (this.watchers.has(this.nextAutoId)) this.nextAutoId++;
+      id = this.nextAutoId++;
+    } else if (this.watchers.has(id)) {
+      this.send(this.response(released, -1n, { created: true, canceled: true, cancel_reason: ERR_DUPLICATE_ID }));
+      return;
+    }
+    const w = new Watcher({ ...spec, id }, startRev === 0n ? released + 1n : startRev);
+    this.watchers.set(id, w);
+    this.send(this.response(released, id, { created: true }));
+    if (w.nextRev > released) hub.addLive(w, this);
+    else void this.catchUp(w);
+  }
+
+  cancel(id: bigint): void {
+    const w = this.watchers.get(id);
+    if (!w) return;
+    this.drop(w);
+    this.send(this.response(this.d.hub.released, id, { canceled: true }));
+  }
+
+  /** RequestProgress: answered (watch_id -1) once every event up to the revision reported was sent. */
+  async requestProgress(): Promise<void> {
+    try {
+      await this.d.hub.caughtUp();
+      while (this.catchingUp > 0 && !this.closed) await new Promise<void>((r) => this.liveWaiters.push(r));
+      if (!this.closed) this.send(this.response(this.d.hub.released, -1n, {}));
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'watch progress request not answered');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of [...this.watchers.values()]) this.drop(w);
+    this.d.hub.unregister(this);
+    this.queue = [];
+    for (const r of this.drainWaiters.splice(0)) r();
+    for (const r of this.liveWaiters.splice(0)) r();
+  }
+
+  // ----------------------------------------------------------------------------- WatchSink
+
+  deliver(w: Watcher, events: MetaEvent[], _rev: bigint): void {
+    this.sendEvents(w, events);
+    if (w.pending > this.d.maxPendingEvents) this.fallBehind(w);
+  }
+
+  progressTick(_rev: bigint): void {
+    const rev = this.d.hub.released;
+    for (const w of this.watchers.values()) {
+      if (!w.spec.progressNotify) continue;
+      if (w.live && w.pending === 0 && !w.sentSinceTick) this.send(this.response(rev, w.id, {}));
+      w.sentSinceTick = false;
+    }
+  }
+
+  reset(): void {
+    void this.d.store.refreshCompacted().then(
+      (c) => this.cancelAllCompacted(c),
+      () => this.cancelAllCompacted(this.d.store.compactedRevision),
+    );
+  }
+
+  // ----------------------------------------------------------------------------- catch-up
+
+  private async catchUp(w: Watcher): Promise<void> {
+    this.catchingUp++;
+    try {
+      const compacted = await this.d.store.refreshCompacted().catch(() => this.d.store.compactedRevision);
+      while (!w.canceled && !this.closed) {
+        const hub = this.d.hub;
+        const from = w.nextRev;
+        const released = hub.released;
+        if (from > released) {
+          hub.addLive(w, this);
+          return;
+        }
+        if (from < compacted) {
+          this.sendCompacted(w, compacted);
+          return;
+        }
+        const held = hub.history.since(from, this.d.maxPendingEvents);
+        if (held) {
+          this.sendEvents(w, w.select(held.events));
+          if (held.complete) {
+            // No await since history.since(): nothing was released in between.
+            w.nextRev = released + 1n;
+            hub.addLive(w, this);
+            return;
+          }
+          w.nextRev = held.events[held.events.length - 1].rev + 1n;
+          await this.drained();
+          continue;
+        }
+        if (!(await this.replayFromMembers(w, from, released))) return;
+        await this.drained();
+      }
+    } catch (err) {
+      this.d.log.warn({ watchId: w.id.toString(), err: (err as Error).message }, 'watch catch-up failed; canceling the watcher');
+      if (!w.canceled && !this.closed) {
+        this.drop(w);
+        this.send(this.response(this.d.hub.released, w.id, { canceled: true, cancel_reason: (err as Error).message }));
+      }
+    } finally {
+      this.catchingUp--;
+      if (this.catchingUp === 0) for (const r of this.liveWaiters.splice(0)) r();
+    }
+  }
+
+  /** Sends [from, to] from the members; false when the watcher was canceled meanwhile. */
+  private async replayFromMembers(w: Watcher, from: bigint, to: bigint): Promise<boolean> {
+    const s = w.spec;
+    const shards = this.d.store.router.shardsForRange(s.key, s.end === null ? Buffer.alloc(0) : s.end.length ? s.end : Buffer.from([0]));
+    const replay = new Replay(this.d.store, this.d.log, shards, from, to, (events) => {
+      const sel = w.select(events);
+      if (sel.length) this.sendEvents(w, sel);
+      if (this.blocked) replay.pause();
+    });
+    this.replays.set(w, replay);
+    try {
+      await replay.run();
+    } catch (err) {
+      if (err instanceof ReplayLost) {
+        this.sendCompacted(w, await this.d.store.refreshCompacted().catch(() => err.compactRevision));
+        return false;
+      }
+      throw err;
+    } finally {
+      this.replays.delete(w);
+    }
+    if (w.canceled || this.closed) return false;
+    w.nextRev = to + 1n;
+    return true;
+  }
+
+  // ----------------------------------------------------------------------------- sending
+
+  private sendEvents(w: Watcher, events: MetaEvent[]): void {
+    if (!events.length || this.closed) return;
+    const rev = this.d.hub.released;
+    const wire = events.map((e) => wireEvent(e, w.spec.prevKv));
+    w.sentSinceTick = true;
+    if (!w.spec.fragment) {
+      this.enqueue(this.response(rev, w.id, { events: wire }), w, events.length);
+      return;
+    }
+    // etcd splits a fragmenting watcher's response into pieces below the request size limit.
+    let start = 0;
+    let size = 0;
+    for (let i = 0; i < events.length; i++) {
+      if (i > start && size + events[i].size > this.d.maxResponseBytes) {
+        this.enqueue(this.response(rev, w.id, { events: wire.slice(start, i), fragment: true }), w, i - start);
+        start = i;
+        size = 0;
+      }
+      size += events[i].size;
+    }
+    this.enqueue(this.response(rev, w.id, { events: wire.slice(start) }), w, events.length - start);
+  }
+
+  private sendCompacted(w: Watcher, compacted: bigint): void {
+    this.drop(w);
+    // etcd's compaction notice carries no header revision.
+    this.send(this.response(0n, w.id, { canceled: true, compact_revision: wire64(compacted) }));
+  }
+
+  private cancelAllCompacted(compacted: bigint): void {
+    for (const w of [...this.watchers.values()]) this.sendCompacted(w, compacted);
+  }
+
+  /** Its queued events are dropped; it is fed again from history (from the first one) once the stream drains. */
+  private fallBehind(w: Watcher): void {
+    let first: bigint | null = null;
+    this.queue = this.queue.filter((o) => {
+      if (o.watcher !== w || !o.events) return true;
+      const rev = BigInt(o.msg.events[0].kv.mod_revision);
+      if (first === null || rev < first) first = rev;
+      return false;
+    });
+    w.pending = 0;
+    this.d.hub.removeLive(w);
+    if (first !== null) w.nextRev = first;
+    watchResyncs.inc();
+    void this.catchUp(w);
+  }
+
+  private drop(w: Watcher): void {
+    w.canceled = true;
+    this.d.hub.removeLive(w);
+    this.replays.get(w)?.close();
+    this.watchers.delete(w.id);
+    if (w.pending) this.queue = this.queue.filter((o) => o.watcher !== w);
+    w.pending = 0;
+  }
+
+  private response(rev: bigint, id: bigint, fields: Partial<WatchResponseMsg>): WatchResponseMsg {
+    return {
+      header: this.d.header(rev),
+      watch_id: wire64(id),
+      created: false,
+      canceled: false,
+      compact_revision: wire64(0n),
+      cancel_reason: '',
+      fragment: false,
+      events: [],
+      ...fields,
+    };
+  }
+
+  private send(msg: WatchResponseMsg): void {
+    this.enqueue(msg, null, 0);
+  }
+
+  private enqueue(msg: WatchResponseMsg, watcher: Watcher | null, events: number): void {
+    if (this.closed) return;
+    if (watcher) watcher.pending += events;
+    this.queue.push({ msg, watcher, events });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.blocked && this.queue.length && !this.closed) {
+      const o = this.queue.shift() as Outgoing;
+      if (o.watcher) o.watcher.pending -= o.events;
+      if (o.events) watchEventsSent.inc(o.events);
+      try {
+        if (!this.call.write(o.msg)) this.blocked = true;
+      } catch (err) {
+        this.d.log.debug({ err: (err as Error).message }, 'watch stream write failed');
+        this.close();
+        return;
+      }
+    }
+    if (!this.blocked && !this.queue.length) {
+      for (const r of this.drainWaiters.splice(0)) r();
+      for (const r of this.replays.values()) r.resume();
+    }
+  }
+
+  /** Resolves when everything queued so far has been handed to the client stream. */
+  private drained(): Promise<void> {
+    if (!this.blocked && !this.queue.length) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * One client watcher: a key range, filters and options from its WatchCreateRequest, and where
+ * it stands: `nextRev` is the lowest revision it has not been sent. A live watcher receives
+ * released events as they come; one that is behind (a past start revision, or a slow client)
+ * is fed from history until it reaches the merged stream.
+ */
+import type { MetaEvent } from './event.js';
+import { EventType } from './event.js';
+
+export interface WatcherSpec {
+  id: bigint;
+  key: Buffer;
+  /** null: the key alone; empty: every key from `key` on; else [key, end). */
+  end: Buffer | null;
+  prevKv: boolean;
+  noPut: boolean;
+  noDelete: boolean;
+  progressNotify: boolean;
+  fragment: boolean;
+}
+
+export class Watcher {
+  live = false;
+  canceled = false;
+  /** Events queued for it in its stream and not yet written. */
+  pending = 0;
+  /** It was sent events since the last progress tick (etcd skips the notification then). */
+  sentSinceTick = false;
+
+  constructor(
+    readonly spec: WatcherSpec,
+    public nextRev: bigint,
+  ) {}
+
+  get id(): bigint {
+    return this.spec.id;
+  }
+
+  covers(key: Buffer): boolean {
+    const s = this.spec;
+    if (s.end === null) return key.equals(s.key);
+    if (Buffer.compare(key, s.key) < 0) return false;
+    return s.end.length === 0 || Buffer.compare(key, s.end) < 0;
+  }
+
+  wants(e: MetaEvent): boolean {
+    if (e.rev < this.nextRev) return false;
+    if (e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete) return false;
+    return this.covers(e.key);
+  }
+
+  select(events: MetaEvent[]): MetaEvent[] {
+    const out: MetaEvent[] = [];
+    for (const e of events) if (this.wants(e)) out.push(e);
+    return out;
+  }
+}

@@ -32,8 +32,8 @@ class Queue {
   }
 }
 
-function byRevThenKey(a: MetaEvent, b: MetaEvent): number {
-  return a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : Buffer.compare(a.key, b.key);
+function byRev(a: MetaEvent, b: MetaEvent): number {
+  return a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0;
 }
 
 export class Merger {
@@ -89,9 +89,9 @@ export class Merger {
       events = sources ? events.concat(part) : part;
       sources++;
     }
-    // Shards never share a revision today (a write lives on one shard), but order them as etcd
-    // would if they did: by revision, then key.
-    if (sources > 1) events.sort(byRevThenKey);
+    // A revision lives on one shard (a write does), so a stable sort by revision keeps each
+    // revision's events in the member's order, which is the order of the write's ops.
+    if (sources > 1) events.sort(byRev);
     this.releasedRev = low;
     this.onRelease({ events, rev: low });
   }

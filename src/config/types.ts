@@ -49,6 +49,8 @@ export interface ProxyConfig {
     historyEvents: number;
     /** Events queued for one watcher whose client does not read before it is resynced from history. */
     maxPendingEvents: number;
+    /** How long events held back by idle shards wait for them to move before fencing them (ms). */
+    fenceDelayMs: number;
     /** Interval of progress notifications for watchers created with progress_notify. */
     progressNotifyIntervalMs: number;
   };

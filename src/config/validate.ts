@@ -42,6 +42,7 @@ export function validateConfig(raw: Raw): ValidationResult {
   const watch = sub(raw, 'watch');
   const historyEvents = int(watch.historyEvents, 'watch.historyEvents', 1, 100_000_000, fail);
   const maxPendingEvents = int(watch.maxPendingEvents, 'watch.maxPendingEvents', 1, 100_000_000, fail);
+  const fenceDelayMs = int(watch.fenceDelayMs, 'watch.fenceDelayMs', 0, 60_000, fail);
   const progressNotifyIntervalMs = int(watch.progressNotifyIntervalMs, 'watch.progressNotifyIntervalMs', 10, 2 ** 31 - 1, fail);
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
@@ -67,6 +68,7 @@ export function validateConfig(raw: Raw): ValidationResult {
       watch: {
         historyEvents: historyEvents as number,
         maxPendingEvents: maxPendingEvents as number,
+        fenceDelayMs: fenceDelayMs as number,
         progressNotifyIntervalMs: progressNotifyIntervalMs as number,
       },
       log: { level: level as string },

@@ -77,7 +77,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
-    const merged = new MergedStream(store, log);
+    const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs);
     closeWatch = () => merged.close();
     await merged.start();
     const hub = new WatchHub(merged, new ClockProbe(() => clock.current()), log, cfg.watch);

@@ -43,10 +43,17 @@ export class MergedStream {
   private waiters: Waiter[] = [];
   private closed = false;
   private restarting = false;
+  private fenceTimer: NodeJS.Timeout | null = null;
 
+  /**
+   * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
+   * their own before they are fenced. It only decides when events flow, never which: a few ms
+   * spares most fence writes under load spread over all shards.
+   */
   constructor(
     private readonly store: MetaStore,
     private readonly log: Logger,
+    private readonly fenceDelayMs = 0,
   ) {
     this.fencer = new Fencer(store.shards, (i) => this.merger.watermark(i), log);
   }
@@ -104,6 +111,7 @@ export class MergedStream {
 
   close(): void {
     this.closed = true;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fencer.close();
     for (const f of this.feeds) f.close();
     for (const w of this.waiters) w.resolve();
@@ -123,8 +131,17 @@ export class MergedStream {
     this.waiters = still;
   }
 
-  /** Events some shards hold wait for the others: fence those behind. */
+  /** Events some shards hold wait for the others: fence those behind (after the delay). */
   private fenceHeldBack(): void {
+    if (this.merger.heldBack() <= this.merger.released) return;
+    if (this.fenceDelayMs <= 0) return this.fenceNow();
+    this.fenceTimer ??= setTimeout(() => {
+      this.fenceTimer = null;
+      if (!this.closed) this.fenceNow();
+    }, this.fenceDelayMs);
+  }
+
+  private fenceNow(): void {
     const top = this.merger.heldBack();
     if (top > this.merger.released) this.fenceBelow(top);
   }

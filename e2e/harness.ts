@@ -138,7 +138,7 @@ export function proxyConfig(cluster: LocalMetaCluster, listen: string, change: P
     limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
     memberLimits: { ...LOCAL_MEMBER_LIMITS },
     timeouts: { requestMs: 5000, dialMs: 10000 },
-    watch: { historyEvents: 100000, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
+    watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
     log: { level: 'info' },
     ...change,
   };

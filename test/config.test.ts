@@ -57,7 +57,7 @@ test('YAML file with defaults filled in and endpoints normalised', () => {
     limits: { maxTxnOps: 256, maxRequestBytes: 1572864 },
     memberLimits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
     timeouts: { requestMs: 5000, dialMs: 10000 },
-    watch: { historyEvents: 100000, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
+    watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
     log: { level: 'debug' },
   });
 });

@@ -62,7 +62,7 @@ export async function startProxyTarget(opts: ProxyTargetOptions): Promise<ProxyT
     limits: { maxTxnOps: 128, maxRequestBytes: 1.5 * 1024 * 1024 },
     memberLimits: { ...LOCAL_MEMBER_LIMITS },
     timeouts: { requestMs: 10_000, dialMs: 10_000 },
-    watch: { historyEvents: 100_000, maxPendingEvents: 10_000, fenceDelayMs: 5, progressNotifyIntervalMs: 600_000 },
+    watch: { historyEvents: 100_000, historyBytes: 134_217_728, maxPendingEvents: 10_000, fenceDelayMs: 5, progressNotifyIntervalMs: 600_000 },
     log: { level: opts.logLevel ?? 'warn' },
   };
 

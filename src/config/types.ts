@@ -47,6 +47,8 @@ export interface ProxyConfig {
   watch: {
     /** Recent events kept in memory for watches that start in the past (older ones are read from the members). */
     historyEvents: number;
+    /** Bytes of recent events kept (keys, values, previous values): the history's memory bound. */
+    historyBytes: number;
     /** Events queued for one watcher whose client does not read before it is resynced from history. */
     maxPendingEvents: number;
     /** How long events held back by idle shards wait for them to move before fencing them (ms). */

@@ -41,6 +41,7 @@ export function validateConfig(raw: Raw): ValidationResult {
   const dialMs = int(timeouts.dialMs, 'timeouts.dialMs', 1, 2 ** 31 - 1, fail);
   const watch = sub(raw, 'watch');
   const historyEvents = int(watch.historyEvents, 'watch.historyEvents', 1, 100_000_000, fail);
+  const historyBytes = int(watch.historyBytes, 'watch.historyBytes', 1024, Number.MAX_SAFE_INTEGER, fail);
   const maxPendingEvents = int(watch.maxPendingEvents, 'watch.maxPendingEvents', 1, 100_000_000, fail);
   const fenceDelayMs = int(watch.fenceDelayMs, 'watch.fenceDelayMs', 0, 60_000, fail);
   const progressNotifyIntervalMs = int(watch.progressNotifyIntervalMs, 'watch.progressNotifyIntervalMs', 10, 2 ** 31 - 1, fail);
@@ -67,6 +68,7 @@ export function validateConfig(raw: Raw): ValidationResult {
       timeouts: { requestMs: requestMs as number, dialMs: dialMs as number },
       watch: {
         historyEvents: historyEvents as number,
+        historyBytes: historyBytes as number,
         maxPendingEvents: maxPendingEvents as number,
         fenceDelayMs: fenceDelayMs as number,
         progressNotifyIntervalMs: progressNotifyIntervalMs as number,

@@ -35,6 +35,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
   const reads = StateReads.forTxn(txn, store.ks);
   const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
   let state = await initialState(store, shard, txn, reads);
+  let ticket: number | undefined;
 
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     let plan: Plan;
@@ -76,6 +77,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     const elseOps = big ? [] : reads.memberOps();
     const opsAt = (rev: bigint) => memberOps(plan.ops, rev, store.ks);
     const sample = opsAt(0n);
+    ticket ??= shard.writer.ticket();
     const res = await shard.writer.submit({
       ops: opsAt,
       pins,
@@ -83,7 +85,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       keys: reads.batchKeys(),
       deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
-    }, sample);
+    }, sample, ticket);
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false, history });

@@ -65,6 +65,8 @@ export type WriteResult =
 
 interface Pending {
   job: WriteJob;
+  /** Arrival order of the client write (kept across its retries). */
+  ticket: number;
   /** txnNeed of its sub-txn in a batch. */
   need: number;
   resolve: (r: WriteResult) => void;
@@ -84,6 +86,7 @@ const BYTES_MARGIN = 16 * 1024;
 export class ShardWriter {
   private queue: Pending[] = [];
   private running = false;
+  private tickets = 0;
 
   constructor(
     private readonly shardName: string,
@@ -92,11 +95,23 @@ export class ShardWriter {
     private readonly limits: MemberLimits,
   ) {}
 
-  /** `sample` is job.ops at any revision (only its shape counts), to size the job's sub-txn. */
-  submit(job: WriteJob, sample: RequestOp[]): Promise<WriteResult> {
+  /** A place in line for a client write, kept across its retries. */
+  ticket(): number {
+    return ++this.tickets;
+  }
+
+  /**
+   * `sample` is job.ops at any revision (only its shape counts), to size the job's sub-txn.
+   * Writes queue in ticket order: a write retried after a failed pin keeps its place ahead of
+   * later ones, so writes contending for one hot key are served oldest first (none starves).
+   */
+  submit(job: WriteJob, sample: RequestOp[], ticket = this.ticket()): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
       const need = txnNeed(pinned(job.pins, [...sample, putOp(markerKey(0), encodeClock(0n))], job.elseOps));
-      this.queue.push({ job, need, resolve, reject });
+      const p: Pending = { job, ticket, need, resolve, reject };
+      let i = this.queue.length;
+      while (i > 0 && this.queue[i - 1].ticket > ticket) i--;
+      this.queue.splice(i, 0, p);
       if (!this.running) void this.run();
     });
   }

@@ -1,5 +1,6 @@
 /**
  * The most recent released events, for watchers that start at a past revision or fell behind.
+ * Bounded by event count and by bytes (values and prev values are kept, so both matter).
  * Whole revisions are evicted together, so the history holds every event with a revision in
  * (floor, last]; older ones are read from the members (replay.ts).
  */
@@ -9,10 +10,12 @@ export class History {
   private events: MetaEvent[] = [];
   private head = 0;
   private lowest: bigint;
+  private bytes = 0;
 
   constructor(
     private readonly capacity: number,
     start: bigint,
+    private readonly maxBytes = Number.MAX_SAFE_INTEGER,
   ) {
     this.lowest = start;
   }
@@ -29,14 +32,18 @@ export class History {
   reset(start: bigint): void {
     this.events = [];
     this.head = 0;
+    this.bytes = 0;
     this.lowest = start;
   }
 
   append(batch: EventBatch): void {
-    for (const e of batch.events) this.events.push(e);
-    while (this.size > this.capacity) {
+    for (const e of batch.events) {
+      this.events.push(e);
+      this.bytes += e.size;
+    }
+    while (this.size > this.capacity || (this.bytes > this.maxBytes && this.size > 0)) {
       const rev = this.events[this.head].rev;
-      while (this.head < this.events.length && this.events[this.head].rev === rev) this.head++;
+      while (this.head < this.events.length && this.events[this.head].rev === rev) this.bytes -= this.events[this.head++].size;
       this.lowest = rev;
     }
     if (this.head > 4096 && this.head * 2 > this.events.length) {

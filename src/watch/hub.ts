@@ -23,6 +23,7 @@ export interface WatchSink {
 
 export interface HubOptions {
   historyEvents: number;
+  historyBytes: number;
   progressNotifyIntervalMs: number;
 }
 
@@ -40,7 +41,7 @@ export class WatchHub {
     private readonly log: Logger,
     opts: HubOptions,
   ) {
-    this.history = new History(opts.historyEvents, stream.released);
+    this.history = new History(opts.historyEvents, stream.released, opts.historyBytes);
     stream.onBatch((b) => this.onBatch(b));
     stream.onReset((rev) => {
       this.history.reset(rev);

@@ -106,6 +106,15 @@ async function script(s: Side): Promise<void> {
   await put('wd/a', 'a3');
   await del('wd/a');
   await put('wd/a', 'a4');
+  // Large revisions: with prev_kv the second is ~3 MB of events, which a fragmenting watcher
+  // receives in pieces below the request size limit.
+  const big = (tag: number) => ({
+    compare: [],
+    success: ['p', 'q', 'r'].map((k) => ({ request_put: { key: b(`wd/g1/${k}`), value: Buffer.alloc(500_000, tag) } })),
+    failure: [],
+  });
+  await write(s, 'Txn', big(1));
+  await write(s, 'Txn', big(2));
 }
 
 /** A response with revisions replaced by ranks in the side's write list. */
@@ -219,6 +228,11 @@ test('watch streams match a plain etcd', { timeout: 120_000 }, async () => {
     const g = byWatcher(got.side, got[part]);
     assert.deepEqual(g, w, `${part}: watch streams differ`);
   }
+  // A fragmenting watcher gets the large revision in pieces, as from etcd.
+  const pieces = (rs: WatchResponse[]) =>
+    rs.filter((r) => r.watch_id === '100' && r.events.some((e: WatchResponse) => e.kv.value.length === 500_000)).map((r) => [r.events.length, r.fragment]);
+  assert.deepEqual(pieces(got.live), pieces(want.live));
+  assert.ok(pieces(want.live).some(([, f]) => f), 'the oracle fragmented');
   // Events of one txn arrive together, in op order.
   const txnResp = got.live.find((r) => r.watch_id === '100' && r.events.length === 3);
   assert.ok(txnResp, 'the 3-op txn arrives in one response');

@@ -231,11 +231,12 @@ export class WatchSession implements WatchSink {
       this.enqueue(this.response(rev, w.id, { events: wire }), w, events.length);
       return;
     }
-    // etcd splits a fragmenting watcher's response into pieces below the request size limit.
+    // etcd's split: a piece is closed once it holds two or more events and has reached the
+    // request size limit; the next event starts the next piece.
     let start = 0;
     let size = 0;
     for (let i = 0; i < events.length; i++) {
-      if (i > start && size + events[i].size > this.d.maxResponseBytes) {
+      if (i - start >= 2 && size >= this.d.maxResponseBytes) {
         this.enqueue(this.response(rev, w.id, { events: wire.slice(start, i), fragment: true }), w, i - start);
         start = i;
         size = 0;

@@ -18,6 +18,11 @@ import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
+import { version } from '../cli/usage.js';
+import { CoordinatorLeases } from '../membership/coordinator-lease.js';
+import { memberList } from '../membership/members.js';
+import type { ProxyRecord } from '../membership/records.js';
+import { ProxyRegistration } from '../membership/registration.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
@@ -57,7 +62,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
   const timeout = cfg.timeouts.requestMs;
   const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
   const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
-  const closeUpstreams = () => [coordinator, ...upstreams].forEach((u) => u.close());
+  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout);
+  const closeUpstreams = () => {
+    [coordinator, ...upstreams].forEach((u) => u.close());
+    leases.close();
+  };
   try {
     await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
     const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
@@ -73,8 +82,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
 
-    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${cfg.listen}`];
-    const header = new HeaderSource(hash64(Buffer.from(advertise[0])).toString());
+    // The member id comes from the first advertised URL, known once the port is bound.
+    const header = new HeaderSource('0');
+    let self: ProxyRecord | undefined;
     const coordStatus = await coordinator.status();
     header.clusterId = coordStatus.header?.cluster_id ?? '0';
     header.raftTerm = coordStatus.raftTerm;
@@ -91,7 +101,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     server.addService(
       serviceDefinition('Cluster'),
-      clusterService({ ...common, name: `etcd-metaproxy-${cfg.listen}`, clientUrls: advertise, revision: () => clock.current() }),
+      clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
     );
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
@@ -99,9 +109,20 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const port = await bind(server, cfg.listen);
     const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
-    if (port !== Number(cfg.listen.slice(cfg.listen.lastIndexOf(':') + 1))) {
-      header.memberId = hash64(Buffer.from(`http://${address}`)).toString();
-    }
+    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${address}`];
+    header.memberId = hash64(Buffer.from(advertise[0])).toString();
+    self = {
+      id: header.memberId,
+      name: `etcd-metaproxy-${advertise[0].replace(/^[a-z]+:\/\//, '')}`,
+      clientURLs: advertise,
+      shards: Object.fromEntries(cfg.shards.map((s) => [s.name, s.endpoints])),
+      namespace: cfg.namespace,
+      version: version(),
+      since: new Date().toISOString(),
+    };
+    // Listed by every replica's MemberList while this one lives.
+    const registration = new ProxyRegistration(coordinator, leases, self, log);
+    await registration.start();
 
     let healthy = true;
     const check = async (): Promise<boolean> => {
@@ -122,6 +143,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       close: async () => {
         ready = false;
         clearInterval(timer);
+        // Deregister first, so that clients syncing endpoints stop choosing this replica.
+        await registration.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

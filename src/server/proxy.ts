@@ -139,6 +139,15 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     return {
       address,
       healthy: () => check(),
+      probeUpstreams: (which) =>
+        Promise.all(
+          (which === 'coordinator' ? [coordinator] : upstreams).map((u) =>
+            u.status().then(
+              () => ({ name: u === coordinator ? 'coordinator' : `shard ${u.name}`, error: null }),
+              (err: unknown) => ({ name: u === coordinator ? 'coordinator' : `shard ${u.name}`, error: (err as Error).message ?? String(err) }),
+            ),
+          ),
+        ),
       ready: () => ready,
       close: async () => {
         ready = false;

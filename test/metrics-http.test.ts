@@ -8,13 +8,29 @@ async function get(base: string, path: string): Promise<{ status: number; type: 
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
 }
 
-test('metrics, health, readyz and livez endpoints', async () => {
-  let healthy = true;
-  let ready = false;
-  const server = await startMetricsServer('127.0.0.1:0', {
-    healthy: async () => healthy,
-    ready: () => ready,
-  });
+async function request(base: string, path: string, method: string): Promise<{ status: number; allow: string | null; body: string }> {
+  const res = await fetch(`http://${base}${path}`, { method, headers: { connection: 'close' } });
+  return { status: res.status, allow: res.headers.get('allow'), body: await res.text() };
+}
+
+/** Probes whose answers the test sets; counts which clusters were asked. */
+function fakeProbes() {
+  const state = { ready: false, coordinator: null as string | null, shards: { s1: null, s2: null } as Record<string, string | null>, asked: [] as string[] };
+  const probes = {
+    ready: () => state.ready,
+    upstreams: async (which: 'coordinator' | 'shards') => {
+      state.asked.push(which);
+      return which === 'coordinator'
+        ? [{ name: 'coordinator', error: state.coordinator }]
+        : Object.entries(state.shards).map(([n, error]) => ({ name: `shard ${n}`, error }));
+    },
+  };
+  return { state, probes };
+}
+
+test('metrics, and etcd-shaped health, readyz and livez endpoints', async () => {
+  const { state, probes } = fakeProbes();
+  const server = await startMetricsServer('127.0.0.1:0', probes);
   try {
     assert.match(server.address, /^127\.0\.0\.1:\d+$/);
     assert.notEqual(server.address, '127.0.0.1:0');
@@ -33,24 +49,55 @@ test('metrics, health, readyz and livez endpoints', async () => {
     assert.match(m.body, /etcd_metaproxy_process_cpu_user_seconds_total/);
     assert.match(m.body, /etcd_metaproxy_write_retries_total/);
 
-    assert.deepEqual(await get(server.address, '/livez'), { status: 200, type: 'text/plain', body: 'ok\n' });
-    assert.equal((await get(server.address, '/readyz')).status, 503);
+    // Liveness never depends on readiness or on the clusters.
+    const TEXT = 'text/plain; charset=utf-8';
+    assert.deepEqual(await get(server.address, '/livez'), { status: 200, type: TEXT, body: 'ok\n' });
+    assert.deepEqual(await get(server.address, '/livez?verbose'), { status: 200, type: TEXT, body: '[+]ping ok\nok\n' });
+
+    // Not started: readyz lists every check, the failing one with its reason.
+    let r = await get(server.address, '/readyz');
+    assert.equal(r.status, 503);
+    assert.equal(r.body, '[-]started failed: the proxy has not finished starting (or is shutting down)\n[+]coordinator ok\n\n');
     let h = await get(server.address, '/health');
     assert.equal(h.status, 503);
-    assert.deepEqual(JSON.parse(h.body), { health: 'false', reason: 'not ready' });
+    assert.equal(h.type, 'application/json');
+    assert.deepEqual(JSON.parse(h.body), { health: 'false', reason: 'NOT READY' });
 
-    ready = true;
-    assert.equal((await get(server.address, '/readyz')).status, 200);
+    state.ready = true;
+    assert.deepEqual(await get(server.address, '/readyz'), { status: 200, type: TEXT, body: 'ok\n' });
+    assert.equal((await get(server.address, '/readyz?verbose')).body, '[+]started ok\n[+]coordinator ok\nok\n');
     h = await get(server.address, '/health');
     assert.equal(h.status, 200);
     assert.equal(h.type, 'application/json');
-    assert.deepEqual(JSON.parse(h.body), { health: 'true', reason: '' });
+    assert.equal(h.body, '{"health":"true","reason":""}', 'byte for byte what etcd sends');
 
-    healthy = false;
+    // A shard down: /health fails naming it; readiness does not (other shards still serve).
+    state.shards.s2 = 'etcd-metaproxy: shard s2 unavailable: connect ECONNREFUSED';
     h = await get(server.address, '/health');
     assert.equal(h.status, 503);
-    assert.equal(JSON.parse(h.body).health, 'false');
+    assert.deepEqual(JSON.parse(h.body), { health: 'false', reason: 'UPSTREAM UNAVAILABLE:shard s2: etcd-metaproxy: shard s2 unavailable: connect ECONNREFUSED' });
+    assert.equal((await get(server.address, '/readyz')).status, 200);
+    state.shards.s2 = null;
 
+    // The coordinator down: not ready, unhealthy; ?serializable=true leaves it out, as etcd's flag does.
+    state.coordinator = 'down';
+    r = await get(server.address, '/readyz');
+    assert.equal(r.status, 503);
+    assert.equal(r.body, '[+]started ok\n[-]coordinator failed: coordinator: down\n\n');
+    assert.equal((await get(server.address, '/readyz?exclude=coordinator')).status, 200);
+    assert.equal((await get(server.address, '/readyz/started')).status, 200);
+    assert.equal((await get(server.address, '/readyz/coordinator')).status, 503);
+    assert.equal((await get(server.address, '/readyz/nope')).status, 404);
+    assert.equal((await get(server.address, '/health')).status, 503);
+    state.asked = [];
+    h = await get(server.address, '/health?serializable=true');
+    assert.equal(h.status, 200);
+    assert.deepEqual(state.asked, ['shards']);
+
+    // Only GET, as etcd: 405 with Allow: GET.
+    for (const path of ['/health', '/livez', '/readyz']) {
+      assert.deepEqual(await request(server.address, path, 'POST'), { status: 405, allow: 'GET', body: 'Method Not Allowed\n' });
+    }
     assert.equal((await get(server.address, '/nope')).status, 404);
   } finally {
     await server.close();
@@ -59,20 +106,23 @@ test('metrics, health, readyz and livez endpoints', async () => {
 
 test('a failing health probe is reported, not thrown', async () => {
   const server = await startMetricsServer('127.0.0.1:0', {
-    healthy: () => Promise.reject(new Error('boom')),
+    upstreams: () => Promise.reject(new Error('boom')),
     ready: () => true,
   });
   try {
     const h = await get(server.address, '/health');
     assert.equal(h.status, 503);
-    assert.deepEqual(JSON.parse(h.body), { health: 'false', reason: 'health check failed: boom' });
+    assert.deepEqual(JSON.parse(h.body), { health: 'false', reason: 'HEALTH CHECK ERROR:boom' });
+    const r = await get(server.address, '/readyz');
+    assert.equal(r.status, 503);
+    assert.match(r.body, /\[-\]coordinator failed: boom/);
   } finally {
     await server.close();
   }
 });
 
 test('bad listen address and every metric is registered under its name', async () => {
-  await assert.rejects(startMetricsServer('nonsense', { healthy: async () => true, ready: () => true }), /host:port/);
+  await assert.rejects(startMetricsServer('nonsense', { upstreams: async () => [], ready: () => true }), /host:port/);
   const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
   for (const n of [
     'etcd_metaproxy_grpc_requests_total',

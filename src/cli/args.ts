@@ -7,7 +7,8 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'serve'; configFile: string | undefined; configArgs: string[] }
-  | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string };
+  | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string }
+  | { kind: 'status'; endpoints: string[] | undefined; configFile: string | undefined; writeOut: 'table' | 'json' };
 
 /** Bad command line: print the message and the usage, exit 2. */
 export class UsageError extends Error {
@@ -47,6 +48,8 @@ export function parseCommand(argv: string[]): Command {
       return parseServe(rest);
     case 'local':
       return parseLocal(rest);
+    case 'status':
+      return parseStatus(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -89,4 +92,20 @@ function parseLocal(args: string[]): Command {
     metrics: str('metrics', LOCAL_DEFAULTS.metrics),
     logLevel: str('log-level', LOCAL_DEFAULTS.logLevel),
   };
+}
+
+function parseStatus(args: string[]): Command {
+  const values = parse(args, {
+    endpoints: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    'write-out': { type: 'string', short: 'w' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return { kind: 'help' };
+  const writeOut = typeof values['write-out'] === 'string' ? values['write-out'] : 'table';
+  if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`--write-out must be table or json, got ${JSON.stringify(writeOut)}`);
+  const endpoints = typeof values.endpoints === 'string' ? values.endpoints.split(',').map((e) => e.trim()).filter(Boolean) : undefined;
+  const configFile = typeof values.config === 'string' ? values.config : undefined;
+  if (!endpoints?.length && configFile === undefined) throw new UsageError('status needs --endpoints (the coordinator) or --config');
+  return { kind: 'status', endpoints, configFile, writeOut };
 }

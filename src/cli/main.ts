@@ -5,6 +5,7 @@ import { parseCommand, UsageError } from './args.js';
 import { processIO, type CliIO } from './io.js';
 import { runLocal } from './run-local.js';
 import { runServe } from './run-serve.js';
+import { runStatus } from './run-status.js';
 import { usage, version } from './usage.js';
 
 /** Runs the command line; resolves with the process exit code. */
@@ -22,6 +23,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await runServe(cmd.configFile, cmd.configArgs, io);
       case 'local':
         return await runLocal(cmd, io);
+      case 'status':
+        return await runStatus(cmd, io);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -19,7 +19,7 @@ export async function runProxy(cfg: ProxyConfig, logger: Logger, io: CliIO, shut
     // Started first so that /livez and /readyz answer while the proxy is still starting.
     if (cfg.metrics.listen !== '') {
       metrics = await startMetricsServer(cfg.metrics.listen, {
-        healthy: () => (proxy ? proxy.healthy() : Promise.resolve(false)),
+        upstreams: (which) => (proxy ? proxy.probeUpstreams(which) : Promise.resolve([{ name: 'proxy', error: 'not started' }])),
         ready: () => proxy?.ready() ?? false,
       });
       logger.info({ address: metrics.address }, 'metrics endpoint listening');

@@ -1,11 +1,12 @@
 /**
- * Cluster: MemberList names this proxy as the one member, with its client URLs, so clients
- * that sync endpoints keep talking to the proxy and never reach the member clusters.
+ * Cluster: MemberList names every live proxy replica (registered in the coordinator, see
+ * membership/), with their client URLs, so clients that sync endpoints spread over the
+ * replicas and never reach the member clusters.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Errors } from '../etcd/errors.js';
-import type { MemberListResponse } from '../etcd/types.js';
+import type { Member, MemberListResponse } from '../etcd/types.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
 
@@ -13,8 +14,8 @@ export interface ClusterDeps {
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
-  name: string;
-  clientUrls: string[];
+  /** The replicas to list, this one included. */
+  members: () => Promise<Member[]>;
   revision: () => Promise<bigint>;
 }
 
@@ -27,11 +28,10 @@ export function clusterService(d: ClusterDeps): grpc.UntypedServiceImplementatio
   return {
     MemberList: unary<object, MemberListResponse>(
       'MemberList',
-      async () => ({
-        header: d.header.fill({ cluster_id: '0', member_id: '0', revision: (await d.revision()).toString(), raft_term: '0' }),
-        // etcd always lists peer URLs; the proxy has no peers, so it names its client URLs there too.
-        members: [{ ID: d.header.memberId, name: d.name, peerURLs: d.clientUrls, clientURLs: d.clientUrls, isLearner: false }],
-      }),
+      async () => {
+        const [revision, members] = await Promise.all([d.revision(), d.members()]);
+        return { header: d.header.fill({ cluster_id: '0', member_id: '0', revision: revision.toString(), raft_term: '0' }), members };
+      },
       o,
     ),
     MemberAdd: unsupported('MemberAdd'),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { UpstreamProbe } from '../metrics/health.js';
 
 /** A running proxy: what the CLI, e2e tests and benchmarks hold. */
 export interface RunningProxy {
@@ -6,6 +7,8 @@ export interface RunningProxy {
   readonly address: string;
   /** Resolves true when the coordinator and every shard answer. */
   healthy(): Promise<boolean>;
+  /** Asks the coordinator, or every shard, whether it answers (for /health and /readyz). */
+  probeUpstreams(which: 'coordinator' | 'shards'): Promise<UpstreamProbe[]>;
   /** True once the partition map is loaded and the server accepts requests. */
   ready(): boolean;
   /** Stop accepting, finish in-flight calls, close upstream connections. */

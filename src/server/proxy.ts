@@ -21,6 +21,11 @@ import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
 import { WatchHub } from '../watch/hub.js';
 import { MergedStream } from '../watch/merged-stream.js';
+import { version } from '../cli/usage.js';
+import { CoordinatorLeases } from '../membership/coordinator-lease.js';
+import { memberList } from '../membership/members.js';
+import type { ProxyRecord } from '../membership/records.js';
+import { ProxyRegistration } from '../membership/registration.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
@@ -61,7 +66,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
   const timeout = cfg.timeouts.requestMs;
   const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
   const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
-  const closeUpstreams = () => [coordinator, ...upstreams].forEach((u) => u.close());
+  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout);
+  const closeUpstreams = () => {
+    [coordinator, ...upstreams].forEach((u) => u.close());
+    leases.close();
+  };
   let closeWatch = () => {};
   try {
     await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
@@ -86,8 +95,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       merged.close();
     };
 
-    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${cfg.listen}`];
-    const header = new HeaderSource(hash64(Buffer.from(advertise[0])).toString());
+    // The member id comes from the first advertised URL, known once the port is bound.
+    const header = new HeaderSource('0');
+    let self: ProxyRecord | undefined;
     const coordStatus = await coordinator.status();
     header.clusterId = coordStatus.header?.cluster_id ?? '0';
     header.raftTerm = coordStatus.raftTerm;
@@ -106,7 +116,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(serviceDefinition('Watch'), watch.service);
     server.addService(
       serviceDefinition('Cluster'),
-      clusterService({ ...common, name: `etcd-metaproxy-${cfg.listen}`, clientUrls: advertise, revision: () => clock.current() }),
+      clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
     );
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
@@ -114,9 +124,20 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const port = await bind(server, cfg.listen);
     const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
-    if (port !== Number(cfg.listen.slice(cfg.listen.lastIndexOf(':') + 1))) {
-      header.memberId = hash64(Buffer.from(`http://${address}`)).toString();
-    }
+    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${address}`];
+    header.memberId = hash64(Buffer.from(advertise[0])).toString();
+    self = {
+      id: header.memberId,
+      name: `etcd-metaproxy-${advertise[0].replace(/^[a-z]+:\/\//, '')}`,
+      clientURLs: advertise,
+      shards: Object.fromEntries(cfg.shards.map((s) => [s.name, s.endpoints])),
+      namespace: cfg.namespace,
+      version: version(),
+      since: new Date().toISOString(),
+    };
+    // Listed by every replica's MemberList while this one lives.
+    const registration = new ProxyRegistration(coordinator, leases, self, log);
+    await registration.start();
 
     let healthy = true;
     const check = async (): Promise<boolean> => {
@@ -133,10 +154,21 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     return {
       address,
       healthy: () => check(),
+      probeUpstreams: (which) =>
+        Promise.all(
+          (which === 'coordinator' ? [coordinator] : upstreams).map((u) =>
+            u.status().then(
+              () => ({ name: u === coordinator ? 'coordinator' : `shard ${u.name}`, error: null }),
+              (err: unknown) => ({ name: u === coordinator ? 'coordinator' : `shard ${u.name}`, error: (err as Error).message ?? String(err) }),
+            ),
+          ),
+        ),
       ready: () => ready,
       close: async () => {
         ready = false;
         clearInterval(timer);
+        // Deregister first, so that clients syncing endpoints stop choosing this replica.
+        await registration.close();
         // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
         watch.closeAll();
         closeWatch();

@@ -1,0 +1,24 @@
+import { loadConfig } from '../config/load.js';
+import { collectStatus } from '../status/collect.js';
+import { formatJson, formatTable } from '../status/format.js';
+import { allHealthy } from '../status/report.js';
+import type { Command } from './args.js';
+import type { CliIO } from './io.js';
+
+type StatusCommand = Extract<Command, { kind: 'status' }>;
+
+/** Per-call deadline when no configuration gives one. */
+const DEFAULT_TIMEOUT_MS = 3000;
+
+/** `status`: prints the meta-cluster's state; exit 0 when everything is healthy, else 1. */
+export async function runStatus(cmd: StatusCommand, io: CliIO): Promise<number> {
+  const cfg = cmd.configFile !== undefined ? loadConfig({ file: cmd.configFile, env: process.env }) : undefined;
+  const report = await collectStatus({
+    coordinatorEndpoints: cmd.endpoints ?? cfg!.coordinator.endpoints,
+    shards: cfg ? Object.fromEntries(cfg.shards.map((s) => [s.name, s.endpoints])) : undefined,
+    namespace: cfg?.namespace,
+    timeoutMs: cfg?.timeouts.requestMs ?? DEFAULT_TIMEOUT_MS,
+  });
+  io.out(cmd.writeOut === 'json' ? formatJson(report) : formatTable(report));
+  return allHealthy(report) ? 0 : 1;
+}

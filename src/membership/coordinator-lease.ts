@@ -1,0 +1,108 @@
+/**
+ * A minimal client for the coordinator's own Lease service, for the proxy's internal leases
+ * (replica registration). These are not client-visible meta leases: they never leave the
+ * coordinator and carry only system keys.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { etcdService } from '../etcd/proto.js';
+
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+
+interface LeaseGrantReply {
+  ID: string;
+  TTL: string;
+  error: string;
+}
+
+interface KeepAliveReply {
+  ID: string;
+  TTL: string;
+}
+
+export interface GrantedLease {
+  id: bigint;
+  ttlSeconds: number;
+}
+
+function targetOf(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+}
+
+export class CoordinatorLeases {
+  private readonly clients: grpc.Client[];
+  private preferred = 0;
+
+  constructor(
+    endpoints: string[],
+    private readonly timeoutMs: number,
+  ) {
+    const Lease = etcdService('Lease');
+    this.clients = endpoints.map((url) => new Lease(targetOf(url), grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0 }));
+  }
+
+  async grant(ttlSeconds: number): Promise<GrantedLease> {
+    const res = await this.unary<LeaseGrantReply>('LeaseGrant', { TTL: String(ttlSeconds), ID: '0' });
+    if (res.error) throw new Error(`coordinator lease grant: ${res.error}`);
+    return { id: BigInt(res.ID), ttlSeconds: Number(res.TTL) };
+  }
+
+  async revoke(id: bigint): Promise<void> {
+    await this.unary('LeaseRevoke', { ID: id.toString() });
+  }
+
+  /**
+   * One keepalive round trip on a short-lived stream: the remaining TTL in seconds, 0 when the
+   * lease no longer exists (expired, revoked, or a coordinator that lost its data).
+   */
+  async keepAliveOnce(id: bigint): Promise<number> {
+    return this.withFailover((client) => {
+      const call = (client as unknown as { LeaseKeepAlive(md: grpc.Metadata, opts: grpc.CallOptions): grpc.ClientDuplexStream<object, KeepAliveReply> })
+        .LeaseKeepAlive(new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) });
+      return new Promise<number>((resolve, reject) => {
+        let done = false;
+        const finish = (fn: () => void) => {
+          if (done) return;
+          done = true;
+          call.cancel();
+          fn();
+        };
+        call.on('data', (r: KeepAliveReply) => finish(() => resolve(Number(r.TTL))));
+        call.on('error', (err) => finish(() => reject(err)));
+        call.on('end', () => finish(() => reject(new Error('coordinator closed the keepalive stream'))));
+        call.write({ ID: id.toString() });
+      });
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+
+  private unary<T>(method: string, req: object): Promise<T> {
+    return this.withFailover(
+      (client) =>
+        new Promise<T>((resolve, reject) => {
+          const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
+          fn(req, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res as T)));
+        }),
+    );
+  }
+
+  /** Tries each endpoint once, starting with the one that answered last, while they are unreachable. */
+  private async withFailover<T>(fn: (client: grpc.Client) => Promise<T>): Promise<T> {
+    let lastErr: unknown;
+    for (let i = 0; i < this.clients.length; i++) {
+      const idx = (this.preferred + i) % this.clients.length;
+      try {
+        const res = await fn(this.clients[idx]);
+        this.preferred = idx;
+        return res;
+      } catch (err) {
+        lastErr = err;
+        const code = (err as { code?: number }).code;
+        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED) throw err;
+      }
+    }
+    throw lastErr;
+  }
+}

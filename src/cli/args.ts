@@ -7,7 +7,8 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'serve'; configFile: string | undefined; configArgs: string[] }
-  | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string };
+  | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string }
+  | { kind: 'restore'; file: string; configFile: string; resetVersions: boolean };
 
 /** Bad command line: print the message and the usage, exit 2. */
 export class UsageError extends Error {
@@ -47,6 +48,8 @@ export function parseCommand(argv: string[]): Command {
       return parseServe(rest);
     case 'local':
       return parseLocal(rest);
+    case 'restore':
+      return parseRestore(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -89,4 +92,17 @@ function parseLocal(args: string[]): Command {
     metrics: str('metrics', LOCAL_DEFAULTS.metrics),
     logLevel: str('log-level', LOCAL_DEFAULTS.logLevel),
   };
+}
+
+function parseRestore(args: string[]): Command {
+  const values = parse(args, {
+    file: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    'reset-versions': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return { kind: 'help' };
+  if (typeof values.file !== 'string' || values.file === '') throw new UsageError('restore: --file SNAPSHOT is required');
+  if (typeof values.config !== 'string' || values.config === '') throw new UsageError('restore: --config FILE is required');
+  return { kind: 'restore', file: values.file, configFile: values.config, resetVersions: values['reset-versions'] === true };
 }

@@ -83,6 +83,12 @@ test('etcdctl defrag through the proxy defragments every member and the coordina
     assert.match(failed.stderr, new RegExp(`defragment failed on 1 of 3 members: ${victim.name} member 127\\.0\\.0\\.1:\\d+`));
     // The others were still defragmented.
     assert.equal(finishedDefrags('coordinator'), before[0]! + 2);
+    // A snapshot needs every shard: it fails with the proxy's UNAVAILABLE, and etcdctl keeps no file.
+    const file = path.join(meta.dataDir, 'no.snapshot');
+    const snap = await etcdctl(meta.addresses[0]!, ['snapshot', 'save', file]);
+    assert.notEqual(snap.code, 0);
+    assert.match(snap.stderr, new RegExp(`code = Unavailable desc = etcd-metaproxy: shard ${victim.name} unavailable`));
+    assert.equal(fs.existsSync(file), false);
   } finally {
     await victim.restart();
   }

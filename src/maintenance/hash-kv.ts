@@ -12,7 +12,7 @@
  * a future revision; 0 means the current revision.
  */
 import { Errors } from '../etcd/errors.js';
-import type { HashKVRequest, ResponseHeader } from '../etcd/types.js';
+import type { HashKVRequest, HashKVResponse, ResponseHeader } from '../etcd/types.js';
 import { currentScanRevision, scanAt, type ScannedKV } from '../kv/scan.js';
 import type { MetaStore } from '../kv/store.js';
 import { Crc32c } from './crc32c.js';
@@ -55,7 +55,7 @@ export async function hashKV(store: MetaStore, req: HashKVRequest): Promise<Meta
   return { hash: crc.digest(), hashRevision: at, compactRevision: store.compactedRevision, currentRevision: current };
 }
 
-export function hashKVResponse(h: MetaHash, header: ResponseHeader) {
+export function hashKVResponse(h: MetaHash, header: ResponseHeader): HashKVResponse {
   return {
     header,
     hash: h.hash,

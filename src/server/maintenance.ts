@@ -11,12 +11,14 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Errors } from '../etcd/errors.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { Errors, EtcdError } from '../etcd/errors.js';
 import type {
   AlarmRequest,
   AlarmResponse,
   DefragmentResponse,
   HashKVRequest,
+  HashKVResponse,
   MoveLeaderRequest,
   MoveLeaderResponse,
   ResponseHeader,
@@ -103,7 +105,7 @@ export function maintenanceService(d: MaintenanceDeps): grpc.UntypedServiceImple
       },
       o,
     ),
-    HashKV: unary<HashKVRequest, object>(
+    HashKV: unary<HashKVRequest, HashKVResponse>(
       'HashKV',
       async (req) => {
         const h = await hashKV(d.store, req);
@@ -122,7 +124,7 @@ export function maintenanceService(d: MaintenanceDeps): grpc.UntypedServiceImple
     Hash: unary<object, object>(
       'Hash',
       async () => {
-        throw Errors.notSupported('Maintenance.Hash (a hash of one member\'s database file; use HashKV)');
+        throw new EtcdError(grpcStatus.UNIMPLEMENTED, 'etcd-metaproxy: Maintenance.Hash hashes one member\'s database file, which a meta-cluster does not have; use HashKV');
       },
       o,
     ),

@@ -8,7 +8,8 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'serve'; configFile: string | undefined; configArgs: string[] }
   | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string }
-  | { kind: 'status'; endpoints: string[] | undefined; configFile: string | undefined; writeOut: 'table' | 'json' };
+  | { kind: 'status'; endpoints: string[] | undefined; configFile: string | undefined; writeOut: 'table' | 'json' }
+  | { kind: 'restore'; file: string; configFile: string; resetVersions: boolean };
 
 /** Bad command line: print the message and the usage, exit 2. */
 export class UsageError extends Error {
@@ -50,6 +51,8 @@ export function parseCommand(argv: string[]): Command {
       return parseLocal(rest);
     case 'status':
       return parseStatus(rest);
+    case 'restore':
+      return parseRestore(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -108,4 +111,17 @@ function parseStatus(args: string[]): Command {
   const configFile = typeof values.config === 'string' ? values.config : undefined;
   if (!endpoints?.length && configFile === undefined) throw new UsageError('status needs --endpoints (the coordinator) or --config');
   return { kind: 'status', endpoints, configFile, writeOut };
+}
+
+function parseRestore(args: string[]): Command {
+  const values = parse(args, {
+    file: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    'reset-versions': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return { kind: 'help' };
+  if (typeof values.file !== 'string' || values.file === '') throw new UsageError('restore: --file SNAPSHOT is required');
+  if (typeof values.config !== 'string' || values.config === '') throw new UsageError('restore: --config FILE is required');
+  return { kind: 'restore', file: values.file, configFile: values.config, resetVersions: values['reset-versions'] === true };
 }

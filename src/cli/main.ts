@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { parseCommand, UsageError } from './args.js';
 import { processIO, type CliIO } from './io.js';
 import { runLocal } from './run-local.js';
+import { runRestore } from './run-restore.js';
 import { runServe } from './run-serve.js';
 import { runStatus } from './run-status.js';
 import { usage, version } from './usage.js';
@@ -25,6 +26,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await runLocal(cmd, io);
       case 'status':
         return await runStatus(cmd, io);
+      case 'restore':
+        return await runRestore(cmd, io);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -29,6 +29,7 @@ export const Errors = {
   futureRev: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
   leaseNotFound: e(status.NOT_FOUND, 'etcdserver: requested lease not found'),
   noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  badLeaderTransferee: e(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
   notSupported: (what: string) => new EtcdError(status.UNIMPLEMENTED, `etcd-metaproxy: ${what} is not supported yet`),
   /** Keys at or above the reserved prefix hold the proxy's own data. */
   reservedKey: e(status.INVALID_ARGUMENT, 'etcd-metaproxy: keys starting with 0xffffff are reserved'),

@@ -159,3 +159,52 @@ export interface MemberListResponse {
   header: ResponseHeader | null;
   members: Member[];
 }
+
+export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+
+export interface AlarmRequest {
+  action: number;
+  memberID: Int64;
+  alarm: number;
+}
+
+export interface AlarmMember {
+  memberID: Int64;
+  alarm: number;
+}
+
+export interface AlarmResponse {
+  header: ResponseHeader | null;
+  alarms: AlarmMember[];
+}
+
+export interface DefragmentResponse {
+  header: ResponseHeader | null;
+}
+
+export interface HashKVRequest {
+  revision: Int64;
+}
+
+export interface HashKVResponse {
+  header: ResponseHeader | null;
+  hash: number;
+  compact_revision: Int64;
+  hash_revision: Int64;
+}
+
+export interface MoveLeaderRequest {
+  targetID: Int64;
+}
+
+export interface MoveLeaderResponse {
+  header: ResponseHeader | null;
+}
+
+export interface SnapshotResponse {
+  header: ResponseHeader | null;
+  remaining_bytes: Int64;
+  blob: Buffer;
+  version: string;
+}

@@ -31,8 +31,14 @@ export function mapMismatch(recorded: PartitionMap, wanted: PartitionMap): strin
   return null;
 }
 
+/** Field of the placeholder `etcd-metaproxy restore` records until its restore is complete. */
+export const RESTORING_MARKER = 'restoring';
+
 export function parsePartitionMap(raw: Buffer): PartitionMap {
   const m = JSON.parse(raw.toString('utf8')) as PartitionMap;
+  if ((m as unknown as Record<string, unknown>)[RESTORING_MARKER] === true) {
+    throw new Error('a restore into these clusters (etcd-metaproxy restore) has not finished; wipe them and restore again');
+  }
   if (m.format !== 1 || !Array.isArray(m.shards) || !Array.isArray(m.owner) || m.owner.length !== m.partitions) {
     throw new Error('partition map in the coordinator is malformed');
   }

@@ -1,15 +1,36 @@
 /**
- * Maintenance: Status describes the meta-cluster as one etcd (a semver etcd version recent
- * enough for kube-apiserver's feature checks, summed db sizes, the meta revision). The other
- * methods come with the operator issue.
+ * Maintenance for the meta-cluster as one etcd:
+ * - Status: a semver etcd version recent enough for kube-apiserver's feature checks, summed db
+ *   sizes, the meta revision;
+ * - Defragment and Alarm fan out to every member cluster and the coordinator (maintenance/);
+ * - HashKV hashes the meta keyspace at a meta revision (maintenance/hash-kv.ts);
+ * - Snapshot streams a backup of the whole meta-cluster at one revision (snapshot-stream.ts);
+ * - MoveLeader: the proxy presents itself as a one-member cluster that is its own leader, so
+ *   as in such an etcd, moving leadership to itself succeeds and to anyone else is refused;
+ * - Hash (etcd's hash of one member's whole database file) has no meta-cluster meaning.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Errors } from '../etcd/errors.js';
-import type { StatusResponse } from '../etcd/types.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { Errors, EtcdError } from '../etcd/errors.js';
+import type {
+  AlarmRequest,
+  AlarmResponse,
+  DefragmentResponse,
+  HashKVRequest,
+  HashKVResponse,
+  MoveLeaderRequest,
+  MoveLeaderResponse,
+  ResponseHeader,
+  StatusResponse,
+} from '../etcd/types.js';
 import type { MetaStore } from '../kv/store.js';
+import { alarmAll } from '../maintenance/alarm.js';
+import { defragmentAll } from '../maintenance/defragment.js';
+import { hashKV, hashKVResponse } from '../maintenance/hash-kv.js';
 import type { Upstream } from '../shard/upstream.js';
 import type { HeaderSource } from './header.js';
+import { snapshotHandler } from './snapshot-stream.js';
 import { unary } from './unary.js';
 
 /** The etcd API version the proxy reports (kube-apiserver needs >= 3.5.13 for its newer features). */
@@ -20,6 +41,12 @@ export interface MaintenanceDeps {
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
+  /** Recorded in snapshots (who made them). */
+  createdBy?: string;
+}
+
+function allUpstreams(store: MetaStore): Upstream[] {
+  return [store.coordinator, ...store.shards.map((s) => s.upstream)];
 }
 
 export async function metaStatus(store: MetaStore, header: HeaderSource): Promise<StatusResponse> {
@@ -56,20 +83,51 @@ export async function metaStatus(store: MetaStore, header: HeaderSource): Promis
 
 export function maintenanceService(d: MaintenanceDeps): grpc.UntypedServiceImplementation {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
-  const unsupported = (name: string) =>
-    unary<object, object>(name, async () => {
-      throw Errors.notSupported(`Maintenance.${name}`);
-    }, o);
+  const at = (revision: bigint): ResponseHeader =>
+    d.header.fill({ cluster_id: '0', member_id: '0', revision: revision.toString(), raft_term: '0' });
+  const current = async () => at(await d.store.clock.current());
   return {
     Status: unary<object, StatusResponse>('Status', () => metaStatus(d.store, d.header), o),
-    Alarm: unsupported('Alarm'),
-    Defragment: unsupported('Defragment'),
-    Hash: unsupported('Hash'),
-    HashKV: unsupported('HashKV'),
-    MoveLeader: unsupported('MoveLeader'),
-    Snapshot: (call: grpc.ServerWritableStream<object, object>) => {
-      const e = Errors.notSupported('Maintenance.Snapshot');
-      call.emit('error', { code: e.code, details: e.message });
-    },
+    Alarm: unary<AlarmRequest, AlarmResponse>(
+      'Alarm',
+      async (req) => {
+        const [alarms, header] = await Promise.all([alarmAll(allUpstreams(d.store), req), current()]);
+        return { header, alarms };
+      },
+      o,
+    ),
+    Defragment: unary<object, DefragmentResponse>(
+      'Defragment',
+      async () => {
+        await defragmentAll(allUpstreams(d.store));
+        d.logger.info('defragmented every member cluster and the coordinator');
+        return { header: await current() };
+      },
+      o,
+    ),
+    HashKV: unary<HashKVRequest, HashKVResponse>(
+      'HashKV',
+      async (req) => {
+        const h = await hashKV(d.store, req);
+        return hashKVResponse(h, at(h.currentRevision));
+      },
+      o,
+    ),
+    MoveLeader: unary<MoveLeaderRequest, MoveLeaderResponse>(
+      'MoveLeader',
+      async (req) => {
+        if (BigInt(req.targetID).toString() !== d.header.memberId) throw Errors.badLeaderTransferee();
+        return { header: await current() };
+      },
+      o,
+    ),
+    Hash: unary<object, object>(
+      'Hash',
+      async () => {
+        throw new EtcdError(grpcStatus.UNIMPLEMENTED, 'etcd-metaproxy: Maintenance.Hash hashes one member\'s database file, which a meta-cluster does not have; use HashKV');
+      },
+      o,
+    ),
+    Snapshot: snapshotHandler({ store: d.store, header: d.header, logger: d.logger, version: REPORTED_ETCD_VERSION, createdBy: d.createdBy ?? 'etcd-metaproxy' }),
   };
 }

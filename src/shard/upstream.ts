@@ -7,8 +7,11 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
 import { EtcdError, Errors, isGrpcError } from '../etcd/errors.js';
 import type {
+  AlarmRequest,
+  AlarmResponse,
   CompactionRequest,
   CompactionResponse,
+  DefragmentResponse,
   RangeRequest,
   RangeResponse,
   StatusResponse,
@@ -104,6 +107,24 @@ export class Upstream {
     return { stream: client.Watch(md), endpoint: ep.target };
   }
 
+  /** host:port of each configured endpoint, in configured order. */
+  get targets(): string[] {
+    return this.endpoints.map((e) => e.target);
+  }
+
+  /**
+   * Defragments the one member behind endpoint `i` (etcd defragments the member it is asked,
+   * not the cluster). It can take long on a large database, hence its own deadline.
+   */
+  defragment(i: number, timeoutMs: number): Promise<DefragmentResponse> {
+    return this.callOnce<DefragmentResponse>(this.endpoints[i], 'maintenance', 'Defragment', {}, timeoutMs);
+  }
+
+  /** Alarms are cluster state (replicated by raft): any endpoint answers, and repeating one is harmless. */
+  alarm(req: AlarmRequest): Promise<AlarmResponse> {
+    return this.call<AlarmResponse>('maintenance', 'Alarm', req, true);
+  }
+
   close(): void {
     for (const e of this.endpoints) e.kv.close();
   }
@@ -125,12 +146,12 @@ export class Upstream {
     throw lastErr;
   }
 
-  private callOnce<T>(ep: Endpoint, svc: 'kv' | 'maintenance', method: string, req: object): Promise<T> {
+  private callOnce<T>(ep: Endpoint, svc: 'kv' | 'maintenance', method: string, req: object, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
     const client = svc === 'kv' ? ep.kv : ep.maintenance;
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
     const started = process.hrtime.bigint();
     return new Promise<T>((resolve, reject) => {
-      const deadline = new Date(Date.now() + this.opts.requestTimeoutMs);
+      const deadline = new Date(Date.now() + timeoutMs);
       fn(req, new grpc.Metadata(), { deadline }, (err, res) => {
         const code = err ? grpc.status[err.code] ?? String(err.code) : 'OK';
         upstreamRequests.inc({ cluster: this.name, method, code });

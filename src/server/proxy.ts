@@ -21,6 +21,8 @@ import { ShardWriter } from '../shard/writer.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
+import { leaseService } from './lease.js';
+import { LeaseReaper } from '../lease/reaper.js';
 import { maintenanceService } from './maintenance.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
@@ -89,6 +91,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, maxTxnOps: cfg.limits.maxTxnOps }));
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
+    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store }));
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, name: `etcd-metaproxy-${cfg.listen}`, clientUrls: advertise, revision: () => clock.current() }),
@@ -112,6 +115,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     };
     const timer = setInterval(() => void check().catch(() => undefined), HEALTH_INTERVAL_MS);
     timer.unref();
+    // Lease expiry: one replica at a time reaps (lease/reaper.ts).
+    const reaper = new LeaseReaper(store, log, `${address}/${process.pid}/${Math.random().toString(36).slice(2)}`, opts.reaper);
+    reaper.start();
     let ready = true;
     log.info({ address, shards: cfg.shards.map((s) => s.name), partitions: map.partitions }, 'proxy serving');
 
@@ -122,6 +128,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       close: async () => {
         ready = false;
         clearInterval(timer);
+        await reaper.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

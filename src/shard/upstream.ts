@@ -9,6 +9,12 @@ import { EtcdError, Errors, isGrpcError } from '../etcd/errors.js';
 import type {
   CompactionRequest,
   CompactionResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   RangeRequest,
   RangeResponse,
   StatusResponse,
@@ -16,6 +22,7 @@ import type {
   TxnResponse,
 } from '../etcd/types.js';
 import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
+import { KeepAliveStream } from './keepalive-stream.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -23,7 +30,10 @@ interface Endpoint {
   target: string;
   kv: grpc.Client;
   maintenance: grpc.Client;
+  lease: grpc.Client;
 }
+
+type Service = 'kv' | 'maintenance' | 'lease';
 
 export interface UpstreamOptions {
   /** A name for logs, metrics and errors: a shard name or "coordinator". */
@@ -41,11 +51,13 @@ export class Upstream {
   readonly name: string;
   private readonly endpoints: Endpoint[];
   private preferred = 0;
+  private keepAlives: KeepAliveStream | null = null;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.name = opts.name;
     const KV = etcdService('KV');
     const Maintenance = etcdService('Maintenance');
+    const Lease = etcdService('Lease');
     const channelOpts: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
@@ -66,7 +78,8 @@ export class Upstream {
       const kv = new KV(target, creds, channelOpts);
       // Share the channel between services of one endpoint.
       const maintenance = new Maintenance(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
-      return { target, kv, maintenance };
+      const lease = new Lease(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
+      return { target, kv, maintenance, lease };
     });
   }
 
@@ -87,11 +100,39 @@ export class Upstream {
     return this.call<StatusResponse>('maintenance', 'Status', {}, true);
   }
 
+  /** Coordinator leases. A grant is never retried (a lost answer to ID 0 would grant twice). */
+  leaseGrant(req: Partial<LeaseGrantRequest>): Promise<LeaseGrantResponse> {
+    return this.call<LeaseGrantResponse>('lease', 'LeaseGrant', req, false);
+  }
+
+  leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return this.call<LeaseRevokeResponse>('lease', 'LeaseRevoke', { ID: id.toString() }, false);
+  }
+
+  leaseTimeToLive(req: Partial<LeaseTimeToLiveRequest>): Promise<LeaseTimeToLiveResponse> {
+    return this.call<LeaseTimeToLiveResponse>('lease', 'LeaseTimeToLive', req, true);
+  }
+
+  /**
+   * One keepalive over this proxy's one keepalive stream to the cluster (opened on first use,
+   * reopened after a failure): TTL 0 when the lease does not exist, as etcd answers.
+   */
+  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
+    if (!this.keepAlives || this.keepAlives.closed) {
+      // After a failed stream, try the next endpoint.
+      if (this.keepAlives?.failed) this.preferred = (this.preferred + 1) % this.endpoints.length;
+      const ep = this.endpoints[this.preferred];
+      this.keepAlives = new KeepAliveStream(ep.lease, this.name, this.opts.requestTimeoutMs, (err) => this.translate(err));
+    }
+    return this.keepAlives.renew(id);
+  }
+
   close(): void {
+    this.keepAlives?.close();
     for (const e of this.endpoints) e.kv.close();
   }
 
-  private async call<T>(svc: 'kv' | 'maintenance', method: string, req: object, idempotent: boolean): Promise<T> {
+  private async call<T>(svc: Service, method: string, req: object, idempotent: boolean): Promise<T> {
     const n = this.endpoints.length;
     let lastErr: unknown;
     for (let attempt = 0; attempt < (idempotent ? n : 1); attempt++) {
@@ -108,8 +149,8 @@ export class Upstream {
     throw lastErr;
   }
 
-  private callOnce<T>(ep: Endpoint, svc: 'kv' | 'maintenance', method: string, req: object): Promise<T> {
-    const client = svc === 'kv' ? ep.kv : ep.maintenance;
+  private callOnce<T>(ep: Endpoint, svc: Service, method: string, req: object): Promise<T> {
+    const client = ep[svc];
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
     const started = process.hrtime.bigint();
     return new Promise<T>((resolve, reject) => {
@@ -125,7 +166,7 @@ export class Upstream {
   }
 
   /** etcd's own errors pass through unchanged; transport failures become UNAVAILABLE naming the cluster. */
-  private translate(err: unknown): Error {
+  translate(err: unknown): Error {
     if (!isGrpcError(err)) return err instanceof Error ? err : new Error(String(err));
     const details = err.details ?? err.message ?? '';
     if (details.startsWith('etcdserver:')) return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);

@@ -93,18 +93,23 @@ function keepAlive(d: LeaseDeps, call: grpc.ServerDuplexStream<LeaseIdRequest, L
     else call.end();
   };
   call.on('data', (req: LeaseIdRequest) => {
-    const id = id64(req?.ID);
+    if (done) return;
+    // Sent to the coordinator at once (pipelined), answered to the client in order.
+    const renewed = d.store.coordinator.leaseKeepAlive(id64(req?.ID)).then(
+      (res) => ({ res, err: null }),
+      (err: unknown) => ({ res: null, err }),
+    );
     chain = chain.then(async () => {
+      const { res, err } = await renewed;
       if (done) return;
-      try {
-        const res = await d.store.coordinator.leaseKeepAlive(id);
+      if (res) {
         grpcRequests.inc({ method: 'LeaseKeepAlive', code: 'OK' });
-        if (!done && !call.cancelled) call.write({ header: d.header.fill(revHeader(d.store.clock.known())), ID: res.ID, TTL: res.TTL });
-      } catch (err) {
-        const e = err instanceof EtcdError ? err : new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
-        grpcRequests.inc({ method: 'LeaseKeepAlive', code: grpc.status[e.code] ?? String(e.code) });
-        finish(e);
+        if (!call.cancelled) call.write({ header: d.header.fill(revHeader(d.store.clock.known())), ID: res.ID, TTL: res.TTL });
+        return;
       }
+      const e = err instanceof EtcdError ? err : new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
+      grpcRequests.inc({ method: 'LeaseKeepAlive', code: grpc.status[e.code] ?? String(e.code) });
+      finish(e);
     });
   });
   call.on('end', () => void chain.then(() => finish(null)));

@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import { Cleanup, RawClient, etcd3Client, etcdctl, sleep, startMeta, startOracle, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd, type CallResult } from './grpc-raw.js';
+import { encodeEnvelope } from '../src/shard/envelope.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Msg = any;
@@ -301,11 +302,23 @@ test('expiry while a member is down: its keys are deleted when it returns, nothi
   for (const k of keys) assert.ok((await c.kv('Put', { key: b(k), value: b('v'), lease: String(g.ID) })).ok);
   const plain = Array.from({ length: 9 }, (_, i) => `md/plain${i}`);
   for (const k of plain) assert.ok((await c.kv('Put', { key: b(k), value: b('keep') })).ok);
+  // A second lease, revoked while the member is down.
+  const g2 = await c.callOrThrow<Msg>('Lease', 'LeaseGrant', { TTL: 60, ID: '0' });
+  const revoked = Array.from({ length: 18 }, (_, i) => `md/r${i}`);
+  for (const k of revoked) assert.ok((await c.kv('Put', { key: b(k), value: b('v'), lease: String(g2.ID) })).ok);
   const victim = await meta.shardOf(keys[0]!);
   const onVictim: string[] = [];
   for (const k of keys) if ((await meta.shardOf(k)) === victim) onVictim.push(k);
   await meta.cluster.shards[victim]!.kill();
   try {
+    const r = await c.call('Lease', 'LeaseRevoke', { ID: String(g2.ID) });
+    assert.ok(r.ok, r.ok ? '' : `revoke with a member down: ${r.details}`);
+    const all = await c.kv('Range', { key: b('md/r'), range_end: prefixEnd('md/r') });
+    assert.equal(all.ok, false, 'a range over every shard fails while one is down');
+    for (const k of revoked) {
+      const got = await c.kv('Range', { key: b(k) });
+      if (got.ok) assert.equal(got.res.kvs.length, 0, `${k} (on a live shard) deleted by the revoke`);
+    }
     // The other shards' keys go at expiry.
     await waitFor(async () => {
       const left = await Promise.all(keys.filter((k) => !onVictim.includes(k)).map((k) => c.kv('Range', { key: b(k) })));
@@ -314,8 +327,27 @@ test('expiry while a member is down: its keys are deleted when it returns, nothi
   } finally {
     await meta.cluster.shards[victim]!.restart();
   }
-  await waitFor(async () => (await getKeys(c, 'md/k')).length === 0, 30_000, 'keys on the returned shard deleted');
+  await waitFor(async () => (await getKeys(c, 'md/k')).length === 0, 30_000, 'keys of the expired lease on the returned shard deleted');
+  await waitFor(async () => (await getKeys(c, 'md/r')).length === 0, 30_000, 'keys of the revoked lease on the returned shard deleted');
   const left = await getKeys(c, 'md/');
   assert.deepEqual(left.map((kv: Msg) => kv.key.toString()).sort(), [...plain].sort(), 'unleased keys kept');
   await waitFor(async () => (await indexEntries()) === 0, 10_000, 'no index entries left');
+});
+
+test('reconcile: an attachment to a lease that died unseen (a put that raced with a revoke) is reaped; a stale entry alone deletes nothing', { timeout: 60_000 }, async () => {
+  // Written straight into a member: key k with lease 0x5eed in its envelope and its index entry
+  // (incarnation 1: a grant long gone), and key s whose entry names 0x5eed while its envelope
+  // has no lease (left behind by a range delete). No proxy ever saw lease 0x5eed live.
+  const dead = 0x5eedn;
+  const member = meta.memberClient(0);
+  const entry = (k: string) => Buffer.concat([INDEX_PREFIX, Buffer.from(dead.toString(16).padStart(16, '0')), Buffer.from('/'), b(k)]);
+  const one = Buffer.alloc(8);
+  one.writeBigInt64BE(1n);
+  for (const [k, leaseId] of [['rc/k', dead], ['rc/s', 0n]] as const) {
+    assert.ok((await member.kv('Put', { key: b(k), value: encodeEnvelope(5n, 5n, leaseId, b('v')) })).ok);
+    assert.ok((await member.kv('Put', { key: entry(k), value: one })).ok);
+  }
+  await waitFor(async () => (await getKeys(viaA, 'rc/')).length === 1, 20_000, 'the attached key reaped by the reconcile');
+  assert.equal((await getKeys(viaA, 'rc/'))[0].key.toString(), 'rc/s', 'the key without the lease is kept');
+  await waitFor(async () => (await indexEntries()) === 0, 10_000, 'both entries removed');
 });

@@ -48,6 +48,7 @@ export class LeaseReaper {
   private reconcileDue = 0;
   /** Reaps that failed: "<shard index>:<lease id>". */
   private readonly pending = new Set<string>();
+  private lastFailure = '';
 
   constructor(
     private readonly store: MetaStore,
@@ -90,8 +91,12 @@ export class LeaseReaper {
       }
       if (!this.leading && was) this.log.info({ reaper: this.me }, 'lease reaper: lost the election');
       if (this.leading) await this.reap();
+      this.lastFailure = '';
     } catch (err) {
-      this.log.warn({ err }, 'lease reaper: tick failed');
+      // Once per distinct failure (a coordinator outage would otherwise log every poll).
+      const msg = err instanceof Error ? err.message : String(err);
+      if (this.timer && msg !== this.lastFailure) this.log.warn({ err }, 'lease reaper: tick failed');
+      this.lastFailure = msg;
     } finally {
       this.busy = false;
     }

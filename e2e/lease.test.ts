@@ -277,6 +277,15 @@ test('two proxies: grant through one, keepalive / time-to-live / revoke through 
       return r.ok && r.res.kvs[0] ? r.res.kvs[0].value.toString() : '';
     };
     await waitFor(async () => (await holder()) !== '', 10_000, 'a reaper elected');
+    // The reaper's own coordinator lease is no meta lease: clients can neither see nor revoke it.
+    const el = await coord.kv('Range', { key: REAPER_KEY });
+    assert.ok(el.ok);
+    const own = String(el.res.kvs[0].lease);
+    assert.notEqual(own, '0');
+    assert.equal(String((await viaA.callOrThrow<Msg>('Lease', 'LeaseTimeToLive', { ID: own, keys: true })).TTL), '-1');
+    assert.deepEqual(outcome(await viaA.call('Lease', 'LeaseRevoke', { ID: own })), { code: 'NOT_FOUND', details: 'etcdserver: requested lease not found' });
+    const listed = (await viaA.callOrThrow<Msg>('Lease', 'LeaseLeases', {})).leases.map((l: Msg) => String(l.ID));
+    assert.ok(!listed.includes(own), 'not listed');
     const value = await holder();
     const idx = meta.addresses.findIndex((a) => value.startsWith(`${a}/`));
     assert.ok(idx >= 0, `the reaper is one of the proxies: ${await holder()}`);

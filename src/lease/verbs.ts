@@ -1,11 +1,12 @@
 /**
  * The Lease verbs over the meta-cluster. Grant, keepalive and time-to-live are the coordinator's
- * (one call each); revoke also deletes the lease's keys on every shard before it answers, as
+ * (time-to-live reads the lease's marker beside it, in parallel); revoke also deletes the lease's keys on every shard before it answers, as
  * etcd does; time-to-live with keys gathers them from every shard's lease index.
  */
 import type { Logger } from 'pino';
 import type { LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
+import { Errors } from '../etcd/errors.js';
 import type { MetaStore } from '../kv/store.js';
 import { decodeEnvelope } from '../shard/envelope.js';
 import { prefixEnd } from '../shard/keyspace.js';
@@ -19,6 +20,8 @@ const PAGE = 500;
 const KEYS_PER_READ = 100;
 
 export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Promise<LeaseRevokeResponse> {
+  // Only meta leases: the proxies' own coordinator leases (no marker) do not exist for clients.
+  if ((await store.leases.lookup(id)) === null) throw Errors.leaseNotFound();
   const res = await store.coordinator.leaseRevoke(id);
   // Every attachment made before the revoke is dead; a new grant of the ID has a later incarnation.
   const view = { rev: BigInt(res.header?.revision ?? '0'), live: new Map<bigint, bigint>() };
@@ -37,14 +40,13 @@ export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Pr
 
 export async function timeToLive(store: MetaStore, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
   const id = BigInt(req.ID);
-  const res = await store.coordinator.leaseTimeToLive({ ID: req.ID, keys: false });
+  const [res, incarnation] = await Promise.all([store.coordinator.leaseTimeToLive({ ID: req.ID, keys: false }), store.leases.lookup(id)]);
+  // No marker: not a meta lease (or not any more), answered as etcd answers an unknown lease.
+  if (incarnation === null || BigInt(res.TTL) < 0n) return { header: revHeader(store.clock.known()), ID: req.ID, TTL: '-1', grantedTTL: '0', keys: [] };
   let keys: Buffer[] = [];
-  if (req.keys && BigInt(res.TTL) >= 0n) {
-    const incarnation = await store.leases.lookup(id);
-    if (incarnation !== null) {
-      const perShard = await Promise.all(store.shards.map((s) => keysOn(store, s, id, incarnation)));
-      keys = perShard.flat().sort(Buffer.compare);
-    }
+  if (req.keys) {
+    const perShard = await Promise.all(store.shards.map((s) => keysOn(store, s, id, incarnation)));
+    keys = perShard.flat().sort(Buffer.compare);
   }
   return { header: revHeader(store.clock.known()), ID: res.ID, TTL: res.TTL, grantedTTL: res.grantedTTL, keys };
 }

@@ -95,7 +95,7 @@ function answer(m: Member, ops: RequestOp[]): ResponseOp[] {
 }
 
 const NS = new Keyspace();
-const noLeases: PlanContext = { ks: NS, leaseExists: () => false };
+const noLeases: PlanContext = { ks: NS, leaseIncarnation: () => null };
 
 /** Reads a txn's state from a fake member the way the proxy does. */
 function stateFor(t: TxnRequest, m: Member, ks = NS, clock = 500n, memberRev = 90n): { reads: StateReads; state: TxnState } {
@@ -252,7 +252,7 @@ describe('planTxn: puts', () => {
   test('a non-zero lease that does not exist → NOT_FOUND "etcdserver: requested lease not found"', () => {
     rejects(() => plan(txn({ success: [put('a', 'v', { lease: '123' })] }), rows()), status.NOT_FOUND, 'etcdserver: requested lease not found');
     rejects(() => plan(txn({ success: [nested({ success: [put('k', 'v', { lease: '-5' })] })] }), rows()), status.NOT_FOUND, 'etcdserver: requested lease not found');
-    const withLease = putOf(plan(txn({ success: [put('a', 'v', { lease: '123' })] }), rows(), { ks: NS, leaseExists: (id) => id === 123n }));
+    const withLease = putOf(plan(txn({ success: [put('a', 'v', { lease: '123' })] }), rows(), { ks: NS, leaseIncarnation: (id) => (id === 123n ? 7n : null) }));
     assert.equal(withLease.lease, 123n);
   });
 
@@ -284,7 +284,7 @@ describe('memberOps', () => {
       ],
     });
     const { state } = stateFor(t, m, ks);
-    const p = planTxn(t, state, { ks, leaseExists: () => false });
+    const p = planTxn(t, state, { ks, leaseIncarnation: () => null });
     const ops = memberOps(p.ops, 1234n, ks);
     const shape = (list: RequestOp[]): unknown[] =>
       list.map((o) =>
@@ -316,7 +316,7 @@ describe('memberOps', () => {
     assert.deepEqual(inner[2].request_range!.range_end, B('/ns/a\0'));
     assert.deepEqual(ops[2].request_delete_range!.range_end, B('/ns/x\0'));
     // A read-only path flattens (a member txn with a nested txn would go through raft).
-    const ro = planTxn(txn({ success: [get('a'), nested({ success: [get('b')] })] }), state, { ks, leaseExists: () => false });
+    const ro = planTxn(txn({ success: [get('a'), nested({ success: [get('b')] })] }), state, { ks, leaseIncarnation: () => null });
     assert.deepEqual(shape(memberOps(ro.ops, 0n, ks, true)), ['range /ns/a', 'range /ns/b']);
   });
 

@@ -105,6 +105,11 @@ export class ClockAllocator {
     });
   }
 
+  /** The highest revision this proxy knows to be allocated (no coordinator call). */
+  known(): bigint {
+    return this.last ?? 0n;
+  }
+
   /** The highest revision allocated by anyone, read linearizably from the coordinator. */
   async current(): Promise<bigint> {
     const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });

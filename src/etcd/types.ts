@@ -208,3 +208,47 @@ export interface SnapshotResponse {
   blob: Buffer;
   version: string;
 }
+
+export interface LeaseGrantRequest {
+  TTL: Int64;
+  ID: Int64;
+}
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader | null;
+  ID: Int64;
+  TTL: Int64;
+  error: string;
+}
+
+export interface LeaseIdRequest {
+  ID: Int64;
+}
+
+export interface LeaseRevokeResponse {
+  header: ResponseHeader | null;
+}
+
+export interface LeaseKeepAliveResponse {
+  header: ResponseHeader | null;
+  ID: Int64;
+  TTL: Int64;
+}
+
+export interface LeaseTimeToLiveRequest {
+  ID: Int64;
+  keys: boolean;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header: ResponseHeader | null;
+  ID: Int64;
+  TTL: Int64;
+  grantedTTL: Int64;
+  keys: Buffer[];
+}
+
+export interface LeaseLeasesResponse {
+  header: ResponseHeader | null;
+  leases: Array<{ ID: Int64 }>;
+}

@@ -11,6 +11,7 @@ import type { Upstream } from '../shard/upstream.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
+import { LeaseDirectory } from '../lease/directory.js';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { rangeOp } from '../shard/shard.js';
 
@@ -32,6 +33,8 @@ export class MetaStore {
   readonly revmaps: RevisionMap[];
   /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
   readonly hints = new StateHints();
+  /** Meta leases, canonical on the coordinator (lease/directory.ts). */
+  readonly leases: LeaseDirectory;
   /**
    * Most pins one write may carry (chained over nested levels) within the members'
    * --max-txn-ops; beyond, it is pinned to the shard clock (proxy.ts sets it from memberLimits).
@@ -48,6 +51,7 @@ export class MetaStore {
     readonly coordinator: Upstream,
   ) {
     this.revmaps = shards.map((s) => new RevisionMap(s));
+    this.leases = new LeaseDirectory(coordinator);
   }
 
   get compactedRevision(): bigint {
@@ -76,10 +80,5 @@ export class MetaStore {
     const res = await this.coordinator.range({ key: COMPACT_KEY });
     this.noteCompacted(decodeCompacted(res.kvs[0]?.value));
     return this.compacted;
-  }
-
-  /** Leases arrive with their own issue: until then every lease id is unknown, as on an etcd with none granted. */
-  leaseExists(_id: bigint): boolean {
-    return false;
   }
 }

@@ -9,14 +9,18 @@ import { encodeEnvelope } from '../shard/envelope.js';
 import type { Keyspace, MemberRange } from '../shard/keyspace.js';
 import { putOp, rangeOp } from '../shard/shard.js';
 import { evalCompare } from './compare.js';
+import { leaseIndexOps } from '../lease/index-ops.js';
+import type { LeaseChange } from '../lease/index-ops.js';
 import { memberShape } from './range-result.js';
 import type { TxnState } from './txn-state.js';
 
 export type PlannedOp =
   /** `history`: a Range at a past revision, read apart from the member txn (history is immutable). */
   | { kind: 'range'; req: RangeRequest; range: MemberRange | null; history: boolean }
-  | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null }
-  | { kind: 'delete'; req: DeleteRangeRequest; range: MemberRange | null; hits: boolean }
+  /** `leaseChange`: its lease index ops (lease/index-ops.ts). */
+  | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null; leaseChange: LeaseChange }
+  /** `leaseChange`: a single deleted key's lease index op (null for a range). */
+  | { kind: 'delete'; req: DeleteRangeRequest; range: MemberRange | null; hits: boolean; leaseChange: LeaseChange | null }
   | { kind: 'txn'; succeeded: boolean; ops: PlannedOp[] };
 
 export interface Plan {
@@ -28,8 +32,8 @@ export interface Plan {
 
 export interface PlanContext {
   ks: Keyspace;
-  /** Until leases land, any lease id is unknown. */
-  leaseExists: (id: bigint) => boolean;
+  /** The incarnation of a live lease (lease/keys.ts), null when the lease does not exist. */
+  leaseIncarnation: (id: bigint) => bigint | null;
 }
 
 export function planTxn(txn: TxnRequest, state: TxnState, ctx: PlanContext): Plan {
@@ -55,7 +59,14 @@ function planOps(reqs: RequestOp[], state: TxnState, ctx: PlanContext): PlannedO
     if (op.request_put) return planPut(op.request_put, state, ctx);
     if (op.request_delete_range) {
       const d = op.request_delete_range;
-      return { kind: 'delete', req: d, range: ctx.ks.toMemberRange(d.key, d.range_end), hits: state.deletesSomething(d.key, d.range_end) };
+      const prevLease = d.range_end.length === 0 ? (state.key(d.key)?.lease ?? 0n) : 0n;
+      return {
+        kind: 'delete',
+        req: d,
+        range: ctx.ks.toMemberRange(d.key, d.range_end),
+        hits: state.deletesSomething(d.key, d.range_end),
+        leaseChange: prevLease !== 0n ? { prevLease, lease: 0n, incarnation: 0n } : null,
+      };
     }
     if (op.request_txn) {
       const t = op.request_txn;
@@ -71,13 +82,18 @@ function planPut(p: PutRequest, state: TxnState, ctx: PlanContext): PlannedOp {
   const cur = state.key(p.key);
   if ((p.ignore_value || p.ignore_lease) && !cur) throw Errors.keyNotFound();
   const lease = p.ignore_lease ? (cur as NonNullable<typeof cur>).lease : BigInt(p.lease);
-  if (!p.ignore_lease && lease !== 0n && !ctx.leaseExists(lease)) throw Errors.leaseNotFound();
+  let incarnation: bigint | null = null;
+  if (!p.ignore_lease) {
+    incarnation = lease === 0n ? 0n : ctx.leaseIncarnation(lease);
+    if (incarnation === null) throw Errors.leaseNotFound();
+  }
   return {
     kind: 'put',
     req: p,
     create: cur ? cur.create : null,
     lease,
     value: p.ignore_value ? (cur as NonNullable<typeof cur>).value : null,
+    leaseChange: { prevLease: cur?.lease ?? 0n, lease, incarnation },
   };
 }
 
@@ -105,11 +121,16 @@ export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly 
       }
       case 'put': {
         const value = op.value ?? op.req.value;
-        out.push(putOp(ks.toMember(op.req.key), encodeEnvelope(rev, op.create ?? rev, op.lease, value), op.req.prev_kv));
+        const key = ks.toMember(op.req.key);
+        out.push(putOp(key, encodeEnvelope(rev, op.create ?? rev, op.lease, value), op.req.prev_kv));
+        out.push(...leaseIndexOps(key, op.leaseChange));
         break;
       }
       case 'delete':
-        if (op.range && emitsDelete(op, readOnly)) out.push({ request_delete_range: { key: op.range.start, range_end: op.range.end, prev_kv: op.req.prev_kv } });
+        if (op.range && emitsDelete(op, readOnly)) {
+          out.push({ request_delete_range: { key: op.range.start, range_end: op.range.end, prev_kv: op.req.prev_kv } });
+          if (op.leaseChange) out.push(...leaseIndexOps(ks.toMember(op.req.key), op.leaseChange));
+        }
         break;
       case 'txn':
         if (readOnly) {

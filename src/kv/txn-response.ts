@@ -10,6 +10,7 @@ import { fromMember, toWire } from '../shard/meta-kv.js';
 import { assembleRange } from './range-result.js';
 import type { PlannedOp } from './txn-plan.js';
 import { emitsDelete } from './txn-plan.js';
+import { leaseIndexOpCount } from '../lease/index-ops.js';
 
 export function revHeader(rev: bigint): ResponseHeader {
   return { cluster_id: '0', member_id: '0', revision: wire64(rev), raft_term: '0' };
@@ -45,12 +46,15 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
         }
         case 'put': {
           const pr = level[cur.i++]?.response_put;
+          cur.i += leaseIndexOpCount(op.leaseChange);
           changed = true;
           const prev = pr?.prev_kv ? toWire(fromMember(pr.prev_kv, ctx.ks)) : null;
           return { response: 'response_put', response_put: { header: revHeader(ctx.rev), prev_kv: prev } };
         }
         case 'delete': {
-          const dr = emitsDelete(op, ctx.readOnly) ? level[cur.i++]?.response_delete_range : undefined;
+          const emitted = emitsDelete(op, ctx.readOnly);
+          const dr = emitted ? level[cur.i++]?.response_delete_range : undefined;
+          if (emitted && op.leaseChange) cur.i += leaseIndexOpCount(op.leaseChange);
           const deleted = dr ? BigInt(dr.deleted) : 0n;
           if (deleted > 0n) changed = true;
           const res: DeleteRangeResponse = {

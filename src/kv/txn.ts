@@ -33,7 +33,10 @@ export interface TxnOutcome {
 
 export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest): Promise<TxnOutcome> {
   const reads = StateReads.forTxn(txn, store.ks);
-  const ctx = { ks: store.ks, leaseExists: (id: bigint) => store.leaseExists(id) };
+  // Leases named by its puts, looked up once on the coordinator (one read for all of them).
+  const named = leasesNamed(txn);
+  const leases = named.length ? await store.leases.lookupAll(named) : NO_LEASES;
+  const ctx = { ks: store.ks, leaseIncarnation: (id: bigint) => leases.get(id) ?? null };
   let state = await initialState(store, shard, txn, reads);
   let ticket: number | undefined;
 
@@ -115,6 +118,18 @@ async function initialState(store: MetaStore, shard: Shard, txn: TxnRequest, rea
   const state = reads.parse(first.responses, first.clock.clock, first.clock.memberRev, false);
   reads.remember(state, store.hints);
   return state;
+}
+
+const NO_LEASES: ReadonlyMap<bigint, bigint> = new Map();
+
+/** Lease IDs the txn's puts attach (both branches, nested txns included). */
+function leasesNamed(txn: TxnRequest, out: bigint[] = []): bigint[] {
+  for (const op of [...txn.success, ...txn.failure]) {
+    const p = op.request_put;
+    if (p && !p.ignore_lease && p.lease !== '0' && BigInt(p.lease) !== 0n) out.push(BigInt(p.lease));
+    if (op.request_txn) leasesNamed(op.request_txn, out);
+  }
+  return out;
 }
 
 const NO_HISTORY: ReadonlyMap<RangeRequest, RangeResponse> = new Map();

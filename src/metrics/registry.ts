@@ -138,3 +138,16 @@ export const upstreamWatchRestarts = new Counter({
   labelNames: ['shard'] as const,
   registers: [registry],
 });
+
+export const leaseKeysDeleted = new Counter({
+  name: 'etcd_metaproxy_lease_keys_deleted_total',
+  help: 'Keys deleted because their lease expired or was revoked.',
+  registers: [registry],
+});
+
+export const leaseReaps = new Counter({
+  name: 'etcd_metaproxy_lease_reaps_total',
+  help: 'Dead leases reaped on a shard, by result (ok, error).',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});

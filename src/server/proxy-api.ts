@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { UpstreamProbe } from '../metrics/health.js';
+import type { ReaperOptions } from '../lease/reaper.js';
 
 /** A running proxy: what the CLI, e2e tests and benchmarks hold. */
 export interface RunningProxy {
@@ -17,4 +18,6 @@ export interface RunningProxy {
 
 export interface StartOptions {
   logger?: Logger;
+  /** Lease expiry timings (tests shorten them); lease/reaper.ts has the defaults. */
+  reaper?: ReaperOptions;
 }

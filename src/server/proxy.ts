@@ -29,6 +29,8 @@ import { ProxyRegistration } from '../membership/registration.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
+import { leaseService } from './lease.js';
+import { LeaseReaper } from '../lease/reaper.js';
 import { maintenanceService } from './maintenance.js';
 import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
@@ -114,6 +116,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
     server.addService(serviceDefinition('Watch'), watch.service);
+    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store }));
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
@@ -148,6 +151,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     };
     const timer = setInterval(() => void check().catch(() => undefined), HEALTH_INTERVAL_MS);
     timer.unref();
+    // Lease expiry: one replica at a time reaps (lease/reaper.ts).
+    const reaper = new LeaseReaper(store, log, `${address}/${process.pid}/${Math.random().toString(36).slice(2)}`, opts.reaper);
+    reaper.start();
     let ready = true;
     log.info({ address, shards: cfg.shards.map((s) => s.name), partitions: map.partitions }, 'proxy serving');
 
@@ -172,6 +178,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
         watch.closeAll();
         closeWatch();
+        await reaper.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

@@ -12,6 +12,12 @@ import type {
   CompactionRequest,
   CompactionResponse,
   DefragmentResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   RangeRequest,
   RangeResponse,
   StatusResponse,
@@ -19,6 +25,7 @@ import type {
   TxnResponse,
 } from '../etcd/types.js';
 import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
+import { KeepAliveStream } from './keepalive-stream.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -27,7 +34,10 @@ interface Endpoint {
   kv: grpc.Client;
   maintenance: grpc.Client;
   watch: grpc.Client;
+  lease: grpc.Client;
 }
+
+type Service = 'kv' | 'maintenance' | 'lease';
 
 export interface UpstreamOptions {
   /** A name for logs, metrics and errors: a shard name or "coordinator". */
@@ -46,12 +56,14 @@ export class Upstream {
   private readonly endpoints: Endpoint[];
   private preferred = 0;
   private watchTurn = 0;
+  private keepAlives: KeepAliveStream | null = null;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.name = opts.name;
     const KV = etcdService('KV');
     const Maintenance = etcdService('Maintenance');
     const Watch = etcdService('Watch');
+    const Lease = etcdService('Lease');
     const channelOpts: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
@@ -73,7 +85,8 @@ export class Upstream {
       // Share the channel between services of one endpoint.
       const maintenance = new Maintenance(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
       const watch = new Watch(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
-      return { target, kv, maintenance, watch };
+      const lease = new Lease(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });
+      return { target, kv, maintenance, watch, lease };
     });
   }
 
@@ -125,11 +138,39 @@ export class Upstream {
     return this.call<AlarmResponse>('maintenance', 'Alarm', req, true);
   }
 
+  /** Coordinator leases. A grant is never retried (a lost answer to ID 0 would grant twice). */
+  leaseGrant(req: Partial<LeaseGrantRequest>): Promise<LeaseGrantResponse> {
+    return this.call<LeaseGrantResponse>('lease', 'LeaseGrant', req, false);
+  }
+
+  leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return this.call<LeaseRevokeResponse>('lease', 'LeaseRevoke', { ID: id.toString() }, false);
+  }
+
+  leaseTimeToLive(req: Partial<LeaseTimeToLiveRequest>): Promise<LeaseTimeToLiveResponse> {
+    return this.call<LeaseTimeToLiveResponse>('lease', 'LeaseTimeToLive', req, true);
+  }
+
+  /**
+   * One keepalive over this proxy's one keepalive stream to the cluster (opened on first use,
+   * reopened after a failure): TTL 0 when the lease does not exist, as etcd answers.
+   */
+  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
+    if (!this.keepAlives || this.keepAlives.closed) {
+      // After a failed stream, try the next endpoint.
+      if (this.keepAlives?.failed) this.preferred = (this.preferred + 1) % this.endpoints.length;
+      const ep = this.endpoints[this.preferred];
+      this.keepAlives = new KeepAliveStream(ep.lease, this.name, this.opts.requestTimeoutMs, (err) => this.translate(err));
+    }
+    return this.keepAlives.renew(id);
+  }
+
   close(): void {
+    this.keepAlives?.close();
     for (const e of this.endpoints) e.kv.close();
   }
 
-  private async call<T>(svc: 'kv' | 'maintenance', method: string, req: object, idempotent: boolean): Promise<T> {
+  private async call<T>(svc: Service, method: string, req: object, idempotent: boolean): Promise<T> {
     const n = this.endpoints.length;
     let lastErr: unknown;
     for (let attempt = 0; attempt < (idempotent ? n : 1); attempt++) {
@@ -146,8 +187,8 @@ export class Upstream {
     throw lastErr;
   }
 
-  private callOnce<T>(ep: Endpoint, svc: 'kv' | 'maintenance', method: string, req: object, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
-    const client = svc === 'kv' ? ep.kv : ep.maintenance;
+  private callOnce<T>(ep: Endpoint, svc: Service, method: string, req: object, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
+    const client = ep[svc];
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
     const started = process.hrtime.bigint();
     return new Promise<T>((resolve, reject) => {
@@ -163,7 +204,7 @@ export class Upstream {
   }
 
   /** etcd's own errors pass through unchanged; transport failures become UNAVAILABLE naming the cluster. */
-  private translate(err: unknown): Error {
+  translate(err: unknown): Error {
     if (!isGrpcError(err)) return err instanceof Error ? err : new Error(String(err));
     const details = err.details ?? err.message ?? '';
     if (details.startsWith('etcdserver:')) return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);

@@ -5,14 +5,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import { Cleanup, etcd3Client, startMeta, startOracle, waitFor } from './harness.js';
+import { Cleanup, RawClient, etcd3Client, startMeta, startOracle, waitFor } from './harness.js';
 
 const cleanup = new Cleanup();
 const SETUP_TIMEOUT = 120_000;
 const T = 60_000;
 let oracle: Etcd3;
 let proxy: Etcd3;
+let proxyAddress: string;
 
 before(async () => {
   try {
@@ -21,6 +23,7 @@ before(async () => {
     cleanup.add('stop meta', () => m.stop());
     oracle = etcd3Client(o.address);
     proxy = etcd3Client(m.addresses[0]!);
+    proxyAddress = m.addresses[0]!;
     cleanup.add('close clients', () => {
       oracle.close();
       proxy.close();
@@ -63,8 +66,37 @@ async function scenario(client: Etcd3, prefix: string, n: number, end: 'expire' 
   }
 }
 
+/**
+ * Fails fast (instead of leaving the etcd3 client retrying forever) when the proxy does not
+ * serve Watch: one raw watch create must be answered.
+ */
+async function assertWatchServed(address: string): Promise<void> {
+  const raw = new RawClient(address);
+  try {
+    const svc = raw.service('Watch') as unknown as { Watch: () => grpc.ClientDuplexStream<object, { created: boolean }> };
+    const call = svc.Watch();
+    const outcome = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('no answer within 5 s'), 5000);
+      call.on('data', (res) => {
+        clearTimeout(timer);
+        resolve(res.created ? 'ok' : 'an answer other than created');
+      });
+      call.on('error', (err: grpc.ServiceError) => {
+        clearTimeout(timer);
+        resolve(`${err.code} ${err.details}`);
+      });
+      call.write({ create_request: { key: Buffer.from('lw'), range_end: Buffer.from('lx') } });
+    });
+    call.cancel();
+    assert.equal(outcome, 'ok', 'the proxy serves Watch');
+  } finally {
+    raw.close();
+  }
+}
+
 for (const end of ['expire', 'revoke'] as const) {
   test(`lease ${end}: every watcher sees a DELETE with prev_kv per key, as on etcd`, { timeout: T }, async () => {
+    await assertWatchServed(proxyAddress);
     const n = 12;
     const [e, p] = await Promise.all([scenario(oracle, `lw-${end}/`, n, end), scenario(proxy, `lw-${end}/`, n, end)]);
     const shape = (r: { seen: Seen[]; leaseId: string }) =>

@@ -136,6 +136,8 @@ test('bad listen address and every metric is registered under its name', async (
     'etcd_metaproxy_fence_writes_total',
     'etcd_metaproxy_member_writes_total',
     'etcd_metaproxy_client_writes_total',
+    'etcd_metaproxy_lease_keys_deleted_total',
+    'etcd_metaproxy_lease_reaps_total',
   ]) {
     assert.ok(names.includes(n), `${n} registered`);
   }

@@ -15,6 +15,7 @@
  * shape of etcd's own snapshots (a bolt file in whole pages, then its SHA-256).
  */
 import type { PartitionMap } from '../partition/map.js';
+import type { MetaFields } from '../shard/meta-kv.js';
 
 export const MAGIC = Buffer.from('ETCD-METAPROXY SNAPSHOT 1\n', 'latin1');
 export const FORMAT = 1;
@@ -40,14 +41,8 @@ export interface SnapshotHeader {
   createdBy: string;
 }
 
-export interface SnapshotKey {
-  key: Buffer;
-  create: bigint;
-  mod: bigint;
-  version: bigint;
-  lease: bigint;
-  value: Buffer;
-}
+/** One key in a snapshot: its meta fields. */
+export type SnapshotKey = MetaFields;
 
 export interface SnapshotEnd {
   keys: bigint;

@@ -6,18 +6,12 @@
  */
 import { rangeRequest } from '../etcd/defaults.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
+import { fromWire, type MetaFields } from '../shard/meta-kv.js';
 import type { MetaStore } from './store.js';
 import { range, consistentRevision } from './range.js';
 
 /** A key as the meta-cluster reports it at the scanned revision. */
-export interface ScannedKV {
-  key: Buffer;
-  create: bigint;
-  mod: bigint;
-  version: bigint;
-  lease: bigint;
-  value: Buffer;
-}
+export type ScannedKV = MetaFields;
 
 /** Keys per page: a page holds every member's limit+1 answer in memory at once. */
 export const SCAN_PAGE = 500;
@@ -47,14 +41,7 @@ export async function* scanAt(store: MetaStore, rev: bigint, pageSize = SCAN_PAG
         sort_target: SortTarget.KEY,
       }),
     );
-    const page = res.kvs.map((kv) => ({
-      key: kv.key,
-      create: BigInt(kv.create_revision),
-      mod: BigInt(kv.mod_revision),
-      version: BigInt(kv.version),
-      lease: BigInt(kv.lease),
-      value: kv.value,
-    }));
+    const page = res.kvs.map(fromWire);
     if (page.length) yield page;
     if (!res.more || page.length === 0) return;
     from = Buffer.concat([page[page.length - 1].key, ALL]);

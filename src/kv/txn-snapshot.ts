@@ -4,7 +4,7 @@
  * shards involved (kv/range.ts consistentRevision), so the answer is one consistent snapshot.
  */
 import type { Compare, KeyValue, RangeRequest, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
-import type { MetaKV } from '../shard/meta-kv.js';
+import { fromWire, type MetaKV } from '../shard/meta-kv.js';
 import { rangeRequest } from '../etcd/defaults.js';
 import { evalCompare } from './compare.js';
 import { consistentRevision, range } from './range.js';
@@ -28,15 +28,7 @@ function rangeAt(key: Buffer, rangeEnd: Buffer, rev: bigint): RangeRequest {
 }
 
 function toMeta(kv: KeyValue): MetaKV {
-  return {
-    key: kv.key,
-    create: BigInt(kv.create_revision),
-    mod: BigInt(kv.mod_revision),
-    version: BigInt(kv.version),
-    lease: BigInt(kv.lease),
-    value: kv.value,
-    memberMod: 0n,
-  };
+  return { ...fromWire(kv), memberMod: 0n };
 }
 
 export async function snapshotTxn(store: MetaStore, req: TxnRequest): Promise<TxnOutcome> {

@@ -4,15 +4,31 @@ import { wire64 } from '../etcd/types.js';
 import { decodeEnvelope } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 
-export interface MetaKV {
+/** A key's meta-cluster fields, as clients see them. */
+export interface MetaFields {
   key: Buffer;
   create: bigint;
   mod: bigint;
   version: bigint;
   lease: bigint;
   value: Buffer;
+}
+
+export interface MetaKV extends MetaFields {
   /** The member's own mod revision: pins the exact state in a member txn compare. */
   memberMod: bigint;
+}
+
+/** A key as the proxy answered it to a client (already meta revisions). */
+export function fromWire(kv: KeyValue): MetaFields {
+  return {
+    key: kv.key,
+    create: BigInt(kv.create_revision),
+    mod: BigInt(kv.mod_revision),
+    version: BigInt(kv.version),
+    lease: BigInt(kv.lease),
+    value: kv.value,
+  };
 }
 
 export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {

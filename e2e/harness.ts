@@ -19,6 +19,7 @@ import type { RunningProxy } from '../src/server/proxy-api.js';
 import { startEtcd, type EtcdProcess } from '../src/local/etcd-process.js';
 import { LOCAL_MEMBER_LIMITS, startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
+import { registry } from '../src/metrics/registry.js';
 import { RawClient, b } from './grpc-raw.js';
 
 export { RawClient } from './grpc-raw.js';
@@ -248,6 +249,12 @@ export function hostPort(urlOrAddress: string): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A metric summed over its labels, from the registry the in-process proxies share. */
+export async function metricTotal(name: string): Promise<number> {
+  const m = await registry.getSingleMetric(name)?.get();
+  return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
+}
 
 /** Polls `cond` until it returns true; throws after `timeoutMs`. */
 export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {

@@ -16,7 +16,7 @@ export interface CreateOptions {
   prevKv?: boolean;
   progressNotify?: boolean;
   filters?: number[];
-  watchId?: bigint | number;
+  watchId?: bigint | number | string;
   fragment?: boolean;
 }
 

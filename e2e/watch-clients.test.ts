@@ -12,10 +12,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { Cleanup, RawClient, etcd3Client, hostPort, sleep, startMeta, startOracle } from './harness.js';
+import { Cleanup, RawClient, etcd3Client, hostPort, sleep, startMeta, startOracle, metricTotal } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
-import { registry } from '../src/metrics/registry.js';
 
 const cleanup = new Cleanup();
 let proxyAddr: string;
@@ -120,7 +119,7 @@ test('a client that stops reading is resynced from history; other streams are no
   await slow.nth(1);
   await fast.nth(1);
   slow.pause();
-  const resyncsBefore = await counter('etcd_metaproxy_watch_slow_resyncs_total');
+  const resyncsBefore = await metricTotal('etcd_metaproxy_watch_slow_resyncs_total');
   const N = 1500;
   const value = Buffer.alloc(4096, 'v');
   const revs: string[] = [];
@@ -131,7 +130,7 @@ test('a client that stops reading is resynced from history; other streams are no
     revs.push(...batch.map((r: WatchResponse) => r.header.revision as string));
   }
   await fast.until(() => fast.events(1).length >= N, 30_000, 'the reading stream gets every event while the other is paused');
-  assert.ok((await counter('etcd_metaproxy_watch_slow_resyncs_total')) > resyncsBefore, 'the slow watcher was resynced');
+  assert.ok((await metricTotal('etcd_metaproxy_watch_slow_resyncs_total')) > resyncsBefore, 'the slow watcher was resynced');
   slow.resume();
   await slow.until(() => slow.events(1).length >= N, 60_000, 'the slow stream catches up');
   await sleep(300);
@@ -160,7 +159,3 @@ test('progress notifications and require-leader metadata', { timeout: 60_000 }, 
   s.close();
 });
 
-async function counter(name: string): Promise<number> {
-  const m = await registry.getSingleMetric(name)?.get();
-  return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
-}

@@ -159,6 +159,8 @@ function byWatcher(side: Side, responses: WatchResponse[]): Record<string, unkno
 function checkStreamShape(responses: WatchResponse[]): void {
   let header = 0n;
   const seen = new Map<string, Set<string>>();
+  /** Watch ids whose last response was a fragment: the next one continues its revision. */
+  const continuing = new Set<string>();
   for (const r of responses) {
     const h = BigInt(r.header.revision);
     if (h !== 0n) {
@@ -169,11 +171,13 @@ function checkStreamShape(responses: WatchResponse[]): void {
     const mine = (seen.get(r.watch_id) ?? seen.set(r.watch_id, new Set()).get(r.watch_id))!;
     const last = [...mine].map(BigInt).reduce((m, x) => (x > m ? x : m), 0n);
     for (const rev of revs) {
-      assert.ok(!mine.has(rev) || r.fragment || revs.size === 1, `watch ${r.watch_id}: revision ${rev} split across responses`);
+      assert.ok(!mine.has(rev) || continuing.has(r.watch_id), `watch ${r.watch_id}: revision ${rev} split across responses`);
       assert.ok(BigInt(rev) >= last, `watch ${r.watch_id}: revision ${rev} after ${last}`);
       if (r.events.length) assert.ok(BigInt(rev) <= h, `event revision ${rev} above header ${h}`);
     }
     for (const rev of revs) mine.add(rev);
+    if (r.fragment) continuing.add(r.watch_id);
+    else if (r.events.length) continuing.delete(r.watch_id);
   }
 }
 

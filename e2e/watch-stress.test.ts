@@ -12,10 +12,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, sleep, startMeta, type Meta } from './harness.js';
+import { Cleanup, RawClient, sleep, startMeta, type Meta, metricTotal } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
-import { registry } from '../src/metrics/registry.js';
 
 const cleanup = new Cleanup();
 let meta: Meta;
@@ -101,18 +100,15 @@ async function writeLoad(stop: () => boolean, tag: string): Promise<{ failed: nu
           if (!r.ok) failed++;
           else acks.push({ rev: BigInt(r.res.header.revision), key, type: 0, value });
         }
-        if (!r_ok_throttle()) await sleep(5);
+        if (memberDown) await sleep(5);
       }
     }),
   );
   return { failed };
 }
 
-/** Writers back off a little when writes fail (a member is down), so the test does not spin. */
-let recentFailures = 0;
-function r_ok_throttle(): boolean {
-  return recentFailures === 0;
-}
+/** While a member is down, writers back off a little between writes so the test does not spin. */
+let memberDown = false;
 
 async function currentRev(): Promise<bigint> {
   const r = await via[0]!.callOrThrow('KV', 'Range', { key: b(PREFIX), range_end: prefixEnd(PREFIX) });
@@ -185,11 +181,6 @@ function sequence(p: Probe): string[] {
 
 let firstRev = 0n;
 
-/** A counter summed over labels, from the proxies' (in-process) registry. */
-async function counter(name: string): Promise<number> {
-  const m = await registry.getSingleMetric(name)?.get();
-  return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
-}
 
 test('8 writers through 2 proxies: every watcher sees every acknowledged write once, in order', { timeout: 300_000 }, async () => {
   firstRev = (await currentRev()) + 1n;
@@ -220,7 +211,7 @@ test('8 writers through 2 proxies: every watcher sees every acknowledged write o
   assert.deepEqual(replayed(allA), await finalState(), 'events replayed from the start give the final state');
   assert.deepEqual(sequence(allA), sequence(allB), 'both proxies deliver the same events in the same order');
   assert.ok(acks.length > 100, `enough writes (${acks.length})`);
-  console.log(`# watch stress: ${acks.length} acknowledged writes, ${await counter('etcd_metaproxy_fence_writes_total')} fence writes (both proxies)`);
+  console.log(`# watch stress: ${acks.length} acknowledged writes, ${await metricTotal('etcd_metaproxy_fence_writes_total')} fence writes (both proxies)`);
 });
 
 test('the same while a member is killed and restarted: watchers wait, then resume with nothing lost', { timeout: 300_000 }, async () => {
@@ -232,10 +223,10 @@ test('the same while a member is killed and restarted: watchers wait, then resum
   await sleep(1000);
   const victim = meta.cluster.shards[1]!;
   await victim.kill();
-  recentFailures = 1;
+  memberDown = true;
   await sleep(3000);
   await victim.restart();
-  recentFailures = 0;
+  memberDown = false;
   await sleep(3000);
   done = true;
   await load;

@@ -74,7 +74,7 @@ export class WatchSession implements WatchSink {
 
   // ----------------------------------------------------------------------------- requests
 
-  create(spec: Omit<WatcherSpec, 'id'> & { id: bigint }, startRev: bigint): void {
+  create(spec: WatcherSpec, startRev: bigint): void {
     if (this.closed) return;
     const hub = this.d.hub;
     const released = hub.released;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { DiffRunner, formatMismatches, type Mismatch, type Section, type Step } from './diff-engine.js';
 import { differentialScript, cmp, del, get, getPrefix, opGet, opPut, prefixReq, put, txn } from './diff-script.js';
-import { Cleanup, RawClient, startMeta, startOracle, type Meta } from './harness.js';
+import { Cleanup, RawClient, metricTotal, startMeta, startOracle, type Meta } from './harness.js';
 import { Code, b, type CallResult } from './grpc-raw.js';
 
 const SUBJECT = process.env.E2E_SUBJECT === 'oracle' ? 'oracle' : 'proxy';
@@ -172,15 +172,27 @@ describe('comparison engine self-test (plain etcd vs plain etcd, injected faults
 
 describe(`differential: plain etcd vs ${SUBJECT}`, () => {
   let runner: DiffRunner;
+  const cache = { hits: 0, misses: 0 };
   before(async () => {
     runner = new DiffRunner(oracle, subject, ['etcd', SUBJECT]);
     await runner.init();
+    cache.hits = await metricTotal('etcd_metaproxy_cache_hits_total');
+    cache.misses = await metricTotal('etcd_metaproxy_cache_misses_total');
   }, { timeout: SETUP_TIMEOUT });
   for (const section of differentialScript()) {
     test(section.name, { timeout: TEST_TIMEOUT }, async () => {
       const ms = await runner.runSection(section);
       if (process.env.E2E_DIFF_DUMP) fs.appendFileSync(process.env.E2E_DIFF_DUMP, runner.log.splice(0).join('\n') + '\n');
       assert.equal(ms.length, 0, `${ms.length} mismatch(es):\n${formatMismatches(ms)}`);
+    });
+  }
+  if (SUBJECT === 'proxy') {
+    test('the ranges above were answered from the read cache', async () => {
+      const hits = (await metricTotal('etcd_metaproxy_cache_hits_total')) - cache.hits;
+      const misses = (await metricTotal('etcd_metaproxy_cache_misses_total')) - cache.misses;
+      console.error(`differential: cache hits ${hits}, misses ${misses}`);
+      assert.ok(hits >= 100, `only ${hits} reads were served from the cache`);
+      assert.equal(misses, 0, `${misses} reads went to the members`);
     });
   }
 });

@@ -15,9 +15,10 @@ async function request(base: string, path: string, method: string): Promise<{ st
 
 /** Probes whose answers the test sets; counts which clusters were asked. */
 function fakeProbes() {
-  const state = { ready: false, coordinator: null as string | null, shards: { s1: null, s2: null } as Record<string, string | null>, asked: [] as string[] };
+  const state = { ready: false, cache: null as string | null, coordinator: null as string | null, shards: { s1: null, s2: null } as Record<string, string | null>, asked: [] as string[] };
   const probes = {
     ready: () => state.ready,
+    cacheNotReady: () => state.cache,
     upstreams: async (which: 'coordinator' | 'shards') => {
       state.asked.push(which);
       return which === 'coordinator'
@@ -57,7 +58,7 @@ test('metrics, and etcd-shaped health, readyz and livez endpoints', async () => 
     // Not started: readyz lists every check, the failing one with its reason.
     let r = await get(server.address, '/readyz');
     assert.equal(r.status, 503);
-    assert.equal(r.body, '[-]started failed: the proxy has not finished starting (or is shutting down)\n[+]coordinator ok\n\n');
+    assert.equal(r.body, '[-]started failed: the proxy has not finished starting (or is shutting down)\n[+]coordinator ok\n[+]cache ok\n\n');
     let h = await get(server.address, '/health');
     assert.equal(h.status, 503);
     assert.equal(h.type, 'application/json');
@@ -65,7 +66,7 @@ test('metrics, and etcd-shaped health, readyz and livez endpoints', async () => 
 
     state.ready = true;
     assert.deepEqual(await get(server.address, '/readyz'), { status: 200, type: TEXT, body: 'ok\n' });
-    assert.equal((await get(server.address, '/readyz?verbose')).body, '[+]started ok\n[+]coordinator ok\nok\n');
+    assert.equal((await get(server.address, '/readyz?verbose')).body, '[+]started ok\n[+]coordinator ok\n[+]cache ok\nok\n');
     h = await get(server.address, '/health');
     assert.equal(h.status, 200);
     assert.equal(h.type, 'application/json');
@@ -83,11 +84,22 @@ test('metrics, and etcd-shaped health, readyz and livez endpoints', async () => 
     state.coordinator = 'down';
     r = await get(server.address, '/readyz');
     assert.equal(r.status, 503);
-    assert.equal(r.body, '[+]started ok\n[-]coordinator failed: coordinator: down\n\n');
+    assert.equal(r.body, '[+]started ok\n[-]coordinator failed: coordinator: down\n[+]cache ok\n\n');
     assert.equal((await get(server.address, '/readyz?exclude=coordinator')).status, 200);
     assert.equal((await get(server.address, '/readyz/started')).status, 200);
     assert.equal((await get(server.address, '/readyz/coordinator')).status, 503);
     assert.equal((await get(server.address, '/readyz/nope')).status, 404);
+    state.coordinator = null;
+
+    // Caches still loading: not ready (reads would go to the members meanwhile).
+    state.cache = 'loading 2 of 3 shards';
+    r = await get(server.address, '/readyz');
+    assert.equal(r.status, 503);
+    assert.equal(r.body, '[+]started ok\n[+]coordinator ok\n[-]cache failed: loading 2 of 3 shards\n\n');
+    assert.equal((await get(server.address, '/readyz/cache')).status, 503);
+    state.cache = null;
+    assert.equal((await get(server.address, '/readyz/cache')).body, 'ok\n');
+    state.coordinator = 'down';
     assert.equal((await get(server.address, '/health')).status, 503);
     state.asked = [];
     h = await get(server.address, '/health?serializable=true');

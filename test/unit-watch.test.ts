@@ -65,7 +65,7 @@ test('decoder: a namespace is stripped and keys outside it are ignored', () => {
 
 function ev(rev: bigint, key = `k${rev}`): MetaEvent {
   const k = Buffer.from(key);
-  return { type: 0, rev, key: k, kv: kv(k, Buffer.alloc(0), 1), prevKv: null, size: 10 };
+  return { type: 0, rev, shard: 0, key: k, kv: kv(k, Buffer.alloc(0), 1), prevKv: null, size: 10 };
 }
 
 test('merger: releases in revision order only up to the lowest watermark', () => {

@@ -63,6 +63,7 @@ export async function startProxyTarget(opts: ProxyTargetOptions): Promise<ProxyT
     memberLimits: { ...LOCAL_MEMBER_LIMITS },
     timeouts: { requestMs: 10_000, dialMs: 10_000 },
     watch: { historyEvents: 100_000, historyBytes: 134_217_728, maxPendingEvents: 10_000, fenceDelayMs: 5, progressNotifyIntervalMs: 600_000 },
+    cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: 1000 },
     log: { level: opts.logLevel ?? 'warn' },
   };
 

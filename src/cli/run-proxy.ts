@@ -21,6 +21,7 @@ export async function runProxy(cfg: ProxyConfig, logger: Logger, io: CliIO, shut
       metrics = await startMetricsServer(cfg.metrics.listen, {
         upstreams: (which) => (proxy ? proxy.probeUpstreams(which) : Promise.resolve([{ name: 'proxy', error: 'not started' }])),
         ready: () => proxy?.ready() ?? false,
+        cacheNotReady: () => (proxy ? proxy.cacheNotReady() : 'the proxy has not started'),
       });
       logger.info({ address: metrics.address }, 'metrics endpoint listening');
     }

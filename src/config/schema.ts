@@ -11,7 +11,7 @@ export interface ConfigKey {
   /** Dotted path in ProxyConfig, e.g. `limits.maxTxnOps`. */
   path: string;
   format: 'metaproxy-string' | 'metaproxy-int' | 'metaproxy-list' | 'metaproxy-shards';
-  default: string | number | string[] | [];
+  default: string | number | boolean | string[] | [];
   doc: string;
 }
 
@@ -35,6 +35,12 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'watch.maxPendingEvents', format: 'metaproxy-int', default: 10000, doc: "events queued for one slow watcher before it is resynced from history" },
   { path: 'watch.fenceDelayMs', format: 'metaproxy-int', default: 5, doc: 'how long events held back by an idle shard wait before it is fenced (ms)' },
   { path: 'watch.progressNotifyIntervalMs', format: 'metaproxy-int', default: 600000, doc: 'interval of progress notifications for watchers that ask for them (etcd: 10 min)' },
+  { path: 'cache.enabled', format: 'metaproxy-string', default: true, doc: 'serve reads from the in-memory per-shard caches (false: every read goes to the members)' },
+  { path: 'cache.waitMs', format: 'metaproxy-int', default: 1000, doc: 'how long a linearizable read waits for the merged stream before it reads the members (ms)' },
+  { path: 'cache.snapshots', format: 'metaproxy-int', default: 32, doc: 'past states kept for paginated lists and reads at recent revisions' },
+  { path: 'cache.snapshotIdleMs', format: 'metaproxy-int', default: 60000, doc: 'a kept past state unused this long is dropped (ms)' },
+  { path: 'cache.maxUndoEvents', format: 'metaproxy-int', default: 20000, doc: 'reads further back than this many events go to the members' },
+  { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 1000, doc: 'keys per member read while a cache loads' },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

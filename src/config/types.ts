@@ -56,5 +56,20 @@ export interface ProxyConfig {
     /** Interval of progress notifications for watchers created with progress_notify. */
     progressNotifyIntervalMs: number;
   };
+  /** The per-shard read caches (src/cache/). */
+  cache: {
+    /** Serve reads from memory; false sends every read to the members. */
+    enabled: boolean;
+    /** How long a linearizable read waits for the merged stream before it reads the members (ms). */
+    waitMs: number;
+    /** Past states kept for paginated lists and reads at recent revisions. */
+    snapshots: number;
+    /** A kept past state unused this long is dropped (ms). */
+    snapshotIdleMs: number;
+    /** Reads further back than this many events (of the watch history) go to the members. */
+    maxUndoEvents: number;
+    /** Keys per member read while a cache loads. */
+    loadPageKeys: number;
+  };
   log: { level: string };
 }

@@ -45,6 +45,13 @@ export function validateConfig(raw: Raw): ValidationResult {
   const maxPendingEvents = int(watch.maxPendingEvents, 'watch.maxPendingEvents', 1, 100_000_000, fail);
   const fenceDelayMs = int(watch.fenceDelayMs, 'watch.fenceDelayMs', 0, 60_000, fail);
   const progressNotifyIntervalMs = int(watch.progressNotifyIntervalMs, 'watch.progressNotifyIntervalMs', 10, 2 ** 31 - 1, fail);
+  const cache = sub(raw, 'cache');
+  const enabled = bool(cache.enabled, 'cache.enabled', fail);
+  const waitMs = int(cache.waitMs, 'cache.waitMs', 0, 2 ** 31 - 1, fail);
+  const snapshots = int(cache.snapshots, 'cache.snapshots', 0, 100_000, fail);
+  const snapshotIdleMs = int(cache.snapshotIdleMs, 'cache.snapshotIdleMs', 1, 2 ** 31 - 1, fail);
+  const maxUndoEvents = int(cache.maxUndoEvents, 'cache.maxUndoEvents', 0, 100_000_000, fail);
+  const loadPageKeys = int(cache.loadPageKeys, 'cache.loadPageKeys', 1, 1_000_000, fail);
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
     fail('log.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${show(level)})`);
@@ -73,12 +80,28 @@ export function validateConfig(raw: Raw): ValidationResult {
         fenceDelayMs: fenceDelayMs as number,
         progressNotifyIntervalMs: progressNotifyIntervalMs as number,
       },
+      cache: {
+        enabled,
+        waitMs: waitMs as number,
+        snapshots: snapshots as number,
+        snapshotIdleMs: snapshotIdleMs as number,
+        maxUndoEvents: maxUndoEvents as number,
+        loadPageKeys: loadPageKeys as number,
+      },
       log: { level: level as string },
     },
   };
 }
 
 type Fail = (path: string, msg: string) => void;
+
+/** true/false, also as text (environment variables and flags arrive as strings). */
+function bool(v: unknown, path: string, fail: Fail): boolean {
+  if (v === true || v === 'true') return true;
+  if (v === false || v === 'false') return false;
+  fail(path, `must be true or false (got ${show(v)})`);
+  return false;
+}
 
 function sub(raw: Raw, key: string): Raw {
   const v = raw[key];

@@ -6,7 +6,7 @@
  * - /livez and /readyz: named checks, "ok" when all pass (`?verbose` lists them as `[+]name ok`),
  *   else 503 listing `[-]name failed: reason`; `?exclude=name` skips a check and
  *   /readyz/<name> runs one. Liveness never depends on the clusters (restarting a proxy does
- *   not bring a shard back); readiness needs the proxy started and the coordinator answering.
+ *   not bring a shard back); readiness needs the proxy started, the coordinator answering and the read caches loaded.
  */
 
 /** One upstream cluster's answer to a probe: error null when it answers. */
@@ -21,6 +21,8 @@ export interface Probes {
   ready(): boolean;
   /** Asks the coordinator or every shard whether it answers. */
   upstreams(which: 'coordinator' | 'shards'): Promise<UpstreamProbe[]>;
+  /** Why the read caches are not serving yet (e.g. still loading), or null when they are (or are off). */
+  cacheNotReady?(): string | null;
 }
 
 export interface HttpAnswer {
@@ -93,6 +95,14 @@ const READYZ: Array<[string, Check]> = [
     async (p) => {
       const failures = await upstreamFailures(p, 'coordinator');
       if (failures) throw new Error(failures);
+    },
+  ],
+  [
+    // Reads are served from memory once the caches are loaded (before, from the members).
+    'cache',
+    async (p) => {
+      const why = p.cacheNotReady?.() ?? null;
+      if (why) throw new Error(why);
     },
   ],
 ];

@@ -151,3 +151,82 @@ export const leaseReaps = new Counter({
   labelNames: ['result'] as const,
   registers: [registry],
 });
+
+export const cacheHits = new Counter({
+  name: 'etcd_metaproxy_cache_hits_total',
+  help: 'Range reads answered from the read cache.',
+  registers: [registry],
+});
+
+export const cacheMisses = new Counter({
+  name: 'etcd_metaproxy_cache_misses_total',
+  help: 'Range reads the read cache could not answer (not loaded, stream lagging, history too old): read from the members.',
+  registers: [registry],
+});
+
+export const cacheReadWait = new Histogram({
+  name: 'etcd_metaproxy_cache_read_wait_seconds',
+  help: 'Time linearizable and past-revision reads waited (coordinator clock read and merged stream catch-up) before the cache answered.',
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+/** What a read cache reports to the gauges below (read when /metrics is scraped). */
+export interface CacheStatsSource {
+  shards(): Array<{ shard: string; keys: number; bytes: number }>;
+  snapshots(): number;
+  revision(): bigint;
+}
+
+/** Read caches of this process; several only when proxies run in-process (tests): values add up. */
+const cacheSources = new Set<CacheStatsSource>();
+
+export function addCacheSource(s: CacheStatsSource): () => void {
+  cacheSources.add(s);
+  return () => cacheSources.delete(s);
+}
+
+function perShard(field: 'keys' | 'bytes') {
+  return function collect(this: Gauge<'shard'>): void {
+    this.reset();
+    for (const s of cacheSources) for (const sh of s.shards()) this.inc({ shard: sh.shard }, sh[field]);
+  };
+}
+
+export const cacheKeys = new Gauge({
+  name: 'etcd_metaproxy_cache_keys',
+  help: 'Keys held in the read cache, by shard.',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+  collect: perShard('keys'),
+});
+
+export const cacheBytes = new Gauge({
+  name: 'etcd_metaproxy_cache_bytes',
+  help: 'Bytes of keys and encoded key-values held in the read cache, by shard (tree overhead not counted).',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+  collect: perShard('bytes'),
+});
+
+export const cacheSnapshots = new Gauge({
+  name: 'etcd_metaproxy_cache_snapshots',
+  help: 'Past states the read cache keeps for paginated lists and reads at a recent revision.',
+  registers: [registry],
+  collect(this: Gauge): void {
+    let n = 0;
+    for (const s of cacheSources) n += s.snapshots();
+    this.set(n);
+  },
+});
+
+export const cacheRevision = new Gauge({
+  name: 'etcd_metaproxy_cache_revision',
+  help: 'The meta revision the read cache stands at (0 until loaded).',
+  registers: [registry],
+  collect(this: Gauge): void {
+    let rev = 0n;
+    for (const s of cacheSources) if (s.revision() > rev) rev = s.revision();
+    this.set(Number(rev));
+  },
+});

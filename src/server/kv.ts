@@ -11,6 +11,7 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   TxnRequest,
   TxnResponse,
 } from '../etcd/types.js';
@@ -18,14 +19,19 @@ import { compact } from '../kv/compact.js';
 import { deleteRange } from '../kv/delete.js';
 import { put } from '../kv/put.js';
 import { range } from '../kv/range.js';
+import type { CacheReader } from '../cache/reads.js';
+import { encodeRangeResponse } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
+import { Encoded } from './service.js';
 import { unary } from './unary.js';
 
 export interface KvDeps {
   store: MetaStore;
+  /** Reads from memory; null when the caches are off. */
+  reader: CacheReader | null;
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
@@ -35,10 +41,12 @@ export interface KvDeps {
 export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   return {
-    Range: unary<RangeRequest, RangeResponse>(
+    Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
       async (r) => {
         checkRange(r);
+        const hit = d.reader ? await d.reader.range(r) : null;
+        if (hit) return new Encoded(encodeRangeResponse(d.header.fill({ revision: hit.rev.toString() } as ResponseHeader), hit.kvs, hit.more, hit.count));
         const res = await range(d.store, r);
         return { ...res, header: d.header.fill(res.header) };
       },

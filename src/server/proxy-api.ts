@@ -12,6 +12,8 @@ export interface RunningProxy {
   probeUpstreams(which: 'coordinator' | 'shards'): Promise<UpstreamProbe[]>;
   /** True once the partition map is loaded and the server accepts requests. */
   ready(): boolean;
+  /** Why reads are not served from memory yet (caches loading), or null (loaded, or caches off). */
+  cacheNotReady(): string | null;
   /** Stop accepting, finish in-flight calls, close upstream connections. */
   close(): Promise<void>;
 }

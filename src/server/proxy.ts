@@ -19,6 +19,9 @@ import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
+import { ReadCache } from '../cache/cache.js';
+import { CacheReader } from '../cache/reads.js';
+import { addCacheSource } from '../metrics/registry.js';
 import { WatchHub } from '../watch/hub.js';
 import { MergedStream } from '../watch/merged-stream.js';
 import { version } from '../cli/usage.js';
@@ -92,7 +95,20 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     closeWatch = () => merged.close();
     await merged.start();
     const hub = new WatchHub(merged, new ClockProbe(() => clock.current()), log, cfg.watch);
+    // Reads from memory (src/cache/): loads in the background; until then reads go to the members.
+    const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache) : null;
+    const reader = cache ? new CacheReader(cache, store, merged, new ClockProbe(() => store.coordinatorView()), { waitMs: cfg.cache.waitMs }) : null;
+    const dropCacheStats = cache
+      ? addCacheSource({
+          shards: () => cache.stores.map((st, i) => ({ shard: cfg.shards[i].name, keys: st.keys, bytes: st.bytes })),
+          snapshots: () => cache.snapshotCount,
+          revision: () => (cache.ready ? cache.revision : 0n),
+        })
+      : () => undefined;
+    void cache?.load();
     closeWatch = () => {
+      cache?.close();
+      dropCacheStats();
       hub.close();
       merged.close();
     };
@@ -112,7 +128,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       'grpc.enable_channelz': 0,
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
-    server.addService(serviceDefinition('KV'), kvService({ ...common, store, maxTxnOps: cfg.limits.maxTxnOps }));
+    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
     server.addService(serviceDefinition('Watch'), watch.service);
@@ -170,6 +186,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
           ),
         ),
       ready: () => ready,
+      cacheNotReady: () => (cache && !cache.ready ? cache.loadingReason() : null),
       close: async () => {
         ready = false;
         clearInterval(timer);

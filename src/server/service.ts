@@ -1,7 +1,15 @@
-/** Service definitions for the server, with deserializers that record each request's size. */
+/**
+ * Service definitions for the server, with deserializers that record each request's size and
+ * serializers that pass already-encoded responses through (the read cache's, see Encoded).
+ */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
 import { requestSizes } from './unary.js';
+
+/** A response already in protobuf form: sent as is. */
+export class Encoded {
+  constructor(readonly bytes: Buffer) {}
+}
 
 export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance'): grpc.ServiceDefinition {
   const base = etcdService(name).service;
@@ -15,6 +23,7 @@ export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | '
         requestSizes.set(msg, buf.length);
         return msg;
       },
+      responseSerialize: (res: object) => (res instanceof Encoded ? res.bytes : d.responseSerialize(res)),
     };
   }
   return out as grpc.ServiceDefinition;

@@ -54,6 +54,7 @@ export class ShardDecoder {
     private readonly ks: Keyspace,
     public watermark: bigint,
     private readonly floor = 0n,
+    private readonly shard = 0,
   ) {}
 
   /** Decodes one watch response's events; a member revision is never split across responses. */
@@ -111,10 +112,10 @@ export class ShardDecoder {
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
       const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(0n), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
-      return { type: EventType.DELETE, rev: 0n, key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
+      return { type: EventType.DELETE, rev: 0n, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
     }
     const meta = fromMember(kv, this.ks);
     const wire = toWire(meta);
-    return { type: EventType.PUT, rev: meta.mod, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
+    return { type: EventType.PUT, rev: meta.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
   }
 }

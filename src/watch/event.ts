@@ -10,6 +10,8 @@ export const EventType = { PUT: 0, DELETE: 1 } as const;
 export interface MetaEvent {
   type: number;
   rev: bigint;
+  /** Index of the shard the key lives on. */
+  shard: number;
   /** The meta key (namespace stripped). */
   key: Buffer;
   kv: KeyValue;

@@ -55,7 +55,7 @@ export class ShardFeed {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: FeedOptions) {
-    this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n);
+    this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n, o.shard.index);
     this.next = o.fromMemberRev;
   }
 

@@ -5,7 +5,6 @@
  * from here on a timer, after the merged stream has caught up with the coordinator clock.
  */
 import type { Logger } from 'pino';
-import type { ClockProbe } from '../clock/probe.js';
 import { watchers as watchersGauge } from '../metrics/registry.js';
 import type { EventBatch, MetaEvent } from './event.js';
 import { History } from './history.js';
@@ -37,7 +36,8 @@ export class WatchHub {
 
   constructor(
     readonly stream: MergedStream,
-    readonly probe: ClockProbe,
+    /** Reads the coordinator clock after the call (clock/probe.ts). */
+    readonly probe: { read(): Promise<bigint> },
     private readonly log: Logger,
     opts: HubOptions,
   ) {

@@ -44,6 +44,8 @@ export class MergedStream {
   private closed = false;
   private restarting = false;
   private fenceTimer: NodeJS.Timeout | null = null;
+  private waitTimer: NodeJS.Timeout | null = null;
+  private start_: { rev: bigint; heads: ClockRead[] } | null = null;
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -56,6 +58,15 @@ export class MergedStream {
     private readonly fenceDelayMs = 0,
   ) {
     this.fencer = new Fencer(store.shards, (i) => this.merger.watermark(i), log);
+  }
+
+  /**
+   * Where the stream (re)started: its first revision and, per shard, the member revision whose
+   * state is the shard's state there. Every released batch is above it (the caches load this).
+   */
+  get startPoint(): { rev: bigint; heads: ClockRead[] } {
+    if (!this.start_) throw new Error('merged stream not started');
+    return this.start_;
   }
 
   get released(): bigint {
@@ -77,6 +88,7 @@ export class MergedStream {
 
   async start(): Promise<void> {
     const { rev, heads } = await consistentStart(this.store.shards);
+    this.start_ = { rev, heads };
     this.merger = new Merger(this.store.shards.length, rev, (b) => this.deliver(b));
     mergedRevision.set(Number(rev));
     this.settle(rev);
@@ -100,18 +112,29 @@ export class MergedStream {
     for (const f of this.feeds) f.start();
   }
 
-  /** Resolves once every event at or below `rev` has been released; fences idle shards meanwhile. */
+  /**
+   * Resolves once every event at or below `rev` has been released. Shards still behind after
+   * the fence delay are fenced (the delay lets writes already in flight land rather than fail
+   * their fence and retry).
+   */
   waitFor(rev: bigint): Promise<void> {
     if (this.merger.released >= rev) return Promise.resolve();
     return new Promise((resolve) => {
       this.waiters.push({ rev, resolve });
-      this.fenceBelow(rev);
+      if (this.fenceDelayMs <= 0) return this.fenceBelow(rev);
+      this.waitTimer ??= setTimeout(() => {
+        this.waitTimer = null;
+        if (this.closed) return;
+        const top = this.waiters.reduce((m, w) => (w.rev > m ? w.rev : m), 0n);
+        if (top > this.merger.released) this.fenceBelow(top);
+      }, this.fenceDelayMs);
     });
   }
 
   close(): void {
     this.closed = true;
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    if (this.waitTimer) clearTimeout(this.waitTimer);
     this.fencer.close();
     for (const f of this.feeds) f.close();
     for (const w of this.waiters) w.resolve();

@@ -1,0 +1,39 @@
+/**
+ * Fills one shard's tree from its member: the whole user keyspace read page by page at one
+ * member revision (the merged stream's start point), so the pages together are the shard's
+ * state at the stream's first revision and the stream's batches apply on top of it.
+ */
+import { fromMember } from '../shard/meta-kv.js';
+import type { Keyspace } from '../shard/keyspace.js';
+import type { Upstream } from '../shard/upstream.js';
+import type { KeyTree } from './store.js';
+import { emptyTree } from './store.js';
+import { encodeKeyValue } from './wire.js';
+
+const ALL = Buffer.from([0]);
+
+export interface Loaded {
+  tree: KeyTree;
+  bytes: number;
+}
+
+export async function loadShard(upstream: Upstream, ks: Keyspace, memberRev: bigint, pageKeys: number, cancelled: () => boolean): Promise<Loaded> {
+  const tree = emptyTree();
+  let bytes = 0;
+  const range = ks.toMemberRange(ALL, ALL);
+  if (!range) return { tree, bytes };
+  let from = range.start;
+  for (;;) {
+    if (cancelled()) return { tree, bytes };
+    const res = await upstream.range({ key: from, range_end: range.end, revision: memberRev.toString(), limit: String(pageKeys) });
+    for (const kv of res.kvs) {
+      const meta = fromMember(kv, ks);
+      const key = meta.key.toString('latin1');
+      const enc = encodeKeyValue(meta);
+      tree.set(key, enc, true);
+      bytes += key.length + enc.length;
+    }
+    if (!res.more || res.kvs.length === 0) return { tree, bytes };
+    from = Buffer.concat([res.kvs[res.kvs.length - 1].key, ALL]);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Which reads the cache answers, and when (DESIGN invariant 4):
+ * - serializable: at once, at the cache's revision;
+ * - linearizable: after one coalesced coordinator read (clock/probe.ts) taken after the request
+ *   arrived, once the merged stream has released that clock, so every write acknowledged before
+ *   the request is in the trees;
+ * - at a revision R: etcd's future and compacted checks against the coordinator, then the state
+ *   at R (kept or rebuilt snapshots, snapshots.ts).
+ * Anything else (not loaded yet, a shard that does not catch up, history too old) returns null
+ * and the caller reads the members.
+ */
+import { Errors } from '../etcd/errors.js';
+import type { RangeRequest } from '../etcd/types.js';
+import type { MetaStore } from '../kv/store.js';
+import { cacheHits, cacheMisses, cacheReadWait } from '../metrics/registry.js';
+import type { MergedStream } from '../watch/merged-stream.js';
+import type { ReadCache } from './cache.js';
+import { rangeFromView, type CacheView, type CachedRange } from './range.js';
+
+export interface CoordinatorView {
+  clock: bigint;
+  compacted: bigint;
+}
+
+export interface CacheReadOptions {
+  /** How long a linearizable read waits for the merged stream before it reads the members (ms). */
+  waitMs: number;
+}
+
+/** Results kept per revision at most (identical reads share one computation). */
+const MEMO_MAX = 256;
+
+export class CacheReader {
+  /** A revision the stream did not reach in time: until it does, reads skip the wait. */
+  private stalledAt: bigint | null = null;
+
+  constructor(
+    readonly cache: ReadCache,
+    private readonly store: MetaStore,
+    private readonly stream: MergedStream,
+    private readonly coordinator: { read(): Promise<CoordinatorView> },
+    private readonly opts: CacheReadOptions,
+  ) {}
+
+  /** The answer from memory, or null: read the members. Throws etcd's errors for bad revisions. */
+  async range(r: RangeRequest): Promise<CachedRange | null> {
+    if (!this.cache.ready) return this.miss();
+    const wanted = BigInt(r.revision);
+    const started = process.hrtime.bigint();
+    if (wanted > 0n) {
+      if (wanted < this.store.compactedRevision) throw Errors.compacted();
+      const view = await this.coordinatorView();
+      if (!view) return this.miss();
+      // etcd checks a future revision first, then a compacted one.
+      if (wanted > view.clock) throw Errors.futureRev();
+      this.store.noteCompacted(view.compacted);
+      if (wanted < view.compacted) throw Errors.compacted();
+      if (!(await this.caughtUp(wanted))) return this.miss();
+      cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      const at = this.cache.at(wanted);
+      return at ? this.serve(at, r) : this.miss();
+    }
+    if (!r.serializable) {
+      const view = await this.coordinatorView();
+      if (!view || !(await this.caughtUp(view.clock))) return this.miss();
+      cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    }
+    if (!this.cache.ready) return this.miss();
+    const out = this.serve(this.cache.current(), r);
+    // The first page of a list: keep this state for the pages that follow at its revision.
+    if (out.more) this.cache.keepCurrent();
+    return out;
+  }
+
+  private serve(view: CacheView, r: RangeRequest): CachedRange {
+    const key = memoKey(view.rev, r);
+    const hit = this.cache.memo.get(key) as CachedRange | undefined;
+    if (hit) {
+      cacheHits.inc();
+      return hit;
+    }
+    const out = rangeFromView(view, r, this.store.router.shardsForRange(r.key, r.range_end));
+    if (this.cache.memo.size < MEMO_MAX && view.rev === this.cache.revision) this.cache.memo.set(key, out);
+    cacheHits.inc();
+    return out;
+  }
+
+  private miss(): null {
+    cacheMisses.inc();
+    return null;
+  }
+
+  /** The coordinator's clock and compaction, or null when it does not answer (members decide). */
+  private async coordinatorView(): Promise<CoordinatorView | null> {
+    try {
+      return await this.coordinator.read();
+    } catch {
+      return null;
+    }
+  }
+
+  /** True once every event up to `rev` is in the cache; false when the stream lags too long. */
+  private async caughtUp(rev: bigint): Promise<boolean> {
+    if (this.cache.ready && this.cache.revision >= rev) return true;
+    if (this.stalledAt !== null) {
+      if (this.stream.released >= this.stalledAt) this.stalledAt = null;
+      else return false;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.opts.waitMs);
+    });
+    const reached = await Promise.race([this.stream.waitFor(rev).then(() => true), timedOut]);
+    clearTimeout(timer);
+    if (!reached) {
+      this.stalledAt = rev;
+      return false;
+    }
+    return this.cache.ready && this.cache.revision >= rev;
+  }
+}
+
+/** Every field that changes the answer, joined (keys as latin1). */
+function memoKey(rev: bigint, r: RangeRequest): string {
+  return [
+    rev,
+    r.key.toString('latin1'),
+    r.range_end.toString('latin1'),
+    r.limit,
+    r.sort_order,
+    r.sort_target,
+    r.keys_only ? 1 : 0,
+    r.count_only ? 1 : 0,
+    r.min_mod_revision,
+    r.max_mod_revision,
+    r.min_create_revision,
+    r.max_create_revision,
+  ].join('\u0100');
+}

@@ -1,6 +1,7 @@
 /**
- * Which reads the cache answers, and when (DESIGN invariant 4):
- * - serializable: at once, at the cache's revision;
+ * Which reads the cache answers (Range, read-only Txn), and when (DESIGN invariant 4):
+ * - serializable: at once, at the cache's revision (once it holds this proxy's own acknowledged
+ *   writes);
  * - linearizable: after one coalesced coordinator read (clock/probe.ts) taken after the request
  *   arrived, once the merged stream has released that clock, so every write acknowledged before
  *   the request is in the trees;
@@ -10,12 +11,15 @@
  * and the caller reads the members.
  */
 import { Errors } from '../etcd/errors.js';
-import type { RangeRequest } from '../etcd/types.js';
+import type { RangeRequest, TxnRequest } from '../etcd/types.js';
+import { readsHistory } from '../kv/txn-snapshot.js';
+import type { TxnOutcome } from '../kv/txn.js';
 import type { MetaStore } from '../kv/store.js';
 import { cacheHits, cacheMisses, cacheReadWait } from '../metrics/registry.js';
 import type { MergedStream } from '../watch/merged-stream.js';
 import type { ReadCache } from './cache.js';
 import { rangeFromView, type CacheView, type CachedRange } from './range.js';
+import { txnFromView, txnSerializable } from './txn.js';
 
 export interface CoordinatorView {
   clock: bigint;
@@ -33,6 +37,8 @@ const MEMO_MAX = 256;
 export class CacheReader {
   /** A revision the stream did not reach in time: until it does, reads skip the wait. */
   private stalledAt: bigint | null = null;
+  /** The highest revision of a write this proxy acknowledged. */
+  private acked = 0n;
 
   constructor(
     readonly cache: ReadCache,
@@ -41,6 +47,11 @@ export class CacheReader {
     private readonly coordinator: { read(): Promise<CoordinatorView> },
     private readonly opts: CacheReadOptions,
   ) {}
+
+  /** A write this proxy acknowledged at `rev`. */
+  noteWrite(rev: bigint): void {
+    if (rev > this.acked) this.acked = rev;
+  }
 
   /** The answer from memory, or null: read the members. Throws etcd's errors for bad revisions. */
   async range(r: RangeRequest): Promise<CachedRange | null> {
@@ -60,16 +71,37 @@ export class CacheReader {
       const at = this.cache.at(wanted);
       return at ? this.serve(at, r) : this.miss();
     }
-    if (!r.serializable) {
-      const view = await this.coordinatorView();
-      if (!view || !(await this.caughtUp(view.clock))) return this.miss();
-      cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    }
-    if (!this.cache.ready) return this.miss();
+    if (!(await this.current(r.serializable))) return this.miss();
     const out = this.serve(this.cache.current(), r);
     // The first page of a list: keep this state for the pages that follow at its revision.
     if (out.more) this.cache.keepCurrent();
     return out;
+  }
+
+  /** A read-only txn at the current revision from memory, or null: read the members. */
+  async txn(t: TxnRequest): Promise<TxnOutcome | null> {
+    if (!this.cache.ready || readsHistory(t)) return this.miss();
+    if (!(await this.current(txnSerializable(t)))) return this.miss();
+    const view = this.cache.current();
+    const out = txnFromView(view, t, this.store.router);
+    cacheHits.inc();
+    return { revision: view.rev, succeeded: out.succeeded, responses: out.responses, wrote: false };
+  }
+
+  /**
+   * True once the cache may answer a read at the current revision: at once when serializable,
+   * else after it has caught up with a coordinator clock read taken after the call.
+   */
+  private async current(serializable: boolean): Promise<boolean> {
+    // Even a serializable read sees the writes this proxy acknowledged (as on one etcd member).
+    if (serializable && this.cache.revision < this.acked) return this.caughtUp(this.acked);
+    if (!serializable) {
+      const started = process.hrtime.bigint();
+      const view = await this.coordinatorView();
+      if (!view || !(await this.caughtUp(view.clock))) return false;
+      cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    }
+    return this.cache.ready;
   }
 
   private serve(view: CacheView, r: RangeRequest): CachedRange {

@@ -23,6 +23,7 @@ import type { CacheReader } from '../cache/reads.js';
 import { encodeRangeResponse } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
+import { txnWrites } from '../kv/txn-snapshot.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { Encoded } from './service.js';
@@ -58,6 +59,7 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
         checkPut(r);
         const res = await put(d.store, r);
         clientWrites.inc();
+        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -69,6 +71,7 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
         checkDelete(r);
         const res = await deleteRange(d.store, r);
         clientWrites.inc();
+        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -78,8 +81,11 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
       'Txn',
       async (r) => {
         checkTxn(r, { maxTxnOps: d.maxTxnOps });
-        const out = await txn(d.store, r);
-        if (out.wrote) clientWrites.inc();
+        const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
+        if (out.wrote) {
+          clientWrites.inc();
+          d.reader?.noteWrite(out.revision);
+        }
         return {
           header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
           succeeded: out.succeeded,

@@ -4,6 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
+import { decodeRangeRequest } from './range-request.js';
 import { requestSizes } from './unary.js';
 
 /** A response already in protobuf form: sent as is. */
@@ -16,10 +17,11 @@ export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | '
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [method, def] of Object.entries(base)) {
     const d = def as grpc.MethodDefinition<object, object>;
+    const fast = name === 'KV' && method === 'Range' ? decodeRangeRequest : null;
     out[method] = {
       ...d,
       requestDeserialize: (buf: Buffer) => {
-        const msg = d.requestDeserialize(buf);
+        const msg = (fast && fast(buf)) ?? d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);
         return msg;
       },

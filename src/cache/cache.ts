@@ -1,7 +1,8 @@
 /**
  * The read cache: one tree per shard (store.ts), all at the merged stream's released revision.
- * It loads each shard at the stream's start point, keeps the batches released meanwhile, applies
- * them, and from then on follows the stream batch by batch. When the stream restarts (it lost
+ * It loads each shard at the stream's start point (or, if a member compacted that, at a newer
+ * consistent point), keeps the batches released meanwhile, applies their events above the
+ * loaded revision, and from then on follows the stream batch by batch. When the stream restarts (it lost
  * member history) the cache loads again. Until loaded it is not ready and reads go to the
  * members.
  */
@@ -13,6 +14,8 @@ import type { EventBatch } from '../watch/event.js';
 import { EventType } from '../watch/event.js';
 import type { History } from '../watch/history.js';
 import type { MergedStream } from '../watch/merged-stream.js';
+import { EtcdError } from '../etcd/errors.js';
+import { consistentStart } from '../watch/merged-stream.js';
 import { loadShard } from './loader.js';
 import type { CacheView } from './range.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
@@ -97,8 +100,8 @@ export class ReadCache {
     this.snapshots.clear();
     this.memo.clear();
     const started = process.hrtime.bigint();
+    let point = this.stream.startPoint;
     while (!this.closed && gen === this.generation) {
-      const point = this.stream.startPoint;
       try {
         const cancelled = () => this.closed || gen !== this.generation;
         const trees = await Promise.all(
@@ -116,6 +119,9 @@ export class ReadCache {
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'read cache load failed; retrying');
         await new Promise((r) => setTimeout(r, RETRY_MS));
+        // Any consistent point will do (batches at or below it are skipped): a newer one
+        // survives a member compaction past the stream's start.
+        if (err instanceof EtcdError && err.message.includes('compacted')) point = await consistentStart(this.shards).catch(() => point);
       }
     }
   }
@@ -138,6 +144,7 @@ export class ReadCache {
   private apply(b: EventBatch): void {
     if (b.rev <= this.rev) return;
     for (const e of b.events) {
+      if (e.rev <= this.rev) continue;
       const store = this.stores[e.shard];
       const key = e.key.toString('latin1');
       if (e.type === EventType.PUT) store.put(key, encodeKeyValue(fromWire(e.kv)));

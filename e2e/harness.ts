@@ -251,10 +251,11 @@ export function hostPort(urlOrAddress: string): string {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A metric summed over its labels, from the registry the in-process proxies share. */
-export async function metricTotal(name: string): Promise<number> {
+/** A metric summed over its labels (or those series matching `labels`), from the registry the in-process proxies share. */
+export async function metricTotal(name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = await registry.getSingleMetric(name)?.get();
-  return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
+  const match = (l: Record<string, unknown>) => Object.entries(labels).every(([k, v]) => l[k] === v);
+  return (m?.values ?? []).filter((v) => match(v.labels)).reduce((n, v) => n + v.value, 0);
 }
 
 /** Polls `cond` until it returns true; throws after `timeoutMs`. */

@@ -31,6 +31,8 @@ export interface CacheReadOptions {
   waitMs: number;
 }
 
+type MissReason = 'loading' | 'lagging' | 'coordinator' | 'history';
+
 /** Results kept per revision at most (identical reads share one computation). */
 const MEMO_MAX = 256;
 
@@ -55,23 +57,24 @@ export class CacheReader {
 
   /** The answer from memory, or null: read the members. Throws etcd's errors for bad revisions. */
   async range(r: RangeRequest): Promise<CachedRange | null> {
-    if (!this.cache.ready) return this.miss();
+    if (!this.cache.ready) return this.miss('loading');
     const wanted = BigInt(r.revision);
     const started = process.hrtime.bigint();
     if (wanted > 0n) {
       if (wanted < this.store.compactedRevision) throw Errors.compacted();
       const view = await this.coordinatorView();
-      if (!view) return this.miss();
+      if (!view) return this.miss('coordinator');
       // etcd checks a future revision first, then a compacted one.
       if (wanted > view.clock) throw Errors.futureRev();
       this.store.noteCompacted(view.compacted);
       if (wanted < view.compacted) throw Errors.compacted();
-      if (!(await this.caughtUp(wanted))) return this.miss();
+      if (!(await this.caughtUp(wanted))) return this.miss('lagging');
       cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const at = this.cache.at(wanted);
-      return at ? this.serve(at, r) : this.miss();
+      return at ? this.serve(at, r) : this.miss('history');
     }
-    if (!(await this.current(r.serializable))) return this.miss();
+    const why = await this.current(r.serializable);
+    if (why) return this.miss(why);
     const out = this.serve(this.cache.current(), r);
     // The first page of a list: keep this state for the pages that follow at its revision.
     if (out.more) this.cache.keepCurrent();
@@ -80,8 +83,10 @@ export class CacheReader {
 
   /** A read-only txn at the current revision from memory, or null: read the members. */
   async txn(t: TxnRequest): Promise<TxnOutcome | null> {
-    if (!this.cache.ready || readsHistory(t)) return this.miss();
-    if (!(await this.current(txnSerializable(t)))) return this.miss();
+    if (!this.cache.ready) return this.miss('loading');
+    if (readsHistory(t)) return this.miss('history');
+    const why = await this.current(txnSerializable(t));
+    if (why) return this.miss(why);
     const view = this.cache.current();
     const out = txnFromView(view, t, this.store.router);
     cacheHits.inc();
@@ -89,19 +94,22 @@ export class CacheReader {
   }
 
   /**
-   * True once the cache may answer a read at the current revision: at once when serializable,
-   * else after it has caught up with a coordinator clock read taken after the call.
+   * Null once the cache may answer a read at the current revision (at once when serializable,
+   * else after it has caught up with a coordinator clock read taken after the call), else why
+   * not.
    */
-  private async current(serializable: boolean): Promise<boolean> {
-    // Even a serializable read sees the writes this proxy acknowledged (as on one etcd member).
-    if (serializable && this.cache.revision < this.acked) return this.caughtUp(this.acked);
-    if (!serializable) {
+  private async current(serializable: boolean): Promise<MissReason | null> {
+    if (serializable) {
+      // Even a serializable read sees the writes this proxy acknowledged (as on one etcd member).
+      if (this.cache.revision < this.acked && !(await this.caughtUp(this.acked))) return 'lagging';
+    } else {
       const started = process.hrtime.bigint();
       const view = await this.coordinatorView();
-      if (!view || !(await this.caughtUp(view.clock))) return false;
+      if (!view) return 'coordinator';
+      if (!(await this.caughtUp(view.clock))) return 'lagging';
       cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
-    return this.cache.ready;
+    return this.cache.ready ? null : 'loading';
   }
 
   private serve(view: CacheView, r: RangeRequest): CachedRange {
@@ -117,8 +125,8 @@ export class CacheReader {
     return out;
   }
 
-  private miss(): null {
-    cacheMisses.inc();
+  private miss(reason: MissReason): null {
+    cacheMisses.inc({ reason });
     return null;
   }
 

@@ -154,13 +154,14 @@ export const leaseReaps = new Counter({
 
 export const cacheHits = new Counter({
   name: 'etcd_metaproxy_cache_hits_total',
-  help: 'Range reads answered from the read cache.',
+  help: 'Range and read-only Txn requests answered from the read cache.',
   registers: [registry],
 });
 
 export const cacheMisses = new Counter({
   name: 'etcd_metaproxy_cache_misses_total',
-  help: 'Range reads the read cache could not answer (not loaded, stream lagging, history too old): read from the members.',
+  help: 'Reads the read cache could not answer, read from the members instead, by reason (loading, lagging: the merged stream did not catch up in time, coordinator: it did not answer, history: a revision the cache does not hold).',
+  labelNames: ['reason'] as const,
   registers: [registry],
 });
 

@@ -157,6 +157,15 @@ test('snapshots: past states rebuilt by undoing the history, kept for the pages 
   snaps.keep(13n, () => ({ rev: 13n, trees: stores.map((s) => s.snapshot()) }));
   stores[0].put('a', encodeKeyValue(meta('a', 14n)));
   assert.equal(dump(snaps.at(13n, live, 14n, history)!), state.get(13n));
+  // Kept views older than maxUndoEvents events are dropped (their copied nodes are bounded).
+  // The state at 10 is 4 events older than the live trees were when it was rebuilt.
+  const before = snaps.size;
+  snaps.advance(96);
+  assert.equal(snaps.size, before);
+  snaps.advance(1);
+  assert.equal(snaps.size, before - 1);
+  snaps.advance(200);
+  assert.equal(snaps.size, 0);
 });
 
 test('RangeRequest decoder: same fields as the proto definitions, malformed input left to them', async () => {

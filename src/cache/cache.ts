@@ -152,5 +152,6 @@ export class ReadCache {
     }
     this.rev = b.rev;
     if (this.memo.size) this.memo.clear();
+    if (b.events.length) this.snapshots.advance(b.events.length);
   }
 }

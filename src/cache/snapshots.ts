@@ -22,10 +22,14 @@ export interface SnapshotOptions {
 interface Kept {
   view: CacheView;
   used: number;
+  /** Events applied to the live trees when this view's state was current (its age). */
+  at: number;
 }
 
 export class Snapshots {
   private readonly kept = new Map<bigint, Kept>();
+  /** Events applied to the live trees so far. */
+  private applied = 0;
 
   constructor(private readonly opts: SnapshotOptions) {}
 
@@ -37,6 +41,16 @@ export class Snapshots {
     this.kept.clear();
   }
 
+  /**
+   * The live trees took `events` more events. A kept view's own memory grows with the nodes the
+   * live trees copy after it, so views more than maxUndoEvents events old are dropped: that
+   * bounds each one (and such a revision would not be rebuilt either).
+   */
+  advance(events: number): void {
+    this.applied += events;
+    for (const [rev, k] of this.kept) if (this.applied - k.at > this.opts.maxUndoEvents) this.kept.delete(rev);
+  }
+
   /** Keeps `view` (frozen clones) for reads at its revision. */
   keep(rev: bigint, freeze: () => CacheView): void {
     const k = this.kept.get(rev);
@@ -44,7 +58,7 @@ export class Snapshots {
       k.used = Date.now();
       return;
     }
-    this.put(freeze());
+    this.put(freeze(), this.applied);
   }
 
   /**
@@ -79,12 +93,12 @@ export class Snapshots {
       else tree.delete(key);
     }
     const view = { rev, trees };
-    this.put(view);
+    this.put(view, (base ? (this.kept.get(base.rev)?.at ?? this.applied) : this.applied) - undo.length);
     return view;
   }
 
-  private put(view: CacheView): void {
-    this.kept.set(view.rev, { view, used: Date.now() });
+  private put(view: CacheView, at: number): void {
+    this.kept.set(view.rev, { view, used: Date.now(), at });
     while (this.kept.size > this.opts.snapshots) {
       let oldest: bigint | null = null;
       let when = Infinity;

@@ -1,92 +1,84 @@
 /**
  * Runs the proxy in its own process, so that it does not share an event loop with the parent
  * (which only orchestrates) or the load generator. Forked by bench/lib/proxy-target.ts:
- *   parent -> { type: 'start', config }   child -> { type: 'ready', address } | { type: 'error', error }
+ *   parent -> { type: 'start', config }   child -> { type: 'starting' } once it got the message,
+ *                                          then { type: 'ready', address } | { type: 'error', error }
+ *   parent -> { type: 'gc' }              child -> { type: 'gc', collected, memory }: runs the
+ *                                          garbage collector (when started with --expose-gc),
+ *                                          then reports process.memoryUsage()
  *   parent -> { type: 'close' }           child closes the proxy and exits.
  * SIGTERM/SIGINT and a lost parent (IPC disconnect) close it too.
+ *
+ * The proxy is started the way the CLI starts it (`runProxy` of src/cli/run-proxy.ts): its
+ * metrics endpoint first (/metrics, /health, /livez, /readyz and their named checks, with the
+ * CLI's own probes), then `startProxy`; `ready` is sent when the CLI would print its ready line.
  */
-import http from 'node:http';
-import pino from 'pino';
 import type { ProxyConfig } from '../src/config/types.js';
-import type { RunningProxy } from '../src/server/proxy-api.js';
+import type { CliIO } from '../src/cli/io.js';
 
-let proxy: RunningProxy | undefined;
 let closing = false;
+let shutdownRequested = false;
 
-async function close(code: number): Promise<never> {
-  if (!closing) {
-    closing = true;
-    const timer = setTimeout(() => process.exit(code || 1), 5000);
-    timer.unref();
-    try {
-      await proxy?.close();
-    } catch {
-      /* exiting anyway */
-    }
+function close(code: number): void {
+  if (closing) return;
+  closing = true;
+  // Let runProxy close the proxy and the metrics endpoint (its Shutdown listens for SIGTERM);
+  // exit anyway if that takes too long.
+  const timer = setTimeout(() => process.exit(code || 1), 8000);
+  timer.unref();
+  if (shutdownRequested) return;
+  shutdownRequested = true;
+  process.kill(process.pid, 'SIGTERM');
+}
+
+async function start(config: ProxyConfig): Promise<void> {
+  // Imported lazily: the modules may not exist while the harness is developed.
+  const { runProxy } = await import('../src/cli/run-proxy.js');
+  const { Shutdown } = await import('../src/cli/shutdown.js');
+  const { createLogger } = await import('../src/log.js');
+  const logger = createLogger(config.log.level);
+  const shutdown = new Shutdown();
+  let announced = false;
+  const io: CliIO = {
+    out: (text) => {
+      const m = /ready on (\S+)/.exec(text);
+      if (m && !announced) {
+        announced = true;
+        process.send?.({ type: 'ready', address: m[1] });
+      }
+    },
+    err: (text) => void process.stderr.write(text),
+  };
+  const code = await runProxy(config, logger, io, shutdown);
+  shutdown.dispose();
+  if (!announced) {
+    process.send?.({ type: 'error', error: `the proxy did not start (exit code ${code}; its log is above)` }, () => process.exit(code || 1));
+    return;
   }
   process.exit(code);
 }
 
-async function start(config: ProxyConfig): Promise<string> {
-  // Imported lazily: the module may not exist while the harness is developed.
-  const mod = (await import('../src/server/proxy.js')) as {
-    startProxy(config: ProxyConfig, opts?: { logger?: pino.Logger }): Promise<RunningProxy>;
-  };
-  const logger = pino({ level: config.log.level }, pino.destination(2));
-  proxy = await mod.startProxy(config, { logger });
-  const deadline = Date.now() + 30_000;
-  while (!proxy.ready()) {
-    if (Date.now() > deadline) throw new Error('proxy not ready within 30s');
-    await new Promise((r) => setTimeout(r, 50));
+function gcAndMeasure(): { collected: boolean; memory: NodeJS.MemoryUsage } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    // Twice: the first full collection can leave objects only the second one frees (weak
+    // references, finalizers).
+    gc();
+    gc();
   }
-  await ensureMetricsEndpoint(config.metrics.listen);
-  return proxy.address;
-}
-
-/**
- * The proxy's metrics live in a module-level prom-client registry (src/metrics/registry.ts).
- * If startProxy does not serve them on metrics.listen itself (the CLI may do that instead),
- * serve /metrics from this process.
- */
-async function ensureMetricsEndpoint(listen: string): Promise<void> {
-  if (!listen) return;
-  try {
-    const res = await fetch(`http://${listen}/metrics`, { signal: AbortSignal.timeout(1000) });
-    if (res.ok) return;
-  } catch {
-    /* nobody listening: serve it here */
-  }
-  const { registry } = (await import('../src/metrics/registry.js')) as {
-    registry: { metrics(): Promise<string>; contentType: string };
-  };
-  const i = listen.lastIndexOf(':');
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err) => res.writeHead(500).end(String(err)),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => resolve());
-  });
-  server.unref();
+  return { collected: gc !== undefined, memory: process.memoryUsage() };
 }
 
 process.on('message', (m: { type: string; config?: ProxyConfig }) => {
   if (m.type === 'start') {
-    start(m.config!).then(
-      (address) => process.send!({ type: 'ready', address }),
-      (err) => process.send!({ type: 'error', error: String(err?.stack ?? err) }, () => void close(1)),
-    );
+    process.send?.({ type: 'starting' });
+    start(m.config!).catch((err: unknown) => {
+      process.send?.({ type: 'error', error: String((err as Error)?.stack ?? err) }, () => process.exit(1));
+    });
+  } else if (m.type === 'gc') {
+    process.send?.({ type: 'gc', ...gcAndMeasure() });
   } else if (m.type === 'close') {
-    void close(0);
+    close(0);
   }
 });
-process.on('disconnect', () => void close(0));
-process.once('SIGTERM', () => void close(0));
-process.once('SIGINT', () => void close(0));
+process.on('disconnect', () => close(0));

@@ -16,20 +16,15 @@ import { parseArgs } from 'node:util';
 import { installSignalHandlers, runCleanups, shuttingDown } from './lib/cleanup.js';
 import { startPlainEtcd } from './lib/etcd.js';
 import { goBenchmarkAvailable, GO_BENCHMARK_BIN, runGo } from './lib/go-bench.js';
-import { kvClient } from './lib/kv-client.js';
 import { cpuProbe } from './lib/cpu.js';
 import { counter, scrape } from './lib/metrics.js';
 import { runNode } from './lib/node-loadgen.js';
+import { preloadReadKeys } from './lib/preload.js';
 import { startProxyTarget } from './lib/proxy-target.js';
 import {
   ALL_WORKLOADS,
   describeWorkload,
-  GET_KEYS,
-  GET_PREFIX,
-  pad4,
-  RANGE_KEYS,
-  RANGE_PREFIX,
-  VALUE_SIZE,
+  KNOWN_WORKLOADS,
   workloadsFor,
   type Measurement,
   type Workload,
@@ -47,7 +42,7 @@ const USAGE = `usage: node --import tsx bench/run.ts [options]
   --no-fsync          start every etcd (both sides) with --unsafe-no-fsync
   --loadgen G         go | node | auto (default auto: go when bench/.cache/bin/benchmark exists)
   --workers N         Node load generator processes (default 2)
-  --workloads LIST    comma list of ${ALL_WORKLOADS.join(',')} (default all)
+  --workloads LIST    comma list of ${KNOWN_WORKLOADS.join(',')} (default ${ALL_WORKLOADS.join(',')})
   --keyspace N        distinct keys for put (default 100000)
   --targets A,B       what to compare: etcd,proxy (default); etcd,etcd compares two plain etcds
                       (harness check); a single target runs without ratios
@@ -99,7 +94,7 @@ function parse() {
     return n;
   };
   const workloads = values.workloads.split(',').map((s) => s.trim()) as WorkloadName[];
-  for (const w of workloads) if (!ALL_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
+  for (const w of workloads) if (!KNOWN_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
   const targets = values.targets.split(',').map((s) => s.trim());
   if (targets.length < 1 || targets.length > 2 || targets.some((t) => t !== 'etcd' && t !== 'proxy')) {
     throw new Error('--targets takes one or two of etcd, proxy (e.g. etcd,proxy or etcd,etcd)');
@@ -153,27 +148,6 @@ async function startTargets(o: Opts): Promise<Target[]> {
     }
   }
   return out;
-}
-
-/** Writes the keys the get and range workloads read, and checks the range returns them all. */
-async function preload(t: Target): Promise<void> {
-  const keys: string[] = [];
-  for (let i = 0; i < GET_KEYS; i++) keys.push(GET_PREFIX + pad4(i));
-  for (let i = 0; i < RANGE_KEYS; i++) keys.push(RANGE_PREFIX + pad4(i));
-  const value = Buffer.alloc(VALUE_SIZE, 'v');
-  const clients = Array.from({ length: 4 }, (_, i) => kvClient(t.endpoint, 900 + i));
-  try {
-    let next = 0;
-    await Promise.all(
-      clients.map(async (c) => {
-        while (next < keys.length) await c.put(Buffer.from(keys[next++]!), value);
-      }),
-    );
-    const r = await clients[0]!.range({ key: Buffer.from(RANGE_PREFIX), range_end: Buffer.from('bench/range0') });
-    if (r.kvs !== RANGE_KEYS) throw new Error(`${t.label}: preloaded range holds ${r.kvs} keys, expected ${RANGE_KEYS}`);
-  } finally {
-    for (const c of clients) c.close();
-  }
 }
 
 async function measure(w: Workload, t: Target, o: Opts): Promise<Measurement> {
@@ -282,7 +256,7 @@ async function main(): Promise<void> {
   );
 
   const targets = await startTargets(o);
-  for (const t of targets) await preload(t);
+  for (const t of targets) await preloadReadKeys(t.endpoint, t.label);
 
   const runs: Measurement[] = [];
   const coordinator = new Map<string, CoordinatorStat>();

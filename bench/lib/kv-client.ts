@@ -38,6 +38,8 @@ export interface RangeReq {
 export interface KvClient {
   put(key: Buffer, value: Buffer): Promise<void>;
   range(req: RangeReq): Promise<{ count: number; kvs: number }>;
+  /** One Txn without compares whose success branch puts every pair. */
+  txnPut(kvs: Array<[Buffer, Buffer]>): Promise<void>;
   close(): void;
 }
 
@@ -62,6 +64,14 @@ export function kvClient(endpoint: string, channelId = 0): KvClient {
       new Promise((resolve, reject) =>
         c['Range'](req, deadline(), (err, res: { count?: string; kvs?: unknown[] }) =>
           err ? reject(err) : resolve({ count: Number(res?.count ?? 0), kvs: res?.kvs?.length ?? 0 }),
+        ),
+      ),
+    txnPut: (kvs) =>
+      new Promise((resolve, reject) =>
+        c['Txn'](
+          { compare: [], success: kvs.map(([key, value]) => ({ request_put: { key, value } })), failure: [] },
+          deadline(),
+          (err) => (err ? reject(err) : resolve()),
         ),
       ),
     close: () => c.close(),

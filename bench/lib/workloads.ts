@@ -1,7 +1,10 @@
 /** The workloads run against every target, and what a measurement of one looks like. */
 
-export type WorkloadName = 'put' | 'get-l' | 'get-s' | 'range';
+export type WorkloadName = 'put' | 'get-l' | 'get-s' | 'range' | 'range-s';
+/** What bench/run.ts runs by default. */
 export const ALL_WORKLOADS: WorkloadName[] = ['put', 'get-l', 'get-s', 'range'];
+/** Every workload (range-s: the range workload, serializable). */
+export const KNOWN_WORKLOADS: WorkloadName[] = [...ALL_WORKLOADS, 'range-s'];
 
 export interface PutWorkload {
   kind: 'put';
@@ -72,12 +75,13 @@ export function workloadsFor(names: WorkloadName[], keySpace: number): Workload[
           expectKvs: 1,
         };
       case 'range':
+      case 'range-s':
         return {
           kind: 'range',
           name,
           key: RANGE_PREFIX,
           rangeEnd: RANGE_PREFIX.slice(0, -1) + String.fromCharCode(RANGE_PREFIX.charCodeAt(RANGE_PREFIX.length - 1) + 1),
-          serializable: false,
+          serializable: name === 'range-s',
           expectKvs: RANGE_KEYS,
         };
     }
@@ -89,7 +93,7 @@ export function describeWorkload(w: Workload, gen: 'go' | 'node'): string {
     return `put: random ${w.keySize}-byte keys over ${w.keySpace} keys, ${w.valSize}-byte values`;
   }
   if (w.rangeEnd) {
-    return `range: ${w.serializable ? 'serializable' : 'linearizable'} range [${w.key}, ${w.rangeEnd}) returning ${w.expectKvs} keys of ${VALUE_SIZE} bytes`;
+    return `${w.name}: ${w.serializable ? 'serializable' : 'linearizable'} range [${w.key}, ${w.rangeEnd}) returning ${w.expectKvs} keys of ${VALUE_SIZE} bytes`;
   }
   const keys = gen === 'go' ? `the single key ${w.key}0000` : `random keys of ${w.key}0000..${pad4((w.keyCount ?? 1) - 1)}`;
   return `${w.name}: ${w.serializable ? 'serializable' : 'linearizable'} get of ${keys} (${VALUE_SIZE}-byte values)`;

@@ -188,6 +188,8 @@ interface UpstreamPerRead {
   reads: number;
   coordinatorPerRead: number;
   memberPerRead: number;
+  /** Δetcd_metaproxy_cache_hits_total per client Range, when the proxy has that counter. */
+  cacheHitsPerRead?: number;
 }
 
 interface ThroughputResult extends Measurement {
@@ -195,7 +197,7 @@ interface ThroughputResult extends Measurement {
 }
 
 /** Calls the proxy's gRPC handlers served and the unary calls it made upstream (health checks and keepalives left out). */
-async function proxyCounters(metricsUrl: string): Promise<{ reads: number; coordinator: number; members: number } | undefined> {
+async function proxyCounters(metricsUrl: string): Promise<{ reads: number; coordinator: number; members: number; hits: number | undefined } | undefined> {
   try {
     const text = await scrape(metricsUrl);
     const data = (l: Record<string, string>) => l['method'] !== 'Status' && l['method'] !== 'LeaseKeepAlive';
@@ -203,6 +205,7 @@ async function proxyCounters(metricsUrl: string): Promise<{ reads: number; coord
       reads: counter(text, 'etcd_metaproxy_grpc_requests_total', (l) => l['method'] === 'Range') ?? 0,
       coordinator: counter(text, 'etcd_metaproxy_upstream_requests_total', (l) => l['cluster'] === 'coordinator' && data(l)) ?? 0,
       members: counter(text, 'etcd_metaproxy_upstream_requests_total', (l) => l['cluster'] !== 'coordinator' && data(l)) ?? 0,
+      hits: counter(text, 'etcd_metaproxy_cache_hits_total'),
     };
   } catch (err) {
     log(`scraping ${metricsUrl} failed: ${String(err)}`);
@@ -273,7 +276,12 @@ async function runThroughput(o: Opts): Promise<{ results: ThroughputResult[]; ca
         const after = await proxyCounters(t.proxy.metricsUrl);
         if (after && after.reads > before.reads) {
           const reads = after.reads - before.reads;
-          m.upstream = { reads, coordinatorPerRead: (after.coordinator - before.coordinator) / reads, memberPerRead: (after.members - before.members) / reads };
+          m.upstream = {
+            reads,
+            coordinatorPerRead: (after.coordinator - before.coordinator) / reads,
+            memberPerRead: (after.members - before.members) / reads,
+            ...(after.hits !== undefined && before.hits !== undefined ? { cacheHitsPerRead: (after.hits - before.hits) / reads } : {}),
+          };
         }
       }
       results.push(m);
@@ -281,6 +289,7 @@ async function runThroughput(o: Opts): Promise<{ results: ThroughputResult[]; ca
         `  ${t.label.padEnd(10)} ${fmt(m.opsPerSec, 0).padStart(7)} ops/s  p50 ${fmt(m.p50Ms, 2)} ms  p99 ${fmt(m.p99Ms, 2)} ms` +
           (m.cpuPct !== undefined ? `  cpu ${fmt(m.cpuPct, 0)}%` : '') +
           (m.upstream ? `  upstream/read: coordinator ${fmt(m.upstream.coordinatorPerRead, 3)}, members ${fmt(m.upstream.memberPerRead, 3)}` : '') +
+          (m.upstream?.cacheHitsPerRead !== undefined ? `, cache hits/read ${fmt(m.upstream.cacheHitsPerRead, 3)}` : '') +
           (m.errors ? `  errors ${m.errors} (${m.note})` : ''),
       );
     }
@@ -291,7 +300,7 @@ async function runThroughput(o: Opts): Promise<{ results: ThroughputResult[]; ca
 }
 
 function throughputTable(results: ThroughputResult[], o: Opts): string {
-  const rows: string[][] = [['workload', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'cpu %', 'coord/read', 'member/read']];
+  const rows: string[][] = [['workload', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'cpu %', 'coord/read', 'member/read', 'hits/read']];
   for (const name of o.workloads) {
     const by = (k: TargetKind) => results.find((r) => r.workload === name && r.target === k);
     let first = true;
@@ -308,13 +317,14 @@ function throughputTable(results: ThroughputResult[], o: Opts): string {
         fmt(m.cpuPct, 0),
         m.upstream ? fmt(m.upstream.coordinatorPerRead, 3) : '',
         m.upstream ? fmt(m.upstream.memberPerRead, 3) : '',
+        m.upstream?.cacheHitsPerRead !== undefined ? fmt(m.upstream.cacheHitsPerRead, 3) : '',
       ]);
       first = false;
     }
     const p = by('proxy');
     for (const base of ['etcd', 'grpc-proxy'] as const) {
       const b = by(base);
-      if (p && b) rows.push(['', `proxy/${base}`, ratio(p.opsPerSec, b.opsPerSec), ratio(p.p50Ms, b.p50Ms), ratio(p.p99Ms, b.p99Ms), '', '', '', '']);
+      if (p && b) rows.push(['', `proxy/${base}`, ratio(p.opsPerSec, b.opsPerSec), ratio(p.p50Ms, b.p50Ms), ratio(p.p99Ms, b.p99Ms), '', '', '', '', '']);
     }
   }
   return table(rows, 2);
@@ -482,8 +492,8 @@ function perKey(after: number, before: number, n: number): number {
 
 function memoryTables(m: Awaited<ReturnType<typeof runMemory>>, o: Opts): string {
   const raw = BULK_KEY_BYTES + o.valueSize;
-  const head = ['keys', 'RSS MB', 'ΔRSS B/key', 'overhead B/key', 'heap+ext MB', 'Δheap+ext B/key', 'overhead B/key', `goal ≤ ${GOAL_OVERHEAD_BYTES}`];
-  const rows: string[][] = [head, ['0 (baseline)', mb(m.baseline.mem.rss), '', '', mb(m.baseline.mem.heapAndExternal), '', '', '']];
+  const head = ['keys', 'RSS MB', 'ΔRSS B/key', 'overhead B/key', 'heap+ext MB', 'Δheap+ext B/key', 'overhead B/key', 'cache_bytes B/key', `goal ≤ ${GOAL_OVERHEAD_BYTES}`];
+  const rows: string[][] = [head, ['0 (baseline)', mb(m.baseline.mem.rss), '', '', mb(m.baseline.mem.heapAndExternal), '', '', '', '']];
   for (const r of m.rows) {
     const dRss = perKey(r.mem.rss, m.baseline.mem.rss, r.keys);
     const dHeap = perKey(r.mem.heapAndExternal, m.baseline.mem.heapAndExternal, r.keys);
@@ -495,6 +505,7 @@ function memoryTables(m: Awaited<ReturnType<typeof runMemory>>, o: Opts): string
       mb(r.mem.heapAndExternal),
       fmt(dHeap, 0),
       fmt(dHeap - raw, 0),
+      r.mem.cacheBytes !== undefined ? fmt(r.mem.cacheBytes / r.keys, 0) : '-',
       !hasCache(m, r.keys) ? 'no cache' : dRss - raw <= GOAL_OVERHEAD_BYTES ? 'met' : 'missed',
     ]);
   }
@@ -517,6 +528,7 @@ function memoryTables(m: Awaited<ReturnType<typeof runMemory>>, o: Opts): string
     `memory of the proxy process after a full GC (fresh process, cache loaded), keys of ${BULK_KEY_BYTES} + values of ${o.valueSize} bytes = ${raw} bytes/key of data:`,
     table(rows, 1),
     '  ΔX B/key = (X with N keys - X of the baseline) / N; overhead = that - key and value bytes; goal on RSS overhead',
+    '  cache_bytes B/key: the proxy\'s own estimate (etcd_metaproxy_cache_bytes) per key, when it exports one',
     '',
     'load and cold start (seconds from forking the proxy process):',
     table(loadRows, 2),
@@ -550,6 +562,7 @@ async function main(): Promise<void> {
     for (const w of workloadsFor(o.workloads, 1)) out.push(`  ${describeWorkload(w, 'go')}`);
     out.push('  cpu %: CPU time of the process serving clients (etcd, grpc-proxy, or the proxy process) during the run, % of one core');
     out.push('  coord/read, member/read: the proxy\'s unary calls to the coordinator / to shard members per client Range (0 when served from memory)');
+    out.push('  hits/read: growth of etcd_metaproxy_cache_hits_total per client Range (blank when the proxy has no such counter)');
     out.push('  grpc-proxy answers serializable reads from its cache and passes linearizable ones to etcd');
   }
   if (memory) {

@@ -105,7 +105,7 @@ export async function waitCacheReady(p: Pick<ProxyProcess, 'httpUrl' | 'metricsU
       }
     }
     if (performance.now() > deadline) {
-      throw new Error(`the proxy's cache was not ready within ${(o.timeoutMs / 1000).toFixed(0)}s (${url}: ${last})`);
+      throw new Error(`the proxy's cache was not ready within ${o.timeoutMs / 1000}s (${url}: ${last})`);
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
@@ -135,6 +135,8 @@ export interface MemoryFigures {
   /** prom-client's figures from /metrics (scraped after the sample), for reference. */
   metricsRss?: number;
   metricsHeapUsed?: number;
+  /** The proxy's own estimate of its caches' size (etcd_metaproxy_cache_bytes summed over shards), if it has one. */
+  cacheBytes?: number;
 }
 
 /** Waits `settleMs`, runs a full GC in the proxy, then reads its memory use. */
@@ -156,6 +158,8 @@ export async function sampleProxyMemory(p: ProxyProcess, settleMs: number): Prom
     const mHeap = counter(text, 'etcd_metaproxy_nodejs_heap_size_used_bytes');
     if (mRss !== undefined) out.metricsRss = mRss;
     if (mHeap !== undefined) out.metricsHeapUsed = mHeap;
+    const cacheBytes = counter(text, 'etcd_metaproxy_cache_bytes');
+    if (cacheBytes !== undefined) out.cacheBytes = cacheBytes;
   } catch {
     /* reference only */
   }

@@ -30,7 +30,7 @@ import {
   restoreFile,
   writeSnapshotFile,
 } from './lib/bulk-load.js';
-import { NoCacheError, sampleProxyMemory, waitCacheReady, type CacheReady, type MemoryFigures } from './lib/cache-probe.js';
+import { NoCacheError, stableMemory, waitCacheReady, type CacheReady, type MemoryFigures } from './lib/cache-probe.js';
 import { installSignalHandlers, onCleanup, runCleanups, shuttingDown } from './lib/cleanup.js';
 import { cpuProbe } from './lib/cpu.js';
 import { startPlainEtcd } from './lib/etcd.js';
@@ -66,7 +66,8 @@ const USAGE = `usage: node --import tsx bench/cache.ts [options]
   --load M            restore | txn (default restore): how the keys get into the shards, see README
   --txn-ops N         puts per Txn with --load txn (default 64)
   --txn-concurrency N Txns in flight with --load txn (default 16)
-  --settle S          seconds to wait after the cache is ready before a memory sample (default 2)
+  --settle S          at most this many seconds to wait, once the cache is ready, for the proxy's
+                      RSS to settle before the memory sample (default 60; see README)
  both:
   --cache-timeout S   how long to wait for a proxy's cache to be ready (default 600)
   --allow-no-cache    measure a proxy without /readyz/cache (today's main) instead of failing:
@@ -95,7 +96,7 @@ function parse() {
       load: { type: 'string', default: 'restore' },
       'txn-ops': { type: 'string', default: '64' },
       'txn-concurrency': { type: 'string', default: '16' },
-      settle: { type: 'string', default: '2' },
+      settle: { type: 'string', default: '60' },
       'cache-timeout': { type: 'string', default: '600' },
       'allow-no-cache': { type: 'boolean', default: false },
       'no-fsync': { type: 'boolean', default: false },
@@ -142,7 +143,7 @@ function parse() {
     load: values.load as 'restore' | 'txn',
     txnOps,
     txnConcurrency: int('txn-concurrency', values['txn-concurrency']),
-    settleMs: Number(values.settle) * 1000,
+    settleMs: int('settle', values.settle, 0) * 1000,
     cacheTimeoutMs: int('cache-timeout', values['cache-timeout']) * 1000,
     allowNoCache: values['allow-no-cache'],
     noFsync: values['no-fsync'],
@@ -444,9 +445,9 @@ async function runMemory(o: Opts): Promise<{ baseline: MemoryRow; rows: MemoryRo
   const c0 = await startBenchCluster({ shards: o.shards, noFsync: o.noFsync });
   const cfg0 = await proxyConfig(c0, { partitions: o.partitions });
   const { proxy: p0, cold: cold0 } = await coldStart(cfg0, 0, o);
-  const baseline: MemoryRow = { keys: 0, mem: await sampleProxyMemory(p0, o.settleMs) };
+  const baseline: MemoryRow = { keys: 0, mem: await stableMemory(p0, { maxMs: o.settleMs }) };
   if (!baseline.mem.collected) log('WARNING: the proxy could not run a GC (no --expose-gc): memory figures include garbage');
-  log(`  RSS ${mb(baseline.mem.rss)} MB, heap+external ${mb(baseline.mem.heapAndExternal)} MB (started in ${secs(cold0.cacheReadyMs)} s)`);
+  log(`  RSS ${mb(baseline.mem.rss)} MB, heap+external ${mb(baseline.mem.heapAndExternal)} MB, V8 heap total ${mb(baseline.mem.heapTotal)} MB (settled after ${fmt(baseline.mem.settledSec, 0)} s; started in ${secs(cold0.cacheReadyMs)} s)`);
   await p0.stop();
   await c0.stop();
 
@@ -473,9 +474,9 @@ async function runMemory(o: Opts): Promise<{ baseline: MemoryRow; rows: MemoryRo
     );
     const counted = await countKeys(proxy.endpoint);
     if (counted !== n) throw new Error(`the proxy counts ${counted} keys under ${BULK_PREFIX}, ${n} were loaded`);
-    const mem = await sampleProxyMemory(proxy, o.settleMs);
+    const mem = await stableMemory(proxy, { maxMs: o.settleMs });
     rows.push({ keys: n, mem });
-    log(`  RSS ${mb(mem.rss)} MB, heap+external ${mb(mem.heapAndExternal)} MB`);
+    log(`  RSS ${mb(mem.rss)} MB, heap+external ${mb(mem.heapAndExternal)} MB, V8 heap total ${mb(mem.heapTotal)} MB (settled after ${fmt(mem.settledSec, 0)} s)`);
     await proxy.stop();
     await cluster.stop();
   }

@@ -130,6 +130,10 @@ export interface MemoryFigures {
   heapAndExternal: number;
   external: number;
   arrayBuffers: number;
+  /** V8 heap reserved (used and free). */
+  heapTotal: number;
+  /** Seconds waited for RSS to settle before this sample (stableMemory). */
+  settledSec?: number;
   /** Whether a full GC ran right before (the proxy was started with --expose-gc). */
   collected: boolean;
   /** prom-client's figures from /metrics (scraped after the sample), for reference. */
@@ -150,6 +154,7 @@ export async function sampleProxyMemory(p: ProxyProcess, settleMs: number): Prom
     heapAndExternal: s.memory.heapUsed + s.memory.external,
     external: s.memory.external,
     arrayBuffers: s.memory.arrayBuffers,
+    heapTotal: s.memory.heapTotal,
     collected: s.collected,
   };
   try {
@@ -164,4 +169,23 @@ export async function sampleProxyMemory(p: ProxyProcess, settleMs: number): Prom
     /* reference only */
   }
   return out;
+}
+
+/**
+ * Memory once it has settled. Right after a load V8 still holds the heap it grew to (and gives
+ * it back over the next seconds, when idle), so RSS right then overstates what the data costs:
+ * samples (each after a full GC) every `intervalMs` until RSS moved by less than 1 % (or 1 MiB)
+ * twice in a row, or `maxMs` passed; returns the last one.
+ */
+export async function stableMemory(p: ProxyProcess, o: { maxMs: number; intervalMs?: number }): Promise<MemoryFigures> {
+  const interval = o.intervalMs ?? 2500;
+  const started = performance.now();
+  let prev = await sampleProxyMemory(p, 0);
+  let calm = 0;
+  while (performance.now() - started < o.maxMs && calm < 2) {
+    const cur = await sampleProxyMemory(p, interval);
+    calm = Math.abs(cur.rss - prev.rss) < Math.max(1 << 20, prev.rss * 0.01) ? calm + 1 : 0;
+    prev = cur;
+  }
+  return { ...prev, settledSec: (performance.now() - started) / 1000 };
 }

@@ -39,7 +39,7 @@ import { startGrpcProxy } from './lib/grpc-proxy.js';
 import { kvClient, prefixEnd } from './lib/kv-client.js';
 import { counter, scrape } from './lib/metrics.js';
 import { checkReadKeys, preloadReadKeys } from './lib/preload.js';
-import { proxyConfig, startBenchCluster, startProxyProcess, type ProxyProcess } from './lib/proxy-target.js';
+import { proxyConfig, startBenchCluster, startProxyProcess, type BenchCluster, type ProxyProcess } from './lib/proxy-target.js';
 import { describeWorkload, GET_KEYS, RANGE_KEYS, workloadsFor, type Measurement, type WorkloadName } from './lib/workloads.js';
 
 const READ_WORKLOADS: WorkloadName[] = ['get-s', 'get-l', 'range-s', 'range'];
@@ -70,8 +70,10 @@ const USAGE = `usage: node --import tsx bench/cache.ts [options]
                       RSS to settle before the memory sample (default 60; see README)
  both:
   --cache-timeout S   how long to wait for a proxy's cache to be ready (default 600)
-  --allow-no-cache    measure a proxy without /readyz/cache (today's main) instead of failing:
-                      readiness is then "the proxy serves" and cached keys are unknown
+  --allow-no-cache    measure a proxy without /readyz/cache (a build before the read cache)
+                      instead of failing: readiness is then "the proxy serves"
+  --proxy-cache off   run the proxy with its read cache turned off (cache.enabled=false), to
+                      compare with the default (on) in another run
   --no-fsync          start every etcd with --unsafe-no-fsync
   --json FILE         also write the results as JSON
 `;
@@ -99,6 +101,7 @@ function parse() {
       settle: { type: 'string', default: '60' },
       'cache-timeout': { type: 'string', default: '600' },
       'allow-no-cache': { type: 'boolean', default: false },
+      'proxy-cache': { type: 'string', default: 'on' },
       'no-fsync': { type: 'boolean', default: false },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -127,6 +130,7 @@ function parse() {
   if (phases.includes('throughput') && !goBenchmarkAvailable()) {
     throw new Error(`${GO_BENCHMARK_BIN} missing: run bench/setup-benchmark-tool.sh (or --phases memory)`);
   }
+  if (values['proxy-cache'] !== 'on' && values['proxy-cache'] !== 'off') throw new Error('--proxy-cache is on or off');
   const txnOps = int('txn-ops', values['txn-ops']);
   if (txnOps > 128) throw new Error('--txn-ops: the proxy accepts at most 128 ops per Txn');
   return {
@@ -146,12 +150,31 @@ function parse() {
     settleMs: int('settle', values.settle, 0) * 1000,
     cacheTimeoutMs: int('cache-timeout', values['cache-timeout']) * 1000,
     allowNoCache: values['allow-no-cache'],
+    proxyCache: values['proxy-cache'] === 'on',
     noFsync: values['no-fsync'],
     json: values.json,
   };
 }
 
 type Opts = ReturnType<typeof parse>;
+type ProxyConfig = Awaited<ReturnType<typeof proxyConfig>>;
+
+function configFor(cluster: BenchCluster, o: Opts): Promise<ProxyConfig> {
+  return proxyConfig(cluster, { partitions: o.partitions, cache: { enabled: o.proxyCache } });
+}
+
+/** Waits for the proxy's cache (not at all with --proxy-cache off). */
+async function cacheReady(p: ProxyProcess, expectKeys: number, o: Opts): Promise<CacheReady> {
+  if (!o.proxyCache) {
+    const now = performance.now();
+    return { hasCache: false, at: now, readyzAt: now, keys: undefined, perShard: {} };
+  }
+  return waitCacheReady(p, { timeoutMs: o.cacheTimeoutMs, expectKeys, allowNoCache: o.allowNoCache, log });
+}
+
+function withoutCache(o: Opts): string {
+  return o.proxyCache ? 'the proxy has no read cache (/readyz/cache answered 404)' : 'the proxy runs with its read cache turned off (--proxy-cache off)';
+}
 
 const fmt = (n: number | undefined, digits: number) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-');
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
@@ -237,12 +260,12 @@ async function startThroughputTargets(o: Opts): Promise<{ targets: Target[]; sto
   if (wants('proxy')) {
     const cluster = await startBenchCluster({ shards: o.shards, noFsync: o.noFsync });
     stops.push(() => cluster.stop());
-    const cfg = await proxyConfig(cluster, { partitions: o.partitions });
+    const cfg = await configFor(cluster, o);
     const p = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: o.cacheTimeoutMs });
     stops.push(() => p.stop());
     log(`proxy: at ${p.endpoint} (${o.shards} shards), metrics ${p.httpUrl}`);
     await preloadReadKeys(p.endpoint, 'proxy');
-    cache = await waitCacheReady(p, { timeoutMs: o.cacheTimeoutMs, expectKeys: GET_KEYS + RANGE_KEYS, allowNoCache: o.allowNoCache, log });
+    cache = await cacheReady(p, GET_KEYS + RANGE_KEYS, o);
     if (cache.hasCache) log(`proxy: cache ready, ${cache.keys ?? '?'} keys cached`);
     targets.push({ label: 'proxy', endpoint: p.endpoint, pid: p.pid, proxy: p });
   }
@@ -367,9 +390,9 @@ function msBetween(a: number, b: number): number {
   return Math.max(0, b - a);
 }
 
-async function coldStart(cfg: Awaited<ReturnType<typeof proxyConfig>>, keys: number, o: Opts): Promise<{ proxy: ProxyProcess; cold: ColdStart }> {
+async function coldStart(cfg: ProxyConfig, keys: number, o: Opts): Promise<{ proxy: ProxyProcess; cold: ColdStart }> {
   const p = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: o.cacheTimeoutMs });
-  const ready = await waitCacheReady(p, { timeoutMs: o.cacheTimeoutMs, expectKeys: keys, allowNoCache: o.allowNoCache, log });
+  const ready = await cacheReady(p, keys, o);
   const { forkedAt, startingAt, readyAt } = p.timings;
   const cacheAt = ready.hasCache ? Math.max(ready.at, readyAt) : readyAt;
   return {
@@ -397,7 +420,7 @@ async function countKeys(endpoint: string): Promise<number> {
   }
 }
 
-async function loadKeys(n: number, cfg: Awaited<ReturnType<typeof proxyConfig>>, o: Opts): Promise<LoadResult> {
+async function loadKeys(n: number, cfg: ProxyConfig, o: Opts): Promise<LoadResult> {
   if (o.load === 'restore') {
     const dir = await mkdtemp(path.join(tmpdir(), 'etcd-metaproxy-bench-snapshot-'));
     const unregister = onCleanup('snapshot file', () => rm(dir, { recursive: true, force: true }));
@@ -443,7 +466,7 @@ async function runMemory(o: Opts): Promise<{ baseline: MemoryRow; rows: MemoryRo
   // Baseline: a fresh proxy on empty clusters, same configuration, after a full GC.
   log('memory baseline: a fresh proxy on empty clusters');
   const c0 = await startBenchCluster({ shards: o.shards, noFsync: o.noFsync });
-  const cfg0 = await proxyConfig(c0, { partitions: o.partitions });
+  const cfg0 = await configFor(c0, o);
   const { proxy: p0, cold: cold0 } = await coldStart(cfg0, 0, o);
   const baseline: MemoryRow = { keys: 0, mem: await stableMemory(p0, { maxMs: o.settleMs }) };
   if (!baseline.mem.collected) log('WARNING: the proxy could not run a GC (no --expose-gc): memory figures include garbage');
@@ -457,7 +480,7 @@ async function runMemory(o: Opts): Promise<{ baseline: MemoryRow; rows: MemoryRo
   for (const n of o.keys) {
     log(`${n} keys of ${BULK_KEY_BYTES} + ${o.valueSize} bytes: loading (${o.load})`);
     const cluster = await startBenchCluster({ shards: o.shards, noFsync: o.noFsync });
-    const cfg = await proxyConfig(cluster, { partitions: o.partitions });
+    const cfg = await configFor(cluster, o);
     const load = await loadKeys(n, cfg, o);
     loads.push(load);
     log(
@@ -557,7 +580,7 @@ async function main(): Promise<void> {
   const out: string[] = ['', `etcd-metaproxy cache benchmark: etcd ${version} ${o.noFsync ? '--unsafe-no-fsync' : 'fsync on'}, proxy with ${o.shards} shards`];
   if (throughput) {
     out.push('');
-    out.push(`read throughput: Go benchmark tool, ${o.clients} clients, ${o.conns} conns, ~${o.duration}s per run` + (throughput.cache && !throughput.cache.hasCache ? ' (proxy WITHOUT cache)' : ''));
+    out.push(`read throughput: Go benchmark tool, ${o.clients} clients, ${o.conns} conns, ~${o.duration}s per run` + (throughput.cache && !throughput.cache.hasCache ? ` (NOTE: ${withoutCache(o)})` : ''));
     out.push(throughputTable(throughput.results, o));
     out.push('');
     for (const w of workloadsFor(o.workloads, 1)) out.push(`  ${describeWorkload(w, 'go')}`);
@@ -568,7 +591,7 @@ async function main(): Promise<void> {
   }
   if (memory) {
     out.push('');
-    if (memory.colds.some((c) => !c.hasCache)) out.push('NOTE: the proxy has no cache (/readyz/cache 404): these are the figures of a proxy that reads from its members');
+    if (memory.colds.some((c) => !c.hasCache)) out.push(`NOTE: ${withoutCache(o)}: these are the figures of a proxy that reads from its members`);
     out.push(memoryTables(memory, o));
   }
   out.push('');

@@ -4,7 +4,8 @@
  *
  * - Current linearizable reads: every shard is read with its clock; M is the highest clock.
  *   A shard whose clock is below M is fenced up to M in a txn that re-reads it, so no write at
- *   or below M can land there afterwards and its answer is its state at M.
+ *   or below M can land there afterwards and its answer is its state at M; if a write moved it
+ *   past M first, it is read at its member revision for M.
  * - Serializable reads never write: M is the lowest clock and shards ahead of it are read at
  *   the member revision that corresponds to M.
  * - Reads at a past revision R: checked against the coordinator's clock (future) and
@@ -24,8 +25,6 @@ import { assembleRange, memberShape } from './range-result.js';
 import type { ShardRangePart } from './range-result.js';
 import type { MetaStore } from './store.js';
 import { revHeader } from './txn-response.js';
-
-const MAX_ROUNDS = 16;
 
 interface ShardAnswer {
   clock: ClockRead;
@@ -66,7 +65,7 @@ export async function range(store: MetaStore, r: RangeRequest): Promise<RangeRes
   } else if (r.serializable) {
     ({ answers, header } = await readSerializable(store, shards, r, range));
   } else {
-    ({ answers, header } = await readLinearizable(store, shards, memberOps(r, range)));
+    ({ answers, header } = await readLinearizable(store, shards, r, range));
   }
   const out = assembleRange(r, answers.map((a) => a.part));
   return { header: revHeader(header), kvs: out.kvs, more: out.more, count: wire64(out.count) };
@@ -82,21 +81,35 @@ async function readCurrent(store: MetaStore, shard: Shard, ops: RequestOp[], ser
   return { clock: res.clock, part: partOf(store, res.responses) };
 }
 
-async function readLinearizable(store: MetaStore, shards: Shard[], ops: RequestOp[]) {
+/**
+ * Every shard read at once; M = the highest clock. A shard behind M is fenced up to M; if a
+ * write moved it past M first, its clock still fixes its state at M, which is then read at the
+ * member revision for M (so the target never has to move while writes go on).
+ */
+async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest | null, range: MemberRange | null) {
+  const ops = r ? memberOps(r, range) : [];
   const answers = await Promise.all(shards.map((s) => readCurrent(store, s, ops, false)));
-  let target = maxClock(answers);
-  for (let round = 0; round < MAX_ROUNDS; round++) {
-    const lagging = answers.map((a, i) => (a.clock.clock < target ? i : -1)).filter((i) => i >= 0);
-    if (lagging.length === 0) return { answers, header: target };
-    await Promise.all(
-      lagging.map(async (i) => {
-        const res = await shards[i].fenceAndRead(target, ops);
-        answers[i] = { clock: res.clock, part: partOf(store, res.responses) };
-      }),
-    );
-    target = maxClock(answers);
+  const target = maxClock(answers);
+  await Promise.all(
+    answers.map(async (a, i) => {
+      if (a.clock.clock >= target) return;
+      answers[i] = await shardAt(store, shards[i], r, range, target, a.clock);
+    }),
+  );
+  return { answers, header: target };
+}
+
+/** One shard's part of the range at `rev`, given a current read `head` of it (see readAt). */
+async function shardAt(store: MetaStore, s: Shard, r: RangeRequest | null, range: MemberRange | null, rev: bigint, head: ClockRead): Promise<ShardAnswer> {
+  const ops = r ? memberOps(r, range) : [];
+  if (head.clock < rev) {
+    const res = await s.fenceAndRead(rev, ops);
+    if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses) };
+    head = res.clock;
+    if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
   }
-  throw Errors.unavailable('consistent read', 'shards kept moving; try again');
+  if (!r || !range) return { clock: head, part: { kvs: [], count: 0n } };
+  return readHistorical(store, s, r, range, rev, head);
 }
 
 async function readSerializable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {
@@ -159,19 +172,7 @@ function stateAt(before: MetaKV[], after: MetaKV[], rev: bigint): MetaKV[] {
 
 async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
   const heads = await Promise.all(shards.map((s) => s.currentClock(false)));
-  const answers = await Promise.all(
-    shards.map(async (s, i): Promise<ShardAnswer> => {
-      let head = heads[i];
-      if (head.clock < rev) {
-        const res = await s.fenceAndRead(rev, memberOps(r, range));
-        if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses) };
-        head = res.clock;
-        if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
-      }
-      if (!range) return { clock: head, part: { kvs: [], count: 0n } };
-      return readHistorical(store, s, r, range, rev, head);
-    }),
-  );
+  const answers = await Promise.all(shards.map((s, i) => shardAt(store, s, r, range, rev, heads[i])));
   return { answers, header: maxClock(answers) };
 }
 
@@ -181,7 +182,7 @@ async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range:
  */
 export async function consistentRevision(store: MetaStore, shardIdx: number[]): Promise<bigint> {
   const shards = shardIdx.map((i) => store.shards[i]);
-  const { header } = await readLinearizable(store, shards, []);
+  const { header } = await readLinearizable(store, shards, null, null);
   return header;
 }
 

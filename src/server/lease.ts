@@ -19,11 +19,14 @@ import type { MetaStore } from '../kv/store.js';
 import { revHeader } from '../kv/txn-response.js';
 import { listLeases, revokeLease, timeToLive } from '../lease/verbs.js';
 import { grpcRequests } from '../metrics/registry.js';
+import type { CacheReader } from '../cache/reads.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
 
 export interface LeaseDeps {
   store: MetaStore;
+  /** Told of the deletes a revoke acknowledges (read-your-writes from the cache); null: caches off. */
+  reader: CacheReader | null;
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
@@ -54,6 +57,7 @@ export function leaseService(d: LeaseDeps): grpc.UntypedServiceImplementation {
       'LeaseRevoke',
       async (r) => {
         const res = await revokeLease(d.store, id64(r.ID), d.logger);
+        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { header: d.header.fill(res.header) };
       },
       o,

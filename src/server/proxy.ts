@@ -132,7 +132,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
     server.addService(serviceDefinition('Watch'), watch.service);
-    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store }));
+    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store, reader }));
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),

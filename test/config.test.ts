@@ -58,7 +58,7 @@ test('YAML file with defaults filled in and endpoints normalised', () => {
     memberLimits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
     timeouts: { requestMs: 5000, dialMs: 10000 },
     watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
-    cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: 1000 },
+    cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: 10000 },
     log: { level: 'debug' },
   });
 });

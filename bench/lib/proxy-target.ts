@@ -105,7 +105,7 @@ export async function proxyConfig(cluster: BenchCluster, opts: ProxyConfigOption
       fenceDelayMs: 5,
       progressNotifyIntervalMs: 600_000,
     },
-    cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: Number(process.env.BENCH_LOAD_PAGE ?? 1000), ...opts.cache },
+    cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: Number(process.env.BENCH_LOAD_PAGE ?? 10000), ...opts.cache },
     log: { level: opts.logLevel ?? 'warn' },
   };
 }

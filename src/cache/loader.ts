@@ -1,7 +1,9 @@
 /**
  * Fills one shard's tree from its member: the whole user keyspace read page by page at one
  * member revision (the merged stream's start point), so the pages together are the shard's
- * state at the stream's first revision and the stream's batches apply on top of it.
+ * state at the stream's first revision and the stream's batches apply on top of it. Pages are
+ * large (etcd 3.4 walks the rest of the range's index for every page, so few pages load much
+ * faster), but shrink when values are large.
  */
 import { fromMember } from '../shard/meta-kv.js';
 import type { Keyspace } from '../shard/keyspace.js';
@@ -11,6 +13,9 @@ import { emptyTree } from './store.js';
 import { encodeKeyValue } from './wire.js';
 
 const ALL = Buffer.from([0]);
+/** Bytes of keys and values one page should hold at most (after the first page). */
+const PAGE_BYTES = 32 * 1024 * 1024;
+const MIN_PAGE = 16;
 
 export interface Loaded {
   tree: KeyTree;
@@ -23,10 +28,13 @@ export async function loadShard(upstream: Upstream, ks: Keyspace, memberRev: big
   const range = ks.toMemberRange(ALL, ALL);
   if (!range) return { tree, bytes };
   let from = range.start;
+  let limit = pageKeys;
   for (;;) {
     if (cancelled()) return { tree, bytes };
-    const res = await upstream.range({ key: from, range_end: range.end, revision: memberRev.toString(), limit: String(pageKeys) });
+    const res = await upstream.range({ key: from, range_end: range.end, revision: memberRev.toString(), limit: String(limit) });
+    let pageBytes = 0;
     for (const kv of res.kvs) {
+      pageBytes += kv.key.length + kv.value.length;
       const meta = fromMember(kv, ks);
       const key = meta.key.toString('latin1');
       const enc = encodeKeyValue(meta);
@@ -34,6 +42,8 @@ export async function loadShard(upstream: Upstream, ks: Keyspace, memberRev: big
       bytes += key.length + enc.length;
     }
     if (!res.more || res.kvs.length === 0) return { tree, bytes };
+    // Large values: fewer keys per page, so one page stays near PAGE_BYTES in memory.
+    limit = Math.max(MIN_PAGE, Math.min(pageKeys, Math.floor((PAGE_BYTES * res.kvs.length) / Math.max(1, pageBytes))));
     from = Buffer.concat([res.kvs[res.kvs.length - 1].key, ALL]);
   }
 }

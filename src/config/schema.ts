@@ -40,7 +40,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'cache.snapshots', format: 'metaproxy-int', default: 32, doc: 'past states kept for paginated lists and reads at recent revisions' },
   { path: 'cache.snapshotIdleMs', format: 'metaproxy-int', default: 60000, doc: 'a kept past state unused this long is dropped (ms)' },
   { path: 'cache.maxUndoEvents', format: 'metaproxy-int', default: 20000, doc: 'reads further back than this many events go to the members' },
-  { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 1000, doc: 'keys per member read while a cache loads' },
+  { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 10000, doc: 'keys per member read while a cache loads' },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

@@ -22,6 +22,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { intArg, listArg } from './lib/args.js';
 import {
   BULK_KEY_BYTES,
   BULK_PREFIX,
@@ -112,17 +113,8 @@ function parse() {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min = 1) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-    return n;
-  };
-  const list = <T extends string>(name: string, v: string, allowed: readonly T[]): T[] => {
-    const items = v.split(',').map((s) => s.trim()).filter(Boolean) as T[];
-    for (const i of items) if (!allowed.includes(i)) throw new Error(`--${name}: unknown ${i} (known: ${allowed.join(', ')})`);
-    if (items.length === 0) throw new Error(`--${name} is empty`);
-    return items;
-  };
+  const int = intArg;
+  const list = listArg;
   const phases = list('phases', values.phases, PHASES);
   const keys = values.keys.split(',').map((s) => int('keys', s.trim()));
   if (keys.some((n) => n > 99_999_999)) throw new Error('--keys: at most 99999999 (8-digit key indexes)');

@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { intArg } from './lib/args.js';
 import { installSignalHandlers, runCleanups, shuttingDown } from './lib/cleanup.js';
 import { startPlainEtcd } from './lib/etcd.js';
 import { goBenchmarkAvailable, GO_BENCHMARK_BIN, runGo } from './lib/go-bench.js';
@@ -88,11 +89,7 @@ function parse() {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min = 1) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-    return n;
-  };
+  const int = intArg;
   const workloads = values.workloads.split(',').map((s) => s.trim()) as WorkloadName[];
   for (const w of workloads) if (!KNOWN_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
   const targets = values.targets.split(',').map((s) => s.trim());

@@ -1052,4 +1052,15 @@ describe('cache surface', () => {
     assert.ok(grew >= 10, `cache_hits_total grew by ${grew} over 20 reads`);
     assert.ok((await metricTotal('etcd_metaproxy_cache_keys')) > 0, 'in-process proxies report cached keys');
   });
+
+  test('identical concurrent reads are computed once and share the answer', { timeout: 30_000 }, async () => {
+    const shared = await metricTotal('etcd_metaproxy_cache_shared_answers_total');
+    const same = () => range(viaA, { key: 'surface/', end: 'surface0', limit: 3 });
+    const answers = await Promise.all(Array.from({ length: 32 }, same));
+    // No writes meanwhile: one revision, one answer for all of them.
+    const distinct = new Set(answers.map((a) => JSON.stringify(a)));
+    assert.equal(distinct.size, 1, 'identical reads at one revision got different answers');
+    const grew = (await metricTotal('etcd_metaproxy_cache_shared_answers_total')) - shared;
+    assert.ok(grew >= 16, `only ${grew} of 32 identical reads shared a computed answer`);
+  });
 });

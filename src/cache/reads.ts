@@ -15,7 +15,7 @@ import type { RangeRequest, TxnRequest } from '../etcd/types.js';
 import { readsHistory } from '../kv/txn-snapshot.js';
 import type { TxnOutcome } from '../kv/txn.js';
 import type { MetaStore } from '../kv/store.js';
-import { cacheHits, cacheMisses, cacheReadWait } from '../metrics/registry.js';
+import { cacheHits, cacheMisses, cacheReadWait, cacheSharedAnswers } from '../metrics/registry.js';
 import type { MergedStream } from '../watch/merged-stream.js';
 import type { ReadCache } from './cache.js';
 import { rangeFromView, type CacheView, type CachedRange } from './range.js';
@@ -117,6 +117,7 @@ export class CacheReader {
     const hit = this.cache.memo.get(key) as CachedRange | undefined;
     if (hit) {
       cacheHits.inc();
+      cacheSharedAnswers.inc();
       return hit;
     }
     const out = rangeFromView(view, r, this.store.router.shardsForRange(r.key, r.range_end));

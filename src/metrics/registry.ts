@@ -165,6 +165,12 @@ export const cacheMisses = new Counter({
   registers: [registry],
 });
 
+export const cacheSharedAnswers = new Counter({
+  name: 'etcd_metaproxy_cache_shared_answers_total',
+  help: 'Cache answers computed once for an identical read at the same revision and shared (included in cache_hits_total).',
+  registers: [registry],
+});
+
 export const cacheReadWait = new Histogram({
   name: 'etcd_metaproxy_cache_read_wait_seconds',
   help: 'Time linearizable and past-revision reads waited (coordinator clock read and merged stream catch-up) before the cache answered.',

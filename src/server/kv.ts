@@ -11,7 +11,6 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
-  ResponseHeader,
   TxnRequest,
   TxnResponse,
 } from '../etcd/types.js';
@@ -24,6 +23,7 @@ import { encodeRangeResponse } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
+import { revHeader } from '../kv/txn-response.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { Encoded } from './service.js';
@@ -47,7 +47,7 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
       async (r) => {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
-        if (hit) return new Encoded(encodeRangeResponse(d.header.fill({ revision: hit.rev.toString() } as ResponseHeader), hit.kvs, hit.more, hit.count));
+        if (hit) return new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count));
         const res = await range(d.store, r);
         return { ...res, header: d.header.fill(res.header) };
       },

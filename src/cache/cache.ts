@@ -2,9 +2,9 @@
  * The read cache: one tree per shard (store.ts), all at the merged stream's released revision.
  * It loads each shard at the stream's start point (or, if a member compacted that, at a newer
  * consistent point), keeps the batches released meanwhile, applies their events above the
- * loaded revision, and from then on follows the stream batch by batch. When the stream restarts (it lost
- * member history) the cache loads again. Until loaded it is not ready and reads go to the
- * members.
+ * loaded revision, and from then on follows the stream batch by batch. When the stream
+ * restarts (it lost member history) the cache loads again. Until loaded it is not ready and
+ * reads go to the members.
  */
 import type { Logger } from 'pino';
 import type { Keyspace } from '../shard/keyspace.js';
@@ -13,11 +13,10 @@ import { fromWire } from '../shard/meta-kv.js';
 import type { EventBatch } from '../watch/event.js';
 import { EventType } from '../watch/event.js';
 import type { History } from '../watch/history.js';
-import type { MergedStream } from '../watch/merged-stream.js';
+import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
 import { EtcdError } from '../etcd/errors.js';
-import { consistentStart } from '../watch/merged-stream.js';
 import { loadShard } from './loader.js';
-import type { CacheView } from './range.js';
+import type { CacheView, CachedRange } from './range.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './store.js';
 import { encodeKeyValue } from './wire.js';
@@ -39,9 +38,7 @@ export class ReadCache {
   private readonly snapshots: Snapshots;
   private closed = false;
   /** Results of reads at the current revision, by request (identical reads are computed once). */
-  readonly memo = new Map<string, unknown>();
-  /** Seconds the last complete load took. */
-  lastLoadSeconds = 0;
+  readonly memo = new Map<string, CachedRange>();
 
   constructor(
     private readonly shards: Shard[],
@@ -113,8 +110,8 @@ export class ReadCache {
         for (const b of this.pending) this.apply(b);
         this.pending = [];
         this.loaded = true;
-        this.lastLoadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.log.info({ keys: this.stores.reduce((n, s) => n + s.keys, 0), seconds: this.lastLoadSeconds, revision: this.rev.toString() }, 'read cache loaded');
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.log.info({ keys: this.stores.reduce((n, s) => n + s.keys, 0), seconds, revision: this.rev.toString() }, 'read cache loaded');
         return;
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'read cache load failed; retrying');

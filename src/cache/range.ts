@@ -6,7 +6,7 @@
  */
 import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
-import { assembleRange, memberShape } from '../kv/range-result.js';
+import { assembleRange, filtered, memberShape } from '../kv/range-result.js';
 import { fromWire } from '../shard/meta-kv.js';
 import type { KeyTree } from './store.js';
 import { TOP } from './store.js';
@@ -72,10 +72,6 @@ function mergeByKey(parts: Pair[][], desc: boolean): Pair[] {
     if (best < 0) return out;
     out.push(nonEmpty[best][idx[best]++]);
   }
-}
-
-function filtered(r: RangeRequest): boolean {
-  return r.min_mod_revision !== '0' || r.max_mod_revision !== '0' || r.min_create_revision !== '0' || r.max_create_revision !== '0';
 }
 
 function stripValue(enc: string): string {

@@ -114,7 +114,7 @@ export class CacheReader {
 
   private serve(view: CacheView, r: RangeRequest): CachedRange {
     const key = memoKey(view.rev, r);
-    const hit = this.cache.memo.get(key) as CachedRange | undefined;
+    const hit = this.cache.memo.get(key);
     if (hit) {
       cacheHits.inc();
       cacheSharedAnswers.inc();

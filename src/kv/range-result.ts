@@ -20,7 +20,8 @@ export interface MemberRangeShape {
   countOnly: boolean;
 }
 
-function filtered(r: RangeRequest): boolean {
+/** A request with a revision filter (etcd then fetches every key of the range). */
+export function filtered(r: RangeRequest): boolean {
   return r.min_mod_revision !== '0' || r.max_mod_revision !== '0' || r.min_create_revision !== '0' || r.max_create_revision !== '0';
 }
 

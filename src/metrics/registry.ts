@@ -139,6 +139,12 @@ export const upstreamWatchRestarts = new Counter({
   registers: [registry],
 });
 
+export const watchStreamResets = new Counter({
+  name: 'etcd_metaproxy_watch_stream_resets_total',
+  help: 'Restarts of the merged stream because a member compacted history it still needed (watchers are canceled as compacted, the read caches reload).',
+  registers: [registry],
+});
+
 export const leaseKeysDeleted = new Counter({
   name: 'etcd_metaproxy_lease_keys_deleted_total',
   help: 'Keys deleted because their lease expired or was revoked.',

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MetaStore } from '../kv/store.js';
-import { mergedRevision, watermarkRevision } from '../metrics/registry.js';
+import { mergedRevision, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
 import { ShardFeed } from './feed.js';
@@ -178,6 +178,7 @@ export class MergedStream {
   private async restart(compacted: bigint): Promise<void> {
     if (this.restarting || this.closed) return;
     this.restarting = true;
+    watchStreamResets.inc();
     this.log.error({ compacted: compacted.toString() }, 'member history the merged stream needed was compacted; restarting it');
     for (const f of this.feeds) f.close();
     for (;;) {

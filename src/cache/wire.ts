@@ -156,16 +156,27 @@ function writeHeader(buf: Buffer, at: number, h: ResponseHeader): number {
   return at;
 }
 
+/** The last header encoded (field 1 with its length): consecutive answers mostly share it. */
+let lastHeader: { cluster: unknown; member: unknown; rev: unknown; term: unknown; bytes: Buffer } | null = null;
+
+function encodedHeader(h: ResponseHeader): Buffer {
+  const l = lastHeader;
+  if (l && l.rev === h.revision && l.cluster === h.cluster_id && l.member === h.member_id && l.term === h.raft_term) return l.bytes;
+  const hSize = headerSize(h);
+  const bytes = Buffer.allocUnsafe(1 + smallVarintSize(hSize) + hSize);
+  bytes[0] = 0x0a;
+  writeHeader(bytes, writeSmall(bytes, 1, hSize), h);
+  lastHeader = { cluster: h.cluster_id, member: h.member_id, rev: h.revision, term: h.raft_term, bytes };
+  return bytes;
+}
+
 /** An encoded etcdserverpb.RangeResponse whose kvs are already-encoded KeyValues. */
 export function encodeRangeResponse(header: ResponseHeader, kvs: readonly string[], more: boolean, count: bigint): Buffer {
-  const hSize = headerSize(header);
-  let size = 1 + smallVarintSize(hSize) + hSize + (more ? 2 : 0) + intField(count);
+  const head = encodedHeader(header);
+  let size = head.length + (more ? 2 : 0) + intField(count);
   for (const kv of kvs) size += 1 + smallVarintSize(kv.length) + kv.length;
   const buf = Buffer.allocUnsafe(size);
-  let at = 0;
-  buf[at++] = 0x0a;
-  at = writeSmall(buf, at, hSize);
-  at = writeHeader(buf, at, header);
+  let at = head.copy(buf, 0);
   for (const kv of kvs) {
     buf[at++] = 0x12;
     at = writeSmall(buf, at, kv.length);

@@ -20,55 +20,64 @@ const INT64_FIELDS: Record<number, keyof RangeRequest> = {
 
 class Malformed extends Error {}
 
+/** A read position in one message (module-level helpers, no closures per call). */
+interface Cursor {
+  buf: Buffer;
+  at: number;
+}
+
+function varint(c: Cursor): bigint {
+  const { buf } = c;
+  let lo = 0;
+  let shift = 0;
+  // Up to 4 bytes fit a number exactly; longer varints go through bigint.
+  for (let i = 0; i < 4; i++) {
+    if (c.at >= buf.length) throw new Malformed();
+    const b = buf[c.at++];
+    lo |= (b & 0x7f) << shift;
+    if (b < 0x80) return BigInt(lo >>> 0);
+    shift += 7;
+  }
+  let v = BigInt(lo >>> 0);
+  let s = 28n;
+  for (let i = 4; i < 10; i++) {
+    if (c.at >= buf.length) throw new Malformed();
+    const b = buf[c.at++];
+    v |= BigInt(b & 0x7f) << s;
+    if (b < 0x80) return BigInt.asUintN(64, v);
+    s += 7n;
+  }
+  throw new Malformed();
+}
+
+function bytes(c: Cursor): Buffer {
+  const len = Number(varint(c));
+  if (c.at + len > c.buf.length) throw new Malformed();
+  const out = Buffer.from(c.buf.subarray(c.at, c.at + len));
+  c.at += len;
+  return out;
+}
+
 export function decodeRangeRequest(buf: Buffer): RangeRequest | null {
-  let at = 0;
-  const varint = (): bigint => {
-    let lo = 0;
-    let shift = 0;
-    // Up to 4 bytes fit a number exactly; longer varints go through bigint.
-    for (let i = 0; i < 4; i++) {
-      if (at >= buf.length) throw new Malformed();
-      const b = buf[at++];
-      lo |= (b & 0x7f) << shift;
-      if (b < 0x80) return BigInt(lo >>> 0);
-      shift += 7;
-    }
-    let v = BigInt(lo >>> 0);
-    let s = 28n;
-    for (let i = 4; i < 10; i++) {
-      if (at >= buf.length) throw new Malformed();
-      const b = buf[at++];
-      v |= BigInt(b & 0x7f) << s;
-      if (b < 0x80) return BigInt.asUintN(64, v);
-      s += 7n;
-    }
-    throw new Malformed();
-  };
-  const bytes = (): Buffer => {
-    const len = Number(varint());
-    if (at + len > buf.length) throw new Malformed();
-    const out = Buffer.from(buf.subarray(at, at + len));
-    at += len;
-    return out;
-  };
+  const c: Cursor = { buf, at: 0 };
   try {
     const r = rangeRequest(Buffer.alloc(0));
     const out = r as unknown as Record<string, unknown>;
-    while (at < buf.length) {
-      const tag = Number(varint());
+    while (c.at < buf.length) {
+      const tag = Number(varint(c));
       const field = tag >>> 3;
       const wire = tag & 7;
       if (field === 0) return null;
       // A known field with another wire type: the generic decoder decides what that means.
       if (field <= 13 && wire !== (field <= 2 ? 2 : 0)) return null;
       if (wire === 2) {
-        const b = bytes();
+        const b = bytes(c);
         if (field === 1) r.key = b;
         else if (field === 2) r.range_end = b;
         continue;
       }
       if (wire === 0) {
-        const v = varint();
+        const v = varint(c);
         const int64 = INT64_FIELDS[field];
         if (int64) out[int64] = BigInt.asIntN(64, v).toString();
         else if (field === 5) r.sort_order = Number(BigInt.asIntN(32, v));
@@ -79,10 +88,10 @@ export function decodeRangeRequest(buf: Buffer): RangeRequest | null {
         continue;
       }
       // Unknown fixed64 / fixed32 fields are skipped.
-      if (wire === 1) at += 8;
-      else if (wire === 5) at += 4;
+      if (wire === 1) c.at += 8;
+      else if (wire === 5) c.at += 4;
       else return null;
-      if (at > buf.length) return null;
+      if (c.at > buf.length) return null;
     }
     return r;
   } catch (err) {

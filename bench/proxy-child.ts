@@ -33,9 +33,11 @@ function close(code: number): void {
 
 async function start(config: ProxyConfig): Promise<void> {
   // Imported lazily: the modules may not exist while the harness is developed.
-  const { runProxy } = await import('../src/cli/run-proxy.js');
-  const { Shutdown } = await import('../src/cli/shutdown.js');
-  const { createLogger } = await import('../src/log.js');
+  // BENCH_PROXY_BUILD=dist runs the compiled build (`npm run build`), as `npm start` does.
+  const root = process.env.BENCH_PROXY_BUILD === 'dist' ? '../dist' : '../src';
+  const { runProxy } = (await import(`${root}/cli/run-proxy.js`)) as typeof import('../src/cli/run-proxy.js');
+  const { Shutdown } = (await import(`${root}/cli/shutdown.js`)) as typeof import('../src/cli/shutdown.js');
+  const { createLogger } = (await import(`${root}/log.js`)) as typeof import('../src/log.js');
   const logger = createLogger(config.log.level);
   const shutdown = new Shutdown();
   let announced = false;

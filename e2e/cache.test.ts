@@ -35,7 +35,7 @@
  *
  * E2E_SEED fixes the random choices (printed in every failure).
  */
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../test/helpers/rng.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -45,11 +45,12 @@ import pino from 'pino';
 import { freePort } from '../src/local/ports.js';
 import { registry } from '../src/metrics/registry.js';
 import type { RunningProxy } from '../src/server/proxy-api.js';
-import { Cleanup, RawClient, metricTotal, proxyConfig, sleep, startMeta, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, metricTotal, proxyConfig, sleep, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 const SETUP_TIMEOUT = 120_000;
+const suite = metaPerFile({ tag: 'cache', shards: 3, proxies: 2 }, SETUP_TIMEOUT);
+const cleanup = suite.cleanup;
 const TEST_TIMEOUT = 90_000;
 const SEED = Number(process.env.E2E_SEED ?? Math.floor(Math.random() * 1e9));
 const MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
@@ -59,22 +60,8 @@ let viaA: RawClient;
 let viaB: RawClient;
 
 before(async () => {
-  try {
-    meta = await startMeta({ tag: 'cache', shards: 3, proxies: 2 });
-    cleanup.add('stop meta', () => meta.stop());
-    viaA = new RawClient(meta.addresses[0]!);
-    viaB = new RawClient(meta.addresses[1]!);
-    cleanup.add('close clients', () => {
-      viaA.close();
-      viaB.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  ({ meta, clients: [viaA, viaB] } = await suite.started());
 }, { timeout: SETUP_TIMEOUT });
-
-after(() => cleanup.run(), { timeout: SETUP_TIMEOUT });
 
 // ---------------------------------------------------------------------------------------------
 // The recorded history of acknowledged writes, and the states it implies.

@@ -9,6 +9,7 @@
  * inspect them after a run, E2E_LOG_LEVEL to change the proxies' log level (default "info").
  */
 import { spawn } from 'node:child_process';
+import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -271,4 +272,33 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs:
     await sleep(100);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+
+/**
+ * For a test file: starts a meta-cluster (and a raw client per proxy) before its tests and
+ * stops everything after them, stopping what did start when the start fails half-way. Extra
+ * things to stop go into `cleanup`.
+ */
+export function metaPerFile(opts: MetaOptions, setupTimeoutMs = 120_000): { cleanup: Cleanup; started(): Promise<{ meta: Meta; clients: RawClient[] }> } {
+  const cleanup = new Cleanup();
+  const clients: RawClient[] = [];
+  let settle!: { resolve: (v: { meta: Meta; clients: RawClient[] }) => void; reject: (e: unknown) => void };
+  const started = new Promise<{ meta: Meta; clients: RawClient[] }>((resolve, reject) => (settle = { resolve, reject }));
+  started.catch(() => undefined);
+  // Node 20 runs a file's top-level before hooks concurrently: the file's own hooks await started().
+  before(async () => {
+    try {
+      const meta = await startMeta(opts);
+      cleanup.add('stop meta', () => meta.stop());
+      for (const a of meta.addresses) clients.push(new RawClient(a));
+      cleanup.add('close clients', () => clients.forEach((c) => c.close()));
+      settle.resolve({ meta, clients });
+    } catch (err) {
+      settle.reject(err);
+      await cleanup.run();
+      throw err;
+    }
+  }, { timeout: setupTimeoutMs });
+  after(() => cleanup.run(), { timeout: setupTimeoutMs });
+  return { cleanup, started: () => started };
 }

@@ -11,37 +11,24 @@
  * both proxies: no increment may be lost or applied twice.
  * Phase 3: read-your-writes across proxies: put through one, linearizable get through the other.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { Cleanup, RawClient, startMeta, type Meta } from './harness.js';
+import { RawClient, metaPerFile, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 /** Per-test limit: no test may hang. */
 const TEST_TIMEOUT = 300_000;
 const SETUP_TIMEOUT = 120_000;
+const suite = metaPerFile({ tag: 'two', shards: 3, proxies: 2 }, SETUP_TIMEOUT);
+const cleanup = suite.cleanup;
 let meta: Meta;
 let viaA: RawClient;
 let viaB: RawClient;
 
 before(async () => {
-  try {
-    meta = await startMeta({ tag: 'two', shards: 3, proxies: 2 });
-    cleanup.add('stop meta', () => meta.stop());
-    viaA = new RawClient(meta.addresses[0]!);
-    viaB = new RawClient(meta.addresses[1]!);
-    cleanup.add('close clients', () => {
-      viaA.close();
-      viaB.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  ({ meta, clients: [viaA, viaB] } = await suite.started());
 }, { timeout: SETUP_TIMEOUT });
-
-after(() => cleanup.run(), { timeout: SETUP_TIMEOUT });
 
 interface Ack {
   writer: number;

@@ -9,11 +9,11 @@
  * "delete everything" test runs last. The oracle is the etcd on PATH (3.4 on Debian today) while
  * the proxy answers as 3.5: only behaviour the two versions share is compared with it.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { Cleanup, RawClient, startMeta, startOracle, sleep, type Meta } from './harness.js';
+import { RawClient, metaPerFile, sleep, type FileMeta, type Meta } from './harness.js';
 import { Code, b, prefixEnd, type CallResult } from './grpc-raw.js';
 import { etcdService } from '../src/etcd/proto.js';
 import { cmp, opDel, opDelPrefix, opGet, opGetPrefix, opPut, opTxn } from './diff-script.js';
@@ -21,7 +21,6 @@ import { cmp, opDel, opDelPrefix, opGet, opGetPrefix, opPut, opTxn } from './dif
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Msg = any;
 
-const cleanup = new Cleanup();
 const SETUP_TIMEOUT = 120_000;
 const T = 30_000;
 const ZERO = Buffer.from([0]);
@@ -31,27 +30,12 @@ let oracle: RawClient;
 let viaA: RawClient;
 let viaB: RawClient;
 
+const suite = metaPerFile({ tag: 'adv', shards: 3, proxies: 2, routingPrefixSegments: 1, oracleName: 'oracle-adv' }, SETUP_TIMEOUT);
 before(async () => {
-  try {
-    const [o, m] = await Promise.all([startOracle('oracle-adv'), startMeta({ tag: 'adv', shards: 3, proxies: 2, routingPrefixSegments: 1 })]);
-    cleanup.add('stop oracle', () => o.stop());
-    cleanup.add('stop meta', () => m.stop());
-    meta = m;
-    oracle = new RawClient(o.address);
-    viaA = new RawClient(m.addresses[0]!);
-    viaB = new RawClient(m.addresses[1]!);
-    cleanup.add('close clients', () => {
-      oracle.close();
-      viaA.close();
-      viaB.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  let o: FileMeta['oracle'];
+  ({ meta, clients: [viaA, viaB], oracle: o } = await suite.started());
+  oracle = o!.client;
 }, { timeout: SETUP_TIMEOUT });
-
-after(() => cleanup.run(), { timeout: SETUP_TIMEOUT });
 
 /** Outcome without revisions: code + message, or the response with revisions dropped. */
 function outcome(r: CallResult): Msg {

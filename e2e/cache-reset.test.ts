@@ -9,25 +9,20 @@
  * compacted at its own head (directly, behind the proxy's back), so the watch resumes below the
  * compaction.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, metricTotal, sleep, startMeta, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, metricTotal, sleep, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 let meta: Meta;
 let client: RawClient;
 const PREFIX = 'reset/';
 const expected = new Map<string, string>();
 
+const suite = metaPerFile({ tag: 'cache-reset', shards: 3 });
 before(async () => {
-  meta = await startMeta({ tag: 'cache-reset', shards: 3 });
-  cleanup.add('stop meta', () => meta.stop());
-  client = new RawClient(meta.addresses[0]!);
-  cleanup.add('close client', () => client.close());
+  ({ meta, clients: [client] } = await suite.started());
 }, { timeout: 120_000 });
-
-after(() => cleanup.run(), { timeout: 120_000 });
 
 async function put(key: string, value: string): Promise<void> {
   const r = await client.kv('Put', { key: b(key), value: b(value) });

@@ -4,26 +4,21 @@
  * safety gap, so every later write gets a revision above every acknowledged one, no
  * acknowledged write is lost, and a proxy started afterwards records the partition map again.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cleanup, RawClient, startMeta, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 let meta: Meta;
 let client: RawClient;
 const acked = new Map<string, { value: string; rev: bigint }>();
 
+const suite = metaPerFile({ tag: 'coord-loss', shards: 3 });
 before(async () => {
-  meta = await startMeta({ tag: 'coord-loss', shards: 3 });
-  cleanup.add('stop meta', () => meta.stop());
-  client = new RawClient(meta.addresses[0]!);
-  cleanup.add('close client', () => client.close());
+  ({ meta, clients: [client] } = await suite.started());
 }, { timeout: 120_000 });
-
-after(() => cleanup.run(), { timeout: 120_000 });
 
 test('writes before the loss', { timeout: 120_000 }, async () => {
   for (let i = 0; i < 40; i++) {
@@ -70,7 +65,7 @@ test('coordinator wiped and restarted: revisions continue above every acknowledg
 test('a proxy started after the loss records the partition map again and sees the same data', { timeout: 120_000 }, async () => {
   const second = await meta.addProxy();
   const c2 = new RawClient(second.address);
-  cleanup.add('close client 2', () => c2.close());
+  suite.cleanup.add('close client 2', () => c2.close());
   for (const [key, a] of acked) {
     const r = await c2.kv('Range', { key: b(key) });
     assert.ok(r.ok);

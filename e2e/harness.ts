@@ -274,25 +274,43 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs:
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
 }
 
+/** What metaPerFile started for a test file. */
+export interface FileMeta {
+  meta: Meta;
+  /** A raw client per proxy, same order as meta.addresses. */
+  clients: RawClient[];
+  /** The plain etcd started beside it (when asked for), and a raw client to it. */
+  oracle: { address: string; client: RawClient } | null;
+}
+
 /**
- * For a test file: starts a meta-cluster (and a raw client per proxy) before its tests and
- * stops everything after them, stopping what did start when the start fails half-way. Extra
- * things to stop go into `cleanup`.
+ * For a test file: starts a meta-cluster (and a raw client per proxy), and a plain etcd oracle
+ * when `oracleName` is given, before its tests, and stops everything after them (also what did
+ * start when the start fails half-way). Extra things to stop go into `cleanup`.
  */
-export function metaPerFile(opts: MetaOptions, setupTimeoutMs = 120_000): { cleanup: Cleanup; started(): Promise<{ meta: Meta; clients: RawClient[] }> } {
+export function metaPerFile(
+  opts: MetaOptions & { oracleName?: string },
+  setupTimeoutMs = 120_000,
+): { cleanup: Cleanup; started(): Promise<FileMeta> } {
   const cleanup = new Cleanup();
-  const clients: RawClient[] = [];
-  let settle!: { resolve: (v: { meta: Meta; clients: RawClient[] }) => void; reject: (e: unknown) => void };
-  const started = new Promise<{ meta: Meta; clients: RawClient[] }>((resolve, reject) => (settle = { resolve, reject }));
+  let settle!: { resolve: (v: FileMeta) => void; reject: (e: unknown) => void };
+  const started = new Promise<FileMeta>((resolve, reject) => (settle = { resolve, reject }));
   started.catch(() => undefined);
   // Node 20 runs a file's top-level before hooks concurrently: the file's own hooks await started().
   before(async () => {
     try {
-      const meta = await startMeta(opts);
-      cleanup.add('stop meta', () => meta.stop());
-      for (const a of meta.addresses) clients.push(new RawClient(a));
-      cleanup.add('close clients', () => clients.forEach((c) => c.close()));
-      settle.resolve({ meta, clients });
+      // Both are waited for, so that whatever started is stopped when the other fails.
+      const [m, or] = await Promise.allSettled([startMeta(opts), opts.oracleName ? startOracle(opts.oracleName) : Promise.resolve(null)]);
+      if (m.status === 'fulfilled') cleanup.add('stop meta', () => m.value.stop());
+      if (or.status === 'fulfilled' && or.value) cleanup.add('stop oracle', () => or.value!.stop());
+      if (m.status === 'rejected') throw m.reason;
+      if (or.status === 'rejected') throw or.reason;
+      const meta = m.value;
+      const o = or.value;
+      const clients = meta.addresses.map((a) => new RawClient(a));
+      const oracle = o ? { address: o.address, client: new RawClient(o.address) } : null;
+      cleanup.add('close clients', () => [...clients, ...(oracle ? [oracle.client] : [])].forEach((c) => c.close()));
+      settle.resolve({ meta, clients, oracle });
     } catch (err) {
       settle.reject(err);
       await cleanup.run();

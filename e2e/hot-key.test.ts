@@ -3,27 +3,17 @@
  * such puts and never fails them; the proxy's pins make a put planned on a stale state retry,
  * and retries keep their place in line, so every put succeeds and none is lost.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, startMeta } from './harness.js';
+import { RawClient, metaPerFile } from './harness.js';
 import { b } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 let client: RawClient;
 
+const suite = metaPerFile({ tag: 'hotkey', shards: 2 });
 before(async () => {
-  try {
-    const meta = await startMeta({ tag: 'hotkey', shards: 2 });
-    cleanup.add('stop meta', () => meta.stop());
-    client = new RawClient(meta.addresses[0]!);
-    cleanup.add('close client', () => client.close());
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  client = (await suite.started()).clients[0]!;
 }, { timeout: 120_000 });
-
-after(() => cleanup.run(), { timeout: 60_000 });
 
 test('16 concurrent writers on one key: every put succeeds, versions add up', { timeout: 180_000 }, async () => {
   const WRITERS = 16;

@@ -11,17 +11,16 @@
  *
  * Deletes are checked by reads (the watch check is in lease-watch.test.ts).
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
-import { Cleanup, RawClient, etcd3Client, etcdctl, sleep, startMeta, startOracle, waitFor, type Meta } from './harness.js';
+import { RawClient, etcd3Client, etcdctl, metaPerFile, sleep, waitFor, type FileMeta, type Meta } from './harness.js';
 import { Code, b, prefixEnd, type CallResult } from './grpc-raw.js';
 import { encodeEnvelope } from '../src/shard/envelope.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Msg = any;
 
-const cleanup = new Cleanup();
 const SETUP_TIMEOUT = 120_000;
 const T = 60_000;
 /** System keys of the members: the lease index lives under lease/. */
@@ -33,27 +32,12 @@ let oracle: RawClient;
 let viaA: RawClient;
 let viaB: RawClient;
 
+const suite = metaPerFile({ tag: 'lease', shards: 3, proxies: 2, oracleName: 'oracle-lease' }, SETUP_TIMEOUT);
 before(async () => {
-  try {
-    const [o, m] = await Promise.all([startOracle('oracle-lease'), startMeta({ tag: 'lease', shards: 3, proxies: 2 })]);
-    cleanup.add('stop oracle', () => o.stop());
-    cleanup.add('stop meta', () => m.stop());
-    meta = m;
-    oracle = new RawClient(o.address);
-    viaA = new RawClient(m.addresses[0]!);
-    viaB = new RawClient(m.addresses[1]!);
-    cleanup.add('close clients', () => {
-      oracle.close();
-      viaA.close();
-      viaB.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  let o: FileMeta['oracle'];
+  ({ meta, clients: [viaA, viaB], oracle: o } = await suite.started());
+  oracle = o!.client;
 }, { timeout: SETUP_TIMEOUT });
-
-after(() => cleanup.run(), { timeout: SETUP_TIMEOUT });
 
 /** An answer without header and revisions: code + message, or the response's fields. */
 function outcome(r: CallResult): Msg {

@@ -11,12 +11,11 @@
  * Which shard holds a key is read from the members directly (user keys are stored as-is).
  * The raw gRPC client is used (the etcd3 client would retry UNAVAILABLE).
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, startMeta, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd, type CallResult } from './grpc-raw.js';
 
-const cleanup = new Cleanup();
 /** Per-test limit: no test may hang. */
 const TEST_TIMEOUT = 300_000;
 const SETUP_TIMEOUT = 120_000;
@@ -29,19 +28,10 @@ const keysByShard = new Map<number, string[]>();
 // The proxy's per-call upstream deadline is 5 s (harness); the client waits longer than that.
 const DEADLINE_MS = 8000;
 
+const suite = metaPerFile({ tag: 'fail', shards: 3 }, SETUP_TIMEOUT);
 before(async () => {
-  try {
-    meta = await startMeta({ tag: 'fail', shards: 3 });
-    cleanup.add('stop meta', () => meta.stop());
-    client = new RawClient(meta.addresses[0]!);
-    cleanup.add('close client', () => client.close());
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  ({ meta, clients: [client] } = await suite.started());
 }, { timeout: SETUP_TIMEOUT });
-
-after(() => cleanup.run(), { timeout: SETUP_TIMEOUT });
 
 async function put(key: string, value: string): Promise<CallResult> {
   const r = await client.kv('Put', { key: b(key), value: b(value) }, { deadlineMs: DEADLINE_MS });

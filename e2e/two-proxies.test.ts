@@ -21,7 +21,6 @@ import { b, prefixEnd } from './grpc-raw.js';
 const TEST_TIMEOUT = 300_000;
 const SETUP_TIMEOUT = 120_000;
 const suite = metaPerFile({ tag: 'two', shards: 3, proxies: 2 }, SETUP_TIMEOUT);
-const cleanup = suite.cleanup;
 let meta: Meta;
 let viaA: RawClient;
 let viaB: RawClient;

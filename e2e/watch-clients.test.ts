@@ -8,47 +8,34 @@
  * - periodic progress notifications (progress_notify) report a revision at which every event
  *   was sent; kube-apiserver's require-leader metadata is accepted.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { Cleanup, RawClient, etcd3Client, hostPort, sleep, startMeta, startOracle, metricTotal } from './harness.js';
+import { RawClient, etcd3Client, hostPort, metaPerFile, metricTotal, sleep } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
 
-const cleanup = new Cleanup();
 let proxyAddr: string;
 let oracleAddr: string;
 let proxy: RawClient;
 let oracle: RawClient;
 
+const suite = metaPerFile({
+  tag: 'watchclients',
+  shards: 3,
+  oracleName: 'watchclients-oracle',
+  configure: (cfg) => {
+    cfg.watch = { ...cfg.watch, maxPendingEvents: 64, progressNotifyIntervalMs: 400 };
+  },
+});
 before(async () => {
-  try {
-    const meta = await startMeta({
-      tag: 'watchclients',
-      shards: 3,
-      configure: (cfg) => {
-        cfg.watch = { ...cfg.watch, maxPendingEvents: 64, progressNotifyIntervalMs: 400 };
-      },
-    });
-    cleanup.add('stop meta', () => meta.stop());
-    const o = await startOracle('watchclients-oracle');
-    cleanup.add('stop oracle', () => o.stop());
-    proxyAddr = meta.addresses[0]!;
-    oracleAddr = o.address;
-    proxy = new RawClient(proxyAddr);
-    oracle = new RawClient(oracleAddr);
-    cleanup.add('close clients', () => {
-      proxy.close();
-      oracle.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  const { meta, clients, oracle: o } = await suite.started();
+  proxyAddr = meta.addresses[0]!;
+  oracleAddr = o!.address;
+  proxy = clients[0]!;
+  oracle = o!.client;
 }, { timeout: 120_000 });
-
-after(() => cleanup.run(), { timeout: 60_000 });
 
 /** Runs `etcdctl watch ...` until stop() and returns what it printed. */
 function etcdctlWatch(endpoint: string, args: string[]): { stop: () => Promise<string> } {

@@ -12,35 +12,21 @@
  * missing keys (no event). The proxy routes by the first two path segments so that one txn may
  * write several keys ("wd/g1/...").
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, startMeta, startOracle } from './harness.js';
+import { RawClient, metaPerFile } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type CreateOptions, type WatchResponse } from './watch-client.js';
 
-const cleanup = new Cleanup();
 let proxy: RawClient;
 let oracle: RawClient;
 
+const suite = metaPerFile({ tag: 'watchdiff', shards: 3, routingPrefixSegments: 2, oracleName: 'watch-oracle' });
 before(async () => {
-  try {
-    const meta = await startMeta({ tag: 'watchdiff', shards: 3, routingPrefixSegments: 2 });
-    cleanup.add('stop meta', () => meta.stop());
-    const o = await startOracle('watch-oracle');
-    cleanup.add('stop oracle', () => o.stop());
-    proxy = new RawClient(meta.addresses[0]!);
-    oracle = new RawClient(o.address);
-    cleanup.add('close clients', () => {
-      proxy.close();
-      oracle.close();
-    });
-  } catch (err) {
-    await cleanup.run();
-    throw err;
-  }
+  const { clients, oracle: o } = await suite.started();
+  proxy = clients[0]!;
+  oracle = o!.client;
 }, { timeout: 120_000 });
-
-after(() => cleanup.run(), { timeout: 60_000 });
 
 const NOPUT = 0;
 const NODELETE = 1;

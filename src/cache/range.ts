@@ -6,7 +6,7 @@
  */
 import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
-import { assembleRange, filtered, memberShape } from '../kv/range-result.js';
+import { assembleRange, filtered, memberShape, mergeSorted } from '../kv/range-result.js';
 import { fromWire } from '../shard/meta-kv.js';
 import type { KeyTree } from './store.js';
 import { TOP } from './store.js';
@@ -52,27 +52,7 @@ function descending(tree: KeyTree, b: Bounds, max: number): Pair[] {
   return out;
 }
 
-function mergeByKey(parts: Pair[][], desc: boolean): Pair[] {
-  const nonEmpty = parts.filter((p) => p.length > 0);
-  if (nonEmpty.length <= 1) return nonEmpty[0] ?? [];
-  const out: Pair[] = [];
-  const idx = nonEmpty.map(() => 0);
-  for (;;) {
-    let best = -1;
-    for (let i = 0; i < nonEmpty.length; i++) {
-      if (idx[i] >= nonEmpty[i].length) continue;
-      if (best < 0) {
-        best = i;
-        continue;
-      }
-      const a = nonEmpty[i][idx[i]][0];
-      const b = nonEmpty[best][idx[best]][0];
-      if (desc ? a > b : a < b) best = i;
-    }
-    if (best < 0) return out;
-    out.push(nonEmpty[best][idx[best]++]);
-  }
-}
+const byKey = (a: Pair, b: Pair): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 function stripValue(enc: string): string {
   return encodeKeyValue(decodeKeyValue(enc), false);
@@ -91,7 +71,7 @@ export function rangeFromView(view: CacheView, r: RangeRequest, shardIdx: readon
   const fetch = shape.limit > 0n ? Number(shape.limit) : Number.MAX_SAFE_INTEGER;
   const desc = shape.sortDescendingByKey;
   const parts = trees.map((t) => (desc ? descending(t, b, fetch) : t.getRange(b.lo, b.hi, b.includeHi, fetch)));
-  let pairs = mergeByKey(parts, desc);
+  let pairs = mergeSorted(parts, byKey, desc);
   if (pairs.length > fetch) pairs = pairs.slice(0, fetch);
 
   if (filtered(r) || r.sort_target !== SortTarget.KEY) {

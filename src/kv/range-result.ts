@@ -42,25 +42,32 @@ export function memberShape(r: RangeRequest): MemberRangeShape {
   return { limit: 0n, sortDescendingByKey: false, countOnly: false };
 }
 
-function mergeByKey(parts: MetaKV[][], descending: boolean): MetaKV[] {
-  if (parts.length === 1) return parts[0];
-  const out: MetaKV[] = [];
-  const idx = parts.map(() => 0);
+/**
+ * K-way merge of lists each sorted by `compare` (ascending, or descending when `descending`):
+ * the shards' parts of one key range.
+ */
+export function mergeSorted<T>(parts: T[][], compare: (a: T, b: T) => number, descending: boolean): T[] {
+  const lists = parts.filter((p) => p.length > 0);
+  if (lists.length <= 1) return lists[0] ?? [];
+  const out: T[] = [];
+  const idx = lists.map(() => 0);
   for (;;) {
     let best = -1;
-    for (let i = 0; i < parts.length; i++) {
-      if (idx[i] >= parts[i].length) continue;
+    for (let i = 0; i < lists.length; i++) {
+      if (idx[i] >= lists[i].length) continue;
       if (best < 0) {
         best = i;
         continue;
       }
-      const c = Buffer.compare(parts[i][idx[i]].key, parts[best][idx[best]].key);
+      const c = compare(lists[i][idx[i]], lists[best][idx[best]]);
       if (descending ? c > 0 : c < 0) best = i;
     }
     if (best < 0) return out;
-    out.push(parts[best][idx[best]++]);
+    out.push(lists[best][idx[best]++]);
   }
 }
+
+const byKey = (a: MetaKV, b: MetaKV): number => Buffer.compare(a.key, b.key);
 
 function compareBig(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -91,8 +98,9 @@ export function assembleRange(r: RangeRequest, parts: ShardRangePart[]): RangeOu
   const shape = memberShape(r);
   const count = parts.reduce((a, p) => a + p.count, 0n);
   if (r.count_only) return { kvs: [], more: false, count };
-  let kvs = mergeByKey(
+  let kvs = mergeSorted(
     parts.map((p) => p.kvs),
+    byKey,
     shape.sortDescendingByKey,
   );
   const maxMod = BigInt(r.max_mod_revision);

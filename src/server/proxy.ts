@@ -94,10 +94,12 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs);
     closeWatch = () => merged.close();
     await merged.start();
-    const hub = new WatchHub(merged, new ClockProbe(() => clock.current()), log, cfg.watch);
+    // One coalesced coordinator read (clock and compaction) serves watch progress and cached reads.
+    const coordinatorProbe = new ClockProbe(() => store.coordinatorView());
+    const hub = new WatchHub(merged, { read: async () => (await coordinatorProbe.read()).clock }, log, cfg.watch);
     // Reads from memory (src/cache/): loads in the background; until then reads go to the members.
     const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache) : null;
-    const reader = cache ? new CacheReader(cache, store, merged, new ClockProbe(() => store.coordinatorView()), { waitMs: cfg.cache.waitMs }) : null;
+    const reader = cache ? new CacheReader(cache, store, merged, coordinatorProbe, { waitMs: cfg.cache.waitMs }) : null;
     const dropCacheStats = cache
       ? addCacheSource({
           shards: () => cache.stores.map((st, i) => ({ shard: cfg.shards[i].name, keys: st.keys, bytes: st.bytes })),

@@ -142,6 +142,7 @@ export function proxyConfig(cluster: LocalMetaCluster, listen: string, change: P
     timeouts: { requestMs: 5000, dialMs: 10000 },
     watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
     cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: 10000 },
+    ownership: { ttlSec: 3, pollMs: 200, peerUrl: '' },
     log: { level: 'info' },
     ...change,
   };

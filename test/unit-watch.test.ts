@@ -23,16 +23,14 @@ const del = (key: string, memberRev: number, prev: KeyValue): MemberEvent => ({ 
 const clock = (rev: bigint, memberRev: number) => put(kv(CLOCK_KEY, encodeClock(rev), memberRev));
 const marker = (slot: number, rev: bigint, memberRev: number) => put(kv(sysKey(`rev/${slot}`), encodeClock(rev), memberRev));
 
-test('decoder: markers date the events before them, deletes included; the clock is the watermark', () => {
+test('decoder: puts are dated by their envelope, deletes by the batch clock (a deleting write closes its batch); the clock is the watermark', () => {
   const d = new ShardDecoder(new Keyspace(), 10n);
   const prevB = kv('b', encodeEnvelope(7n, 5n, 0n, Buffer.from('old')), 40, 2);
   const out = d.decode([
     clock(12n, 50),
     put(kv('a', encodeEnvelope(11n, 11n, 0n, Buffer.from('v')), 50)),
     put(kv(sysKey('lease/x'), Buffer.from('ignored'), 50)),
-    marker(0, 11n, 50),
     del('b', 50, prevB),
-    marker(1, 12n, 50),
   ]);
   assert.equal(out.watermark, 12n);
   assert.equal(out.memberRev, 50n);
@@ -45,11 +43,24 @@ test('decoder: markers date the events before them, deletes included; the clock 
   assert.equal(String(delEv.prevKv?.version), '2');
 });
 
-test('decoder: a fence moves the watermark only; events without a marker are orphans; floor drops old events', () => {
+test('decoder: member history written by older proxies (a rev/<slot> marker after each write) decodes the same', () => {
+  const d = new ShardDecoder(new Keyspace(), 10n);
+  const prevB = kv('b', encodeEnvelope(7n, 5n, 0n, Buffer.from('old')), 40, 2);
+  const out = d.decode([
+    clock(12n, 50),
+    put(kv('a', encodeEnvelope(11n, 11n, 0n, Buffer.from('v')), 50)),
+    marker(0, 11n, 50),
+    del('b', 50, prevB),
+    marker(1, 12n, 50),
+  ]);
+  assert.deepEqual(out.events.map((e) => [e.type, e.key.toString(), e.rev]), [[0, 'a', 11n], [1, 'b', 12n]]);
+});
+
+test('decoder: a fence moves the watermark only; events of a member revision the proxy did not open are orphans; floor drops old events', () => {
   const d = new ShardDecoder(new Keyspace(), 10n, 20n);
   assert.deepEqual(d.decode([clock(15n, 60)]).events, []);
   assert.equal(d.watermark, 15n);
-  const o = d.decode([clock(21n, 61), put(kv('x', encodeEnvelope(20n, 20n, 0n, Buffer.from('1')), 61)), marker(0, 20n, 61), put(kv('y', encodeEnvelope(21n, 21n, 0n, Buffer.from('2')), 61)), marker(1, 21n, 61)]);
+  const o = d.decode([clock(21n, 61), put(kv('x', encodeEnvelope(20n, 20n, 0n, Buffer.from('1')), 61)), put(kv('y', encodeEnvelope(21n, 21n, 0n, Buffer.from('2')), 61))]);
   assert.deepEqual(o.events.map((e) => e.key.toString()), ['y']);
   const orphan = d.decode([put(kv('z', Buffer.from('raw'), 62))]);
   assert.equal(orphan.orphans, 1);

@@ -106,6 +106,7 @@ export async function proxyConfig(cluster: BenchCluster, opts: ProxyConfigOption
       progressNotifyIntervalMs: 600_000,
     },
     cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: Number(process.env.BENCH_LOAD_PAGE ?? 10000), ...opts.cache },
+    ownership: { ttlSec: 3, pollMs: 200, peerUrl: '' },
     log: { level: opts.logLevel ?? 'warn' },
   };
 }

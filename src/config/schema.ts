@@ -41,6 +41,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'cache.snapshotIdleMs', format: 'metaproxy-int', default: 60000, doc: 'a kept past state unused this long is dropped (ms)' },
   { path: 'cache.maxUndoEvents', format: 'metaproxy-int', default: 20000, doc: 'reads further back than this many events go to the members' },
   { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 10000, doc: 'keys per member read while a cache loads' },
+  { path: 'ownership.ttlSec', format: 'metaproxy-int', default: 3, doc: "TTL of a replica's shard-ownership lease: how soon another replica takes over the writes of a dead owner (s)" },
+  { path: 'ownership.pollMs', format: 'metaproxy-int', default: 200, doc: 'how often each replica reads the shard owners from the coordinator (ms)' },
+  { path: 'ownership.peerUrl', format: 'metaproxy-string', default: '', doc: 'URL other replicas forward writes to (default: the first advertised client URL)' },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

@@ -71,5 +71,14 @@ export interface ProxyConfig {
     /** Keys per member read while a cache loads. */
     loadPageKeys: number;
   };
+  /** One writer per shard (src/ownership/). */
+  ownership: {
+    /** TTL of the ownership lease: how soon another replica takes over from a dead owner (s). */
+    ttlSec: number;
+    /** How often each replica reads the owner records (ms). */
+    pollMs: number;
+    /** Where other replicas forward writes to this one; empty: the first advertised client URL. */
+    peerUrl: string;
+  };
   log: { level: string };
 }

@@ -52,6 +52,12 @@ export function validateConfig(raw: Raw): ValidationResult {
   const snapshotIdleMs = int(cache.snapshotIdleMs, 'cache.snapshotIdleMs', 1, 2 ** 31 - 1, fail);
   const maxUndoEvents = int(cache.maxUndoEvents, 'cache.maxUndoEvents', 0, 100_000_000, fail);
   const loadPageKeys = int(cache.loadPageKeys, 'cache.loadPageKeys', 1, 1_000_000, fail);
+  const ownership = sub(raw, 'ownership');
+  const ttlSec = int(ownership.ttlSec, 'ownership.ttlSec', 2, 3600, fail);
+  const pollMs = int(ownership.pollMs, 'ownership.pollMs', 10, 60_000, fail);
+  if (typeof ownership.peerUrl !== 'string' || (ownership.peerUrl !== '' && !/^https?:\/\/[^/]+\/?$/.test(ownership.peerUrl))) {
+    fail('ownership.peerUrl', `must be empty or an http(s)://host:port URL (got ${show(ownership.peerUrl)})`);
+  }
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
     fail('log.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${show(level)})`);
@@ -73,6 +79,7 @@ export function validateConfig(raw: Raw): ValidationResult {
       limits: { maxTxnOps: maxTxnOps as number, maxRequestBytes: maxRequestBytes as number },
       memberLimits: { maxTxnOps: memberMaxTxnOps as number, maxRequestBytes: memberMaxRequestBytes as number },
       timeouts: { requestMs: requestMs as number, dialMs: dialMs as number },
+      ownership: { ttlSec: ttlSec as number, pollMs: pollMs as number, peerUrl: ownership.peerUrl as string },
       watch: {
         historyEvents: historyEvents as number,
         historyBytes: historyBytes as number,

@@ -82,14 +82,18 @@ async function readCurrent(store: MetaStore, shard: Shard, ops: RequestOp[], ser
 }
 
 /**
- * Every shard read at once; M = the highest clock. A shard behind M is fenced up to M; if a
- * write moved it past M first, its clock still fixes its state at M, which is then read at the
- * member revision for M (so the target never has to move while writes go on).
+ * Every shard read at once, with the coordinator's clock; M = the highest of them (so M is at
+ * least every revision acknowledged before the read: shards whose owners vouch for idle
+ * watermarks are not fenced, so a shard's own clock may lag the global clock). A shard behind
+ * M is fenced up to M; if a write moved it past M first, its clock still fixes its state at M,
+ * which is then read at the member revision for M (so the target never has to move while
+ * writes go on).
  */
 async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest | null, range: MemberRange | null) {
   const ops = r ? memberOps(r, range) : [];
-  const answers = await Promise.all(shards.map((s) => readCurrent(store, s, ops, false)));
-  const target = maxClock(answers);
+  const [answers, global] = await Promise.all([Promise.all(shards.map((s) => readCurrent(store, s, ops, false))), store.clock.current()]);
+  const local = maxClock(answers);
+  const target = global > local ? global : local;
   await Promise.all(
     answers.map(async (a, i) => {
       if (a.clock.clock >= target) return;

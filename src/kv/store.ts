@@ -14,6 +14,32 @@ import { StateHints } from './hints.js';
 import { LeaseDirectory } from '../lease/directory.js';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { rangeOp } from '../shard/shard.js';
+import type { TxnRequest } from '../etcd/types.js';
+import type { TxnOutcome } from './txn.js';
+
+/** One writer per shard (ownership/owners.ts, ownership/forward.ts), as the write path sees it. */
+export interface WriteRouting {
+  route(shard: number): Promise<{ local: true; epoch: bigint } | { local: false; owner: { url: string } }>;
+  forward(url: string, shard: string, txn: TxnRequest, hops: number): Promise<TxnOutcome>;
+  /** Resolves after a fresh read of the owner records (the one the caller routed on was stale). */
+  refresh(): Promise<void>;
+  /**
+   * The owner's word that every write to the shard at or below `target` has landed by the
+   * returned member revision (null: no owner to ask; fence instead). Never waits for an owner.
+   */
+  settle(shard: number, target: bigint): Promise<bigint | null>;
+  /** Reaps a dead lease's keys on the owner of a shard (lease/reap.ts). */
+  reap(url: string, shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }>;
+}
+
+/** A lease to reap, with the part of the lease view that decides which attachments are dead. */
+export interface ForwardedReap {
+  id: bigint;
+  /** The view's coordinator revision. */
+  rev: bigint;
+  /** The lease's live incarnation in the view, null when it is dead. */
+  live: bigint | null;
+}
 
 /**
  * The meta compaction revision, stored plus one (so etcd's initial "nothing compacted", -1, is 0
@@ -40,6 +66,11 @@ export class MetaStore {
    * --max-txn-ops; beyond, it is pinned to the shard clock (proxy.ts sets it from memberLimits).
    */
   maxPins = 64;
+  /**
+   * Where writes go: this replica (under an owner epoch) or the shard's owner (ownership/).
+   * Null: every replica writes every shard (no ownership; tests and tools).
+   */
+  routing: WriteRouting | null = null;
   /** The meta compaction revision last seen (only ever grows; -1: nothing compacted, as in etcd). */
   private compacted = -1n;
 

@@ -6,12 +6,15 @@
  * the state the member returned.
  */
 import { status } from '@grpc/grpc-js';
-import { EtcdError } from '../etcd/errors.js';
+import { EtcdError, Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { writeRetries } from '../metrics/registry.js';
 import { clockOf } from '../shard/shard.js';
 import type { Shard } from '../shard/shard.js';
-import { innermost, pinned } from '../shard/pin-chain.js';
+import { chainDepth, innermost, pinned } from '../shard/pin-chain.js';
+import { NotOwnerError } from '../shard/writer.js';
+import { OwnerUnreachableError } from '../ownership/forward.js';
+import { txnWrites } from './txn-snapshot.js';
 import type { MetaStore } from './store.js';
 import { historyRanges, memberOps, planTxn } from './txn-plan.js';
 import { range } from './range.js';
@@ -31,7 +34,38 @@ export interface TxnOutcome {
   wrote: boolean;
 }
 
-export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest): Promise<TxnOutcome> {
+/** Forwarded writes may be forwarded once more (the owner moved meanwhile), no further. */
+const MAX_HOPS = 2;
+/** Times a write is routed again after the shard's ownership moved under it (nothing applied). */
+const MAX_REROUTES = 4;
+
+/**
+ * Runs a client txn on its shard. One replica owns each shard's writes (ownership/): a txn that
+ * may write runs on the owner, here if this replica owns the shard, else forwarded to it. A
+ * write routed under an ownership that then moved was not applied (NotOwnerError): route again.
+ * Read-only txns run anywhere (they are pinned reads).
+ */
+export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest, hops = 0): Promise<TxnOutcome> {
+  const routing = store.routing;
+  if (!routing || !txnWrites(txn)) return runOwnedTxn(store, shard, txn, undefined);
+  for (let attempt = 0; ; attempt++) {
+    if (attempt > MAX_REROUTES) throw Errors.unavailable(`shard ${shard.name}`, 'its ownership is moving, try again');
+    const route = await routing.route(shard.index);
+    try {
+      if (route.local) return await runOwnedTxn(store, shard, txn, route.epoch);
+      // A write forwarded here by a replica whose view was stale goes on once more at most;
+      // after that it waits for this replica's view to catch up.
+      if (hops < MAX_HOPS) return await routing.forward(route.owner.url, shard.name, txn, hops + 1);
+    } catch (err) {
+      // Nothing was applied: the ownership moved, or the owner was never reached.
+      if (!(err instanceof NotOwnerError || err instanceof OwnerUnreachableError)) throw err;
+    }
+    await routing.refresh();
+  }
+}
+
+/** `epoch`: the owner epoch the write is routed under (undefined: no ownership, any replica writes). */
+async function runOwnedTxn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint | undefined): Promise<TxnOutcome> {
   const reads = StateReads.forTxn(txn, store.ks);
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -88,6 +122,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       keys: reads.batchKeys(),
       deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
+      epoch,
     }, sample, ticket);
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
@@ -205,8 +240,9 @@ async function readOnlyPath(
   const failure = big ? [] : [...shard.readClockOps(), ...reads.memberOps()];
   // Up to one level of pins this is a read-only member txn (no raft round); more pins chain
   // nested levels, which etcd then orders through raft.
-  const top = await shard.upstream.txn(pinned(reads.pins(state, store.maxPins), [...shard.readClockOps(), ...ops], failure), true);
-  const res = innermost(top) ?? top;
+  const pins = reads.pins(state, store.maxPins);
+  const top = await shard.upstream.txn(pinned(pins, [...shard.readClockOps(), ...ops], failure), true);
+  const res = innermost(top, chainDepth(pins.length)) ?? top;
   if (!res.succeeded) {
     if (!top.succeeded && failure.length) return reads.parse(top.responses.slice(1), clockOf(top, 0).clock, BigInt(top.header?.revision ?? '0'), true);
     return freshState(store, shard, reads);

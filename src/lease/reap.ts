@@ -1,12 +1,13 @@
 /**
  * Deletes the keys of a dead lease from one shard through the ordinary write path: each chunk
- * is one write of the shard's writer (a meta revision, the clock fence, the rev/<slot> marker),
+ * is one write of the shard's writer (a meta revision, the clock fence),
  * pinned to the state it was planned on, so a key put again meanwhile (with another lease, or
  * none, or a new grant of the same ID) is not deleted. Idempotent: what is gone stays gone, and
  * any number of reapers may run at once.
  */
 import type { Compare, KeyValue, RequestOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
+import { Errors } from '../etcd/errors.js';
 import type { MetaStore } from '../kv/store.js';
 import { leaseKeysDeleted } from '../metrics/registry.js';
 import { decodeEnvelope } from '../shard/envelope.js';
@@ -38,8 +39,12 @@ export function entriesOf(kvs: KeyValue[]): IndexEntry[] {
   return out;
 }
 
-/** Reaps on `shard` every key of lease `id` attached under an incarnation dead in `view`. */
-export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view: LeaseView): Promise<ReapResult> {
+/**
+ * Reaps on `shard` every key of lease `id` attached under an incarnation dead in `view`.
+ * `epoch`: the owner epoch this replica writes the shard under (ownership/); its writes fail
+ * with NotOwnerError, applying nothing, once another replica owns the shard.
+ */
+export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view: LeaseView, epoch?: bigint): Promise<ReapResult> {
   const out: ReapResult = { deleted: 0, rev: 0n };
   const end = prefixEnd(indexPrefix(id));
   let start = indexPrefix(id);
@@ -50,7 +55,7 @@ export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view
     const kvs = page.responses[0]?.response_range?.kvs ?? [];
     const dead = entriesOf(kvs).filter((e) => isDead(view, e.id, e.incarnation));
     for (let i = 0; i < dead.length; i += chunk) {
-      const r = await reapEntries(store, shard, dead.slice(i, i + chunk), view);
+      const r = await reapEntries(store, shard, dead.slice(i, i + chunk), view, epoch);
       out.deleted += r.deleted;
       if (r.rev > out.rev) out.rev = r.rev;
     }
@@ -60,7 +65,7 @@ export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view
 }
 
 /** One write deleting these entries and their keys, re-planned on the fresh state if a pin fails. */
-async function reapEntries(store: MetaStore, shard: Shard, entries: IndexEntry[], view: LeaseView): Promise<ReapResult> {
+async function reapEntries(store: MetaStore, shard: Shard, entries: IndexEntry[], view: LeaseView, epoch: bigint | undefined): Promise<ReapResult> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     // The entries and their keys, read together (one snapshot).
     const read = await shard.read([...entries.map((e) => rangeOp(e.entryKey)), ...entries.map((e) => rangeOp(e.memberKey))]);
@@ -88,7 +93,7 @@ async function reapEntries(store: MetaStore, shard: Shard, entries: IndexEntry[]
     });
     if (ops.length === 0) return { deleted: 0, rev: 0n };
     const res = await shard.writer.submit(
-      { ops: () => ops, pins, elseOps: [], keys, deletes: true, bytes: ops.length * 64 + keys.reduce((n, k) => n + 2 * k.length, 0) },
+      { ops: () => ops, pins, elseOps: [], keys, deletes: true, bytes: ops.length * 64 + keys.reduce((n, k) => n + 2 * k.length, 0), epoch },
       ops,
     );
     if (res.applied) {
@@ -102,4 +107,18 @@ async function reapEntries(store: MetaStore, shard: Shard, entries: IndexEntry[]
 
 function deleteOp(key: Buffer): RequestOp {
   return { request_delete_range: { key, range_end: Buffer.alloc(0), prev_kv: false } };
+}
+
+/**
+ * Reaps on the replica that owns the shard's writes: here when this replica owns it, else by
+ * asking the owner (which reads nothing of this view but the lease's own incarnation).
+ */
+export async function reapOnOwner(store: MetaStore, shard: Shard, id: bigint, view: LeaseView, forwarded = false): Promise<ReapResult> {
+  const routing = store.routing;
+  if (!routing) return reapShard(store, shard, id, view);
+  const route = await routing.route(shard.index);
+  if (route.local) return reapShard(store, shard, id, view, route.epoch);
+  if (forwarded) throw Errors.unavailable(`shard ${shard.name}`, 'its ownership is moving, try again');
+  const live = view.live.get(id);
+  return routing.reap(route.owner.url, shard.name, { id, rev: view.rev, live: live ?? null });
 }

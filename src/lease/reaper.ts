@@ -21,7 +21,7 @@ import { cmp, rangeOp } from '../shard/shard.js';
 import { isDead } from './directory.js';
 import type { LeaseView } from './directory.js';
 import { INDEX_END, INDEX_PREFIX } from './keys.js';
-import { entriesOf, reapShard } from './reap.js';
+import { entriesOf, reapOnOwner } from './reap.js';
 
 export const REAPER_KEY = sysKey('lease-reaper');
 
@@ -153,7 +153,7 @@ export class LeaseReaper {
   private async reapOne(shard: Shard, id: bigint, view: LeaseView): Promise<void> {
     const tag = `${shard.index}:${id}`;
     try {
-      const r = await reapShard(this.store, shard, id, view);
+      const r = await reapOnOwner(this.store, shard, id, view);
       this.pending.delete(tag);
       leaseReaps.inc({ result: 'ok' });
       if (r.deleted) this.log.debug({ lease: id.toString(), shard: shard.name, deleted: r.deleted }, 'lease reaper: deleted keys of a dead lease');

@@ -14,7 +14,7 @@ import type { Shard } from '../shard/shard.js';
 import { rangeOp } from '../shard/shard.js';
 import { revHeader } from '../kv/txn-response.js';
 import { indexPrefix } from './keys.js';
-import { entriesOf, reapShard } from './reap.js';
+import { entriesOf, reapOnOwner } from './reap.js';
 
 const PAGE = 500;
 const KEYS_PER_READ = 100;
@@ -25,7 +25,7 @@ export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Pr
   const res = await store.coordinator.leaseRevoke(id);
   // Every attachment made before the revoke is dead; a new grant of the ID has a later incarnation.
   const view = { rev: BigInt(res.header?.revision ?? '0'), live: new Map<bigint, bigint>() };
-  const reaps = await Promise.allSettled(store.shards.map((s) => reapShard(store, s, id, view)));
+  const reaps = await Promise.allSettled(store.shards.map((s) => reapOnOwner(store, s, id, view)));
   let rev = store.clock.known();
   reaps.forEach((r, i) => {
     if (r.status === 'fulfilled') {

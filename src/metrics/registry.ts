@@ -76,6 +76,27 @@ export const fenceWrites = new Counter({
   registers: [registry],
 });
 
+export const vouchedWatermarks = new Counter({
+  name: 'etcd_metaproxy_vouched_watermarks_total',
+  help: "Idle-shard watermarks advanced by the shard's owner without a fence write, by shard.",
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const ownerChanges = new Counter({
+  name: 'etcd_metaproxy_shard_ownership_acquired_total',
+  help: 'Times this replica became the owner (the one writer) of a shard, by shard.',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const forwardedWrites = new Counter({
+  name: 'etcd_metaproxy_forwarded_writes_total',
+  help: "Client writes this replica forwarded to the shard's owner, by shard and result code.",
+  labelNames: ['shard', 'code'] as const,
+  registers: [registry],
+});
+
 export const memberWrites = new Counter({
   name: 'etcd_metaproxy_member_writes_total',
   help: 'Write txns sent to member clusters, by shard.',

@@ -19,6 +19,7 @@ import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
+import { epochKey } from '../shard/epoch.js';
 import { ReadCache } from '../cache/cache.js';
 import { CacheReader } from '../cache/reads.js';
 import { addCacheSource } from '../metrics/registry.js';
@@ -27,7 +28,7 @@ import { MergedStream } from '../watch/merged-stream.js';
 import { version } from '../cli/usage.js';
 import { CoordinatorLeases } from '../membership/coordinator-lease.js';
 import { memberList } from '../membership/members.js';
-import type { ProxyRecord } from '../membership/records.js';
+import { listProxies, type ProxyRecord } from '../membership/records.js';
 import { ProxyRegistration } from '../membership/registration.js';
 import { clusterService } from './cluster.js';
 import { HeaderSource } from './header.js';
@@ -40,6 +41,11 @@ import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
+import { EtcdError } from '../etcd/errors.js';
+import { runShardTxn } from '../kv/txn.js';
+import { addPeerService, Peers } from '../ownership/forward.js';
+import { Owners } from '../ownership/owners.js';
+import { reapOnOwner } from '../lease/reap.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -72,9 +78,12 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
   const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
   const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
   const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout);
+  let peers: Peers | null = null;
+  let closeOwners = () => {};
   const closeUpstreams = () => {
     [coordinator, ...upstreams].forEach((u) => u.close());
     leases.close();
+    peers?.close();
   };
   let closeWatch = () => {};
   try {
@@ -86,7 +95,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
-    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits));
+    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks)));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
@@ -141,6 +150,22 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     );
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
+    // Writes other replicas forward to the shards this one owns (ownership/).
+    const byName = new Map(shards.map((s) => [s.name, s]));
+    const shardNamed = (name: string) => {
+      const shard = byName.get(name);
+      if (!shard) throw new EtcdError(grpc.status.FAILED_PRECONDITION, `etcd-metaproxy: forwarded request for unknown shard ${name}`);
+      return shard;
+    };
+    addPeerService(
+      server,
+      {
+        txn: async (name, txn, hops) => runShardTxn(store, shardNamed(name), txn, hops),
+        reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]) }, true),
+        settle: async (name, target) => shardNamed(name).writer.settle(target),
+      },
+      log,
+    );
 
     const port = await bind(server, cfg.listen);
     const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
@@ -159,6 +184,27 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     // Listed by every replica's MemberList while this one lives.
     const registration = new ProxyRegistration(coordinator, leases, self, log);
     await registration.start();
+    // One writer per shard: elect owners; writes for shards owned elsewhere are forwarded.
+    peers = new Peers(timeout);
+    const owners = new Owners(coordinator, shards, ks, { id: header.memberId, url: cfg.ownership.peerUrl || advertise[0] }, log, {
+      ttlSec: cfg.ownership.ttlSec,
+      pollMs: cfg.ownership.pollMs,
+      waitMs: timeout,
+    });
+    closeOwners = () => owners.close();
+    const fwd = peers;
+    store.routing = {
+      route: (i) => owners.route(i),
+      forward: (url, shard, txn, hops) => fwd.forward(url, shard, txn, hops),
+      refresh: () => owners.refresh(),
+      reap: (url, shard, lease) => fwd.reap(url, shard, lease),
+      settle: async (i, target) => {
+        const now = owners.current(i);
+        if (!now) return null;
+        return now.local ? shards[i].writer.settle(target) : fwd.settle(now.owner.url, shards[i].name, target);
+      },
+    };
+    await owners.start();
 
     let healthy = true;
     const check = async (): Promise<boolean> => {
@@ -192,7 +238,10 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       close: async () => {
         ready = false;
         clearInterval(timer);
-        // Deregister first, so that clients syncing endpoints stop choosing this replica.
+        // Hand the shards this replica owns over first: writes in flight land, later ones are
+        // forwarded to the replicas that take over (they see no owner at their next poll).
+        await owners.resign(async () => (await listProxies(coordinator)).some((r) => r.id !== header.memberId));
+        // Deregister, so that clients syncing endpoints stop choosing this replica.
         await registration.close();
         // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
         watch.closeAll();
@@ -208,11 +257,13 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
             resolve();
           });
         });
+        closeOwners();
         closeUpstreams();
         void healthy;
       },
     };
   } catch (err) {
+    closeOwners();
     closeWatch();
     closeUpstreams();
     throw err;

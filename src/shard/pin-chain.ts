@@ -16,11 +16,19 @@ export function pinned(pins: Compare[], ops: RequestOp[], elseOps: RequestOp[]):
   };
 }
 
-/** The response of the innermost txn of a pin chain (the one holding the job's ops and marker). */
-export function innermost(t: TxnResponse | undefined): TxnResponse | undefined {
+/** Nested levels `pinned` adds above the ops for this many pins. */
+export function chainDepth(pins: number): number {
+  return pins <= PINS_PER_LEVEL ? 0 : Math.ceil(pins / PINS_PER_LEVEL) - 1;
+}
+
+/**
+ * The response of the innermost txn of a pin chain of `depth` links (the one holding the
+ * job's ops), or the first link whose pins failed. The depth is given, not guessed: a job's own
+ * ops may be a single nested txn, which looks like a chain link.
+ */
+export function innermost(t: TxnResponse | undefined, depth: number): TxnResponse | undefined {
   let cur = t;
-  // A chain link's success branch is exactly one nested txn; the innermost also has the marker.
-  while (cur?.succeeded && cur.responses.length === 1 && cur.responses[0]?.response_txn) cur = cur.responses[0].response_txn;
+  for (let d = 0; d < depth && cur?.succeeded; d++) cur = cur.responses[0]?.response_txn;
   return cur;
 }
 

@@ -9,15 +9,16 @@
  * A batch (shard/writer.ts) puts several meta revisions R1..Rk into one member revision m. When
  * R1 <= R < Rk, the state at R is "m-1 plus the writes of m at or below R": `partial` names m.
  * Writes that delete close their batch, so inside a batch every write at or below R is a put
- * whose envelope says its revision, and every delete in m happened after R.
+ * whose envelope says its revision, and every delete in m happened after R. The batch's first
+ * revision is the lowest envelope revision among the keys written at m (a range filtered on
+ * m's member mod revision: etcd walks the index but answers only those keys).
  */
 import { EtcdError } from '../etcd/errors.js';
-import { decodeClock } from './envelope.js';
-import { prefixEnd, sysKey } from './keyspace.js';
+
+import { decodeEnvelope } from './envelope.js';
 import type { ClockRead, Shard } from './shard.js';
 
 const MEMO_LIMIT = 1024;
-const MARKER_PREFIX = sysKey('rev/');
 
 export interface MemberPoint {
   /** Member revision whose state holds every write at or below R that is not in `partial`. */
@@ -69,12 +70,15 @@ export class RevisionMap {
   /** The lowest meta revision applied in a batch at this member revision (a huge value when none). */
   private async batchFirst(memberRev: bigint): Promise<bigint> {
     let first = 1n << 62n;
+    // Every user key of the shard (an empty start key would be refused: etcd wants a key).
+    const all = this.shard.keyspace.toMemberRange(Buffer.from([0]), Buffer.from([0]));
+    if (!all) return first;
     try {
-      const res = await this.shard.upstream.range({ key: MARKER_PREFIX, range_end: prefixEnd(MARKER_PREFIX), revision: memberRev.toString() });
+      const m = memberRev.toString();
+      const res = await this.shard.upstream.range({ key: all.start, range_end: all.end, revision: m, min_mod_revision: m, max_mod_revision: m });
       for (const kv of res.kvs) {
-        if (BigInt(kv.mod_revision) !== memberRev) continue;
-        const r = decodeClock(kv.value);
-        if (r < first) first = r;
+        const r = decodeEnvelope(kv.value).mod;
+        if (r > 0n && r < first) first = r;
       }
     } catch (err) {
       if (!(err instanceof EtcdError && err.message.includes('compacted'))) throw err;

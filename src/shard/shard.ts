@@ -12,6 +12,7 @@ import { decodeClock, encodeClock } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 import { sysKey } from './keyspace.js';
 import type { Upstream } from './upstream.js';
+import { epochKey } from './epoch.js';
 
 export const CLOCK_KEY = sysKey('clock');
 export const SHARD_ID_KEY = sysKey('shard-name');
@@ -102,6 +103,8 @@ export class Shard {
     }
     // 1, not 0: an empty etcd stands at revision 1, and reads report the shard clock.
     await createIfAbsent(this.upstream, CLOCK_KEY, encodeClock(1n));
+    // No owner yet (ownership/ raises it): a VALUE compare on a missing key would always fail.
+    await createIfAbsent(this.upstream, epochKey(this.keyspace), encodeClock(0n));
   }
 
   /**

@@ -6,29 +6,24 @@
  *
  *   If(clock < R1)
  *   Then(Range clock, Put clock=Rk,
- *        Txn{If(pins1) Then(ops1 at R1, Put rev/0=R1) Else(reads1)}, ...,
- *        Txn{If(pinsk) Then(opsk at Rk, Put rev/k-1=Rk) Else(readsk)})
+ *        Txn{If(pins1) Then(ops1 at R1) Else(reads1)}, ...,
+ *        Txn{If(pinsk) Then(opsk at Rk) Else(readsk)})
  *   Else(Range clock)
  *
- * Each write keeps its own meta revision (R1..Rk, consecutive). The rev/<slot> marker closes
- * each write's events in the member's watch stream, so a decoder can tell which meta revision
- * every event (deletes included) belongs to. A write whose pins fail gets its fresh state back
- * to re-plan; a batch whose fence fails (another proxy wrote first) is re-sent with new revisions.
+ * Each write keeps its own meta revision (R1..Rk, consecutive). The member's watch stream tells
+ * them apart without any marker: a put's envelope carries its revision, and a write that deletes
+ * closes its batch, so every delete is at Rk, the clock's value (watch/decoder.ts). The clock put
+ * is the only system write per batch. A write whose pins fail gets its fresh state back to
+ * re-plan; a batch whose fence fails (another proxy wrote first) is re-sent with new revisions.
  */
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { memberWrites, writeRetries } from '../metrics/registry.js';
-import { encodeClock } from './envelope.js';
-import { sysKey } from './keyspace.js';
+import { decodeClock, encodeClock } from './envelope.js';
+import { epochHolds } from './epoch.js';
 import { CLOCK_KEY, clockOf, cmp, putOp, rangeOp } from './shard.js';
-import { innermost, pinned, txnNeed } from './pin-chain.js';
+import { chainDepth, innermost, pinned, txnNeed } from './pin-chain.js';
 import type { Upstream } from './upstream.js';
-
-const markerKeys: Buffer[] = [];
-
-export function markerKey(slot: number): Buffer {
-  return (markerKeys[slot] ??= sysKey(`rev/${slot}`));
-}
 
 export interface MemberLimits {
   maxTxnOps: number;
@@ -56,6 +51,20 @@ export interface WriteJob {
   deletes: boolean;
   /** Rough encoded size, for the member's request size limit. */
   bytes: number;
+  /**
+   * The owner epoch the write was routed under (ownership/): it is applied only while this
+   * writer still holds that epoch, else it fails with NotOwnerError (nothing applied) and is
+   * routed again. Undefined: any writer may apply it (lease reaping, fences' callers).
+   */
+  epoch?: bigint;
+}
+
+/** The shard's ownership moved: the write was not applied; route it to the new owner. */
+export class NotOwnerError extends Error {
+  constructor(shard: string) {
+    super(`etcd-metaproxy: this replica no longer owns shard ${shard}`);
+    this.name = 'NotOwnerError';
+  }
 }
 
 export type WriteResult =
@@ -87,13 +96,82 @@ export class ShardWriter {
   private queue: Pending[] = [];
   private running = false;
   private tickets = 0;
+  /**
+   * The owner epoch this replica holds for the shard, or null. While set, every batch is
+   * applied only if the member's epoch key still holds it (a deposed owner applies nothing).
+   */
+  private epoch: bigint | null = null;
+  private readonly deposedListeners: Array<(epoch: bigint) => void> = [];
+  /** The member revision of the last batch answered (or of the epoch claim). */
+  private lastMemberRev = 0n;
+  /** Revision allocations requested and not yet returned. */
+  private readonly allocating = new Set<Promise<Allocated>>();
+  /** First revisions of batches allocated and not yet answered by the member. */
+  private readonly outstanding = new Set<bigint>();
+  private answerWaiters: Array<() => void> = [];
 
   constructor(
     private readonly shardName: string,
     private readonly upstream: Upstream,
     private readonly allocate: (count: number) => Promise<bigint>,
     private readonly limits: MemberLimits,
+    /** The member key holding the owner epoch of this proxy's keyspace (shard/epoch.ts). */
+    private readonly epochKey: Buffer,
   ) {}
+
+  get ownerEpoch(): bigint | null {
+    return this.epoch;
+  }
+
+  /**
+   * Set once the member's epoch was raised to `epoch` (at member revision `memberRev`); null
+   * when the ownership is given up.
+   */
+  setEpoch(epoch: bigint | null, memberRev = 0n): void {
+    this.epoch = epoch;
+    if (memberRev > this.lastMemberRev) this.lastMemberRev = memberRev;
+    if (epoch === null) this.failOwned();
+  }
+
+  /**
+   * For the shard's owner: resolves with a member revision M such that every write to the shard
+   * with a revision at or below `target` (an allocated revision) has landed at or below M, or
+   * null when this replica does not own the shard. Only the work in flight now is waited for:
+   * allocations requested from now on return revisions above `target`. Lets a merged stream
+   * advance a lagging shard's watermark without a fence write (DESIGN "Watermarks without
+   * writes").
+   */
+  async settle(target: bigint): Promise<bigint | null> {
+    if (this.epoch === null) return null;
+    await Promise.all([...this.allocating]);
+    while ([...this.outstanding].some((first) => first <= target)) {
+      await new Promise<void>((resolve) => this.answerWaiters.push(resolve));
+    }
+    return this.epoch === null ? null : this.lastMemberRev;
+  }
+
+  /** Called when a batch finds the member's epoch moved past ours (another replica took over). */
+  onDeposed(fn: (epoch: bigint) => void): void {
+    this.deposedListeners.push(fn);
+  }
+
+  /** Writes that queue for an epoch this writer no longer holds fail (nothing applied). */
+  private failOwned(): void {
+    this.queue = this.queue.filter((p) => this.mayApply(p));
+  }
+
+  /** False (and the write failed with NotOwnerError) when it was routed under another epoch. */
+  private mayApply(p: Pending): boolean {
+    if (p.job.epoch === undefined || p.job.epoch === this.epoch) return true;
+    p.reject(new NotOwnerError(this.shardName));
+    return false;
+  }
+
+  /** Resolves once nothing is queued or in flight (or after `maxMs`). */
+  async drained(maxMs: number): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    while ((this.running || this.queue.length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  }
 
   /** A place in line for a client write, kept across its retries. */
   ticket(): number {
@@ -107,7 +185,8 @@ export class ShardWriter {
    */
   submit(job: WriteJob, sample: RequestOp[], ticket = this.ticket()): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
-      const need = txnNeed(pinned(job.pins, [...sample, putOp(markerKey(0), encodeClock(0n))], job.elseOps));
+      const need = txnNeed(pinned(job.pins, sample, job.elseOps));
+      if (job.epoch !== undefined && job.epoch !== this.epoch) return reject(new NotOwnerError(this.shardName));
       const p: Pending = { job, ticket, need, resolve, reject };
       let i = this.queue.length;
       while (i > 0 && this.queue[i - 1].ticket > ticket) i--;
@@ -128,6 +207,7 @@ export class ShardWriter {
       next = null;
       if (cur.error !== undefined) {
         for (const p of cur.batch) p.reject(cur.error);
+        this.answered(cur.first);
         continue;
       }
       const sending = this.send(cur.batch, cur.first);
@@ -136,20 +216,44 @@ export class ShardWriter {
         if (!(await sending)) {
           // Another proxy's write or a fence moved the clock past R1: same plans, new revisions.
           writeRetries.inc({ reason: 'fence' }, cur.batch.length);
-          this.queue.unshift(...cur.batch);
+          this.queue.unshift(...cur.batch.filter((p) => this.mayApply(p)));
         }
       } catch (err) {
         for (const p of cur.batch) p.reject(err);
       }
+      this.answered(cur.first);
     }
     this.running = false;
   }
 
+  /** A batch is answered (applied, refused or failed): it no longer holds back settle(). */
+  private answered(first: bigint): void {
+    this.outstanding.delete(first);
+    const w = this.answerWaiters;
+    this.answerWaiters = [];
+    for (const fn of w) fn();
+  }
+
+  /** Another replica raised the member's epoch: give up ownership; owned writes go elsewhere. */
+  private deposed(held: bigint): void {
+    if (this.epoch === null) return;
+    writeRetries.inc({ reason: 'deposed' });
+    this.epoch = null;
+    this.failOwned();
+    for (const fn of this.deposedListeners) fn(held);
+  }
+
   private allocateFor(batch: Pending[]): Promise<Allocated> {
-    return this.allocate(batch.length).then(
-      (first) => ({ batch, first }),
+    const p: Promise<Allocated> = this.allocate(batch.length).then(
+      (first) => {
+        this.outstanding.add(first);
+        return { batch, first };
+      },
       (error: unknown) => ({ batch, first: 0n, error }),
     );
+    this.allocating.add(p);
+    void p.then(() => this.allocating.delete(p));
+    return p;
   }
 
   /** The longest prefix of the queue that fits one member txn with disjoint keys. */
@@ -179,29 +283,36 @@ export class ShardWriter {
   }
 
   /** Sends one batch at revisions first..; false when its fence failed (nothing applied). */
-  private async send(batch: Pending[], first: bigint): Promise<boolean> {
+  private async send(all: Pending[], first: bigint): Promise<boolean> {
+    const epoch = this.epoch;
+    const batch = all.filter((p) => this.mayApply(p));
+    if (!batch.length) return true;
     const last = first + BigInt(batch.length - 1);
     const subs: RequestOp[] = batch.map((p, i) => {
       const rev = first + BigInt(i);
-      return { request_txn: pinned(p.job.pins, [...p.job.ops(rev), putOp(markerKey(i), encodeClock(rev))], p.job.elseOps) };
+      return { request_txn: pinned(p.job.pins, p.job.ops(rev), p.job.elseOps) };
     });
     memberWrites.inc({ shard: this.shardName });
+    const compare = [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })];
+    if (epoch !== null) compare.push(epochHolds(this.epochKey, epoch));
     const res = await this.upstream.txn(
-      {
-        compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })],
-        success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs],
-        failure: [rangeOp(CLOCK_KEY)],
-      },
+      { compare, success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs], failure: [rangeOp(CLOCK_KEY), rangeOp(this.epochKey)] },
       false,
     );
-    if (!res.succeeded) return false;
+    const answeredAt = BigInt(res.header?.revision ?? '0');
+    if (answeredAt > this.lastMemberRev) this.lastMemberRev = answeredAt;
+    if (!res.succeeded) {
+      const held = decodeClock(res.responses[1]?.response_range?.kvs[0]?.value);
+      if (epoch !== null && held !== epoch) this.deposed(held);
+      return false;
+    }
     const before = clockOf(res, 0).clock;
     const memberRev = BigInt(res.header?.revision ?? '0');
     batch.forEach((p, i) => {
       const outer = res.responses[TOP_FIXED_OPS + i]?.response_txn;
-      const sub = innermost(outer);
+      const sub = innermost(outer, chainDepth(p.job.pins.length));
       if (sub?.succeeded) {
-        const responses = sub.responses.slice(0, sub.responses.length - 1);
+        const responses = sub.responses;
         // Earlier writes of the batch are visible to this one: it stands just after them.
         const stand = first + BigInt(i) - 1n;
         p.resolve({ applied: true, rev: first + BigInt(i), before: stand > before ? stand : before, memberRev, responses });

@@ -1,24 +1,25 @@
 /**
  * Turns one member's watch events into meta events (DESIGN "Watch path").
  *
- * Every member txn the proxy sends puts the shard clock first. A write batch (shard/writer.ts)
- * then carries, per client write, that write's events followed by a put of its `rev/<slot>`
- * marker, whose value is the write's meta revision: the marker names the revision of the events
- * before it (deletes carry no envelope, so the marker is the only way to know theirs). A fence
- * write puts the clock alone. Once a member revision has been read whole, the shard's watermark
- * is its clock value: no later event of this shard can have a meta revision at or below it.
+ * Every member txn the proxy sends puts the shard clock first, so the clock event opens each
+ * member revision; its value is the batch's last meta revision. A put's envelope names its own
+ * meta revision. A delete carries no envelope, but a write that deletes closes its batch
+ * (shard/writer.ts), so every delete of a member revision belongs to the batch's last revision:
+ * the clock's value. No per-write marker is needed. A fence write puts the clock alone. Once a
+ * member revision has been read whole, the shard's watermark is its clock value: no later event
+ * of this shard can have a meta revision at or below it. User events in a member revision that
+ * did not start with the clock were written by something other than a proxy and are ignored.
+ * (Older proxies also put a `rev/<slot>` marker after each write; it is a system key, ignored.)
  */
 import type { KeyValue } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { decodeClock } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
-import { RESERVED, SYS_PREFIX, sysKey } from '../shard/keyspace.js';
+import { RESERVED, SYS_PREFIX } from '../shard/keyspace.js';
 import { fromMember, toWire } from '../shard/meta-kv.js';
 import { CLOCK_KEY } from '../shard/shard.js';
 import type { MetaEvent } from './event.js';
 import { EventType, eventSize } from './event.js';
-
-const MARKER_PREFIX = sysKey('rev/');
 
 /** A member watch event as proto-loader decodes it. */
 export interface MemberEvent {
@@ -33,7 +34,7 @@ export interface Decoded {
   watermark: bigint;
   /** The last member revision seen (0n when none). */
   memberRev: bigint;
-  /** User events no marker claimed (written to the member by something other than a proxy). */
+  /** User events of member revisions the proxy did not write (no clock put opened them). */
   orphans: number;
 }
 
@@ -42,8 +43,8 @@ function startsWith(key: Buffer, prefix: Buffer): boolean {
 }
 
 export class ShardDecoder {
-  private pending: MetaEvent[] = [];
   private groupRev = 0n;
+  /** The clock value that opened the current member revision (0n: none, not a proxy's write). */
   private groupClock = 0n;
 
   /**
@@ -67,31 +68,27 @@ export class ShardDecoder {
       if (!kv) continue;
       const rev = BigInt(kv.mod_revision);
       if (rev !== this.groupRev) {
-        orphans += this.closeGroup();
+        this.closeGroup();
         this.groupRev = rev;
       }
       memberRev = rev;
       const key = kv.key;
       if (startsWith(key, SYS_PREFIX)) {
-        if (ev.type !== EventType.PUT) continue;
-        if (key.equals(CLOCK_KEY)) {
+        if (ev.type === EventType.PUT && key.equals(CLOCK_KEY)) {
           const c = decodeClock(kv.value);
           if (c > this.groupClock) this.groupClock = c;
-        } else if (startsWith(key, MARKER_PREFIX)) {
-          const metaRev = decodeClock(kv.value);
-          for (const e of this.pending) {
-            e.rev = metaRev;
-            e.kv.mod_revision = e.type === EventType.DELETE ? wire64(metaRev) : e.kv.mod_revision;
-            if (metaRev > this.floor) out.push(e);
-          }
-          this.pending = [];
         }
         continue;
       }
       if (!this.owns(key)) continue;
-      this.pending.push(this.metaEvent(ev, kv));
+      if (this.groupClock === 0n) {
+        orphans++;
+        continue;
+      }
+      const e = this.metaEvent(ev, kv, this.groupClock);
+      if (e.rev > this.floor) out.push(e);
     }
-    orphans += this.closeGroup();
+    this.closeGroup();
     return { events: out, watermark: this.watermark, memberRev, orphans };
   }
 
@@ -99,20 +96,18 @@ export class ShardDecoder {
     return this.ks.namespace.length ? startsWith(key, this.ks.namespace) : key.compare(RESERVED) < 0;
   }
 
-  private closeGroup(): number {
-    const orphans = this.pending.length;
-    this.pending = [];
+  private closeGroup(): void {
     if (this.groupClock > this.watermark) this.watermark = this.groupClock;
     this.groupClock = 0n;
-    return orphans;
   }
 
-  private metaEvent(ev: MemberEvent, kv: KeyValue): MetaEvent {
+  /** `batchRev`: the member revision's clock, the revision of its deletes. */
+  private metaEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
     const prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
-      const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(0n), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
-      return { type: EventType.DELETE, rev: 0n, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
+      const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(batchRev), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
+      return { type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
     }
     const meta = fromMember(kv, this.ks);
     const wire = toWire(meta);

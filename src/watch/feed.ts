@@ -1,6 +1,6 @@
 /**
  * One member watch (DESIGN "Watch path"): the shard's whole user keyspace plus its system keys
- * (clock and rev/<slot> markers), with prev_kv, decoded into meta events. A stream that breaks
+ * (the clock), with prev_kv, decoded into meta events. A stream that breaks
  * is reopened from the member revision after the last one read, on the next endpoint, so
  * nothing is lost or repeated; consumers simply wait meanwhile.
  */
@@ -63,6 +63,11 @@ export class ShardFeed {
     return this.decoder.watermark;
   }
 
+  /** The last member revision read whole. */
+  get readThrough(): bigint {
+    return this.next - 1n;
+  }
+
   start(): void {
     if (this.closed) return;
     const { stream, endpoint } = this.o.shard.upstream.openWatch();
@@ -99,7 +104,7 @@ export class ShardFeed {
       if (!res.events.length) return;
       const d = this.decoder.decode(res.events);
       if (d.memberRev >= this.next) this.next = d.memberRev + 1n;
-      if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events without a proxy marker ignored');
+      if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events the proxy did not write ignored');
       this.o.onDecoded(d);
     });
     stream.on('error', (err: Error) => restart(err.message));

@@ -1,7 +1,11 @@
 /**
- * Fence writes (DESIGN invariant 3): raise an idle shard's clock so that the merged stream can
- * release revisions other shards already hold. Issued only on request (someone waits), at most
- * one in flight per shard; requests that arrive meanwhile are folded into the next one.
+ * Advances a lagging shard's watermark so that the merged stream can release revisions other
+ * shards already hold (DESIGN invariant 3). First the shard's owner is asked to vouch: it names
+ * a member revision M by which every write at or below the target has landed (no write at
+ * all; the watermark moves once the feed has read through M). When the owner cannot be asked
+ * (none, or unreachable), a fence write raises the shard's clock instead. Issued only on
+ * request (someone waits), at most one in flight per shard; requests that arrive meanwhile are
+ * folded into the next one.
  */
 import type { Logger } from 'pino';
 import type { Shard } from '../shard/shard.js';
@@ -18,6 +22,10 @@ export class Fencer {
     /** Where the merged stream has seen each shard's clock. */
     private readonly watermark: (shard: number) => bigint,
     private readonly log: Logger,
+    /** The owner's word for a target (member revision M), or null: fence instead. */
+    private readonly vouch: (shard: number, target: bigint) => Promise<bigint | null> = async () => null,
+    /** Called with a vouched target and the member revision the feed must read through first. */
+    private readonly onVouched: (shard: number, target: bigint, memberRev: bigint) => void = () => undefined,
   ) {
     this.wanted = shards.map(() => 0n);
     this.busy = shards.map(() => false);
@@ -37,6 +45,12 @@ export class Fencer {
     let done = 0n;
     while (!this.closed && this.wanted[i] > done && this.wanted[i] > this.watermark(i)) {
       const target = this.wanted[i];
+      const vouched = await this.vouch(i, target).catch(() => null);
+      if (vouched !== null) {
+        this.onVouched(i, target, vouched);
+        done = target;
+        continue;
+      }
       try {
         // Success or not, the shard's clock is now >= target; the member watch will show it.
         await this.shards[i].fenceAndRead(target, []);

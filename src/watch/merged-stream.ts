@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MetaStore } from '../kv/store.js';
-import { mergedRevision, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
+import { mergedRevision, vouchedWatermarks, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
 import { ShardFeed } from './feed.js';
@@ -46,6 +46,8 @@ export class MergedStream {
   private fenceTimer: NodeJS.Timeout | null = null;
   private waitTimer: NodeJS.Timeout | null = null;
   private start_: { rev: bigint; heads: ClockRead[] } | null = null;
+  /** Per shard: a watermark its owner vouched for, once the feed has read through `memberRev`. */
+  private vouched: Array<{ rev: bigint; memberRev: bigint } | null> = [];
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -57,7 +59,13 @@ export class MergedStream {
     private readonly log: Logger,
     private readonly fenceDelayMs = 0,
   ) {
-    this.fencer = new Fencer(store.shards, (i) => this.merger.watermark(i), log);
+    this.fencer = new Fencer(
+      store.shards,
+      (i) => this.merger.watermark(i),
+      log,
+      (i, target) => (store.routing ? store.routing.settle(i, target) : Promise.resolve(null)),
+      (i, target, memberRev) => this.vouched_(i, target, memberRev),
+    );
   }
 
   /**
@@ -104,11 +112,13 @@ export class MergedStream {
             if (this.closed) return;
             this.merger.push(i, d.events, d.watermark);
             watermarkRevision.set({ shard: shard.name }, Number(d.watermark));
+            this.applyVouched(i);
             this.fenceHeldBack();
           },
           onLost: (compacted) => void this.restart(compacted),
         }),
     );
+    this.vouched = this.store.shards.map(() => null);
     for (const f of this.feeds) f.start();
   }
 
@@ -173,6 +183,26 @@ export class MergedStream {
     this.store.shards.forEach((_, i) => {
       if (this.merger.watermark(i) < target) this.fencer.request(i, target);
     });
+  }
+
+  /**
+   * The shard's owner vouched that every write at or below `target` landed by member revision
+   * `memberRev` (fencer.ts): once the feed has read through it, the watermark is `target`.
+   */
+  private vouched_(i: number, target: bigint, memberRev: bigint): void {
+    const cur = this.vouched[i];
+    if (!cur || cur.rev < target) this.vouched[i] = { rev: target, memberRev: cur && cur.memberRev > memberRev ? cur.memberRev : memberRev };
+    this.applyVouched(i);
+  }
+
+  private applyVouched(i: number): void {
+    const v = this.vouched[i];
+    if (!v || this.feeds[i].readThrough < v.memberRev) return;
+    this.vouched[i] = null;
+    if (v.rev > this.merger.watermark(i)) {
+      vouchedWatermarks.inc({ shard: this.store.shards[i].name });
+      this.merger.push(i, [], v.rev);
+    }
   }
 
   private async restart(compacted: bigint): Promise<void> {

@@ -1,0 +1,220 @@
+/**
+ * Forwarding writes to a shard's owner (owners.ts): the replica that received a client write
+ * for a shard it does not own sends the client's txn, as is, to the owner, which plans and
+ * applies it on its exact state and answers the outcome. One gRPC channel per peer (HTTP/2
+ * multiplexes every forwarded write on it), served on the owner's client port as the internal
+ * service `etcdmetaproxy.Peer`.
+ *
+ * Wire: request = u16 header length, JSON {shard, hops}, then the TxnRequest as etcd encodes it;
+ * response = one byte (1: the txn wrote) then the TxnResponse (header.revision = the outcome's
+ * revision). Errors travel as gRPC status (code and etcd's message), exactly as the owner
+ * would have answered the client. `Reap` (a dead lease's keys on one shard, lease/reap.ts)
+ * and `Settle` (the owner's word for a watermark, watch/fencer.ts) are JSON both ways, int64
+ * as decimal strings.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { EtcdError, isGrpcError } from '../etcd/errors.js';
+import { etcdService } from '../etcd/proto.js';
+import type { TxnRequest, TxnResponse } from '../etcd/types.js';
+import type { ForwardedReap } from '../kv/store.js';
+import type { TxnOutcome } from '../kv/txn.js';
+import { forwardedWrites } from '../metrics/registry.js';
+
+const SERVICE = 'etcdmetaproxy.Peer';
+const PATH = `/${SERVICE}/ShardTxn`;
+const REAP_PATH = `/${SERVICE}/Reap`;
+const SETTLE_PATH = `/${SERVICE}/Settle`;
+
+interface ForwardHeader {
+  shard: string;
+  hops: number;
+}
+
+function txnCodec(): grpc.MethodDefinition<TxnRequest, TxnResponse> {
+  return etcdService('KV').service.Txn as unknown as grpc.MethodDefinition<TxnRequest, TxnResponse>;
+}
+
+function encodeRequest(h: ForwardHeader, txn: TxnRequest): Buffer {
+  const head = Buffer.from(JSON.stringify(h));
+  const len = Buffer.allocUnsafe(2);
+  len.writeUInt16BE(head.length);
+  return Buffer.concat([len, head, txnCodec().requestSerialize(txn)]);
+}
+
+function decodeRequest(buf: Buffer): { h: ForwardHeader; txn: TxnRequest } {
+  const n = buf.readUInt16BE(0);
+  const h = JSON.parse(buf.subarray(2, 2 + n).toString()) as ForwardHeader;
+  return { h, txn: txnCodec().requestDeserialize(buf.subarray(2 + n)) };
+}
+
+function encodeResponse(out: TxnOutcome): Buffer {
+  const res = {
+    header: { cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' },
+    succeeded: out.succeeded,
+    responses: out.responses,
+  } as TxnResponse;
+  return Buffer.concat([Buffer.from([out.wrote ? 1 : 0]), txnCodec().responseSerialize(res)]);
+}
+
+function decodeResponse(buf: Buffer): TxnOutcome {
+  const res = txnCodec().responseDeserialize(buf.subarray(1));
+  return { wrote: buf[0] === 1, revision: BigInt(res.header?.revision ?? '0'), succeeded: res.succeeded, responses: res.responses };
+}
+
+const identity = (b: Buffer) => b;
+
+const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path,
+  requestStream: false,
+  responseStream: false,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+
+const definition: grpc.ServiceDefinition = { ShardTxn: method(PATH), Reap: method(REAP_PATH), Settle: method(SETTLE_PATH) };
+
+interface ReapWire {
+  shard: string;
+  id: string;
+  rev: string;
+  live: string | null;
+}
+
+export interface PeerHandlers {
+  /** Runs a forwarded txn on this replica (which routes it again: it may have lost the shard). */
+  txn(shard: string, txn: TxnRequest, hops: number): Promise<TxnOutcome>;
+  /** Reaps a dead lease on a shard this replica owns. */
+  reap(shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }>;
+  /** The member revision by which every write at or below `target` landed (null: not the owner). */
+  settle(shard: string, target: bigint): Promise<bigint | null>;
+}
+
+export function addPeerService(server: grpc.Server, handlers: PeerHandlers, log: Logger): void {
+  const serve =
+    <T>(what: string, decode: (b: Buffer) => T, run: (req: T) => Promise<Buffer>) =>
+    (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      let req: T;
+      try {
+        req = decode(call.request);
+      } catch (err) {
+        return callback({ code: grpc.status.INVALID_ARGUMENT, details: `etcd-metaproxy: malformed forwarded ${what}: ${(err as Error).message}` });
+      }
+      run(req).then(
+        (out) => callback(null, out),
+        (err: unknown) => {
+          if (err instanceof EtcdError) return callback({ code: err.code, details: err.message });
+          log.error({ err }, `unexpected error serving a forwarded ${what}`);
+          callback({ code: grpc.status.UNKNOWN, details: err instanceof Error ? err.message : String(err) });
+        },
+      );
+    };
+  server.addService(definition, {
+    ShardTxn: serve('write', decodeRequest, async ({ h, txn }) => encodeResponse(await handlers.txn(h.shard, txn, h.hops))),
+    Reap: serve(
+      'reap',
+      (buf) => JSON.parse(buf.toString()) as ReapWire,
+      async (r) => {
+        const out = await handlers.reap(r.shard, { id: BigInt(r.id), rev: BigInt(r.rev), live: r.live === null ? null : BigInt(r.live) });
+        return Buffer.from(JSON.stringify({ deleted: out.deleted, rev: out.rev.toString() }));
+      },
+    ),
+    Settle: serve(
+      'settle',
+      (buf) => JSON.parse(buf.toString()) as { shard: string; target: string },
+      async (r) => {
+        const m = await handlers.settle(r.shard, BigInt(r.target));
+        return Buffer.from(JSON.stringify({ memberRev: m === null ? null : m.toString() }));
+      },
+    ),
+  });
+}
+
+const PeerClient = grpc.makeGenericClientConstructor(definition, SERVICE);
+
+/** Channels to the other replicas, one per URL. */
+export class Peers {
+  private readonly clients = new Map<string, grpc.Client>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Sends a client txn for `shard` to its owner at `url`; errors come back as the owner's. */
+  async forward(url: string, shard: string, txn: TxnRequest, hops: number): Promise<TxnOutcome> {
+    const res = await this.call(url, PATH, encodeRequest({ shard, hops }, txn), (code) => forwardedWrites.inc({ shard, code }));
+    return decodeResponse(res);
+  }
+
+  /** Asks the owner at `url` to reap a dead lease's keys on `shard`. */
+  async reap(url: string, shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }> {
+    const wire: ReapWire = { shard, id: lease.id.toString(), rev: lease.rev.toString(), live: lease.live === null ? null : lease.live.toString() };
+    const res = await this.call(url, REAP_PATH, Buffer.from(JSON.stringify(wire)), () => undefined);
+    const out = JSON.parse(res.toString()) as { deleted: number; rev: string };
+    return { deleted: out.deleted, rev: BigInt(out.rev) };
+  }
+
+  /** Asks the owner at `url` when every write to `shard` at or below `target` has landed. */
+  async settle(url: string, shard: string, target: bigint): Promise<bigint | null> {
+    const res = await this.call(url, SETTLE_PATH, Buffer.from(JSON.stringify({ shard, target: target.toString() })), () => undefined);
+    const out = JSON.parse(res.toString()) as { memberRev: string | null };
+    return out.memberRev === null ? null : BigInt(out.memberRev);
+  }
+
+  private call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
+    const client = this.client(url);
+    return new Promise((resolve, reject) => {
+      client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
+        count(err ? grpc.status[err.code] ?? String(err.code) : 'OK');
+        if (err || !res) reject(toEtcdError(err, url));
+        else resolve(res);
+      });
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(url: string): grpc.Client {
+    let c = this.clients.get(url);
+    if (!c) {
+      const target = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+      c = new PeerClient(target, grpc.credentials.createInsecure(), {
+        // Only transparent retries (no retry policy is configured): a call the owner never
+        // started processing (refused stream, GOAWAY while it shuts down) is sent again.
+        'grpc.enable_retries': 1,
+        'grpc.enable_channelz': 0,
+        'grpc.max_receive_message_length': -1,
+        'grpc.max_send_message_length': -1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      });
+      this.clients.set(url, c);
+    }
+    return c;
+  }
+}
+
+/** The owner could not be reached at all: the request was never sent, so it may be routed again. */
+export class OwnerUnreachableError extends EtcdError {
+  constructor(url: string, details: string) {
+    super(grpc.status.UNAVAILABLE, `etcd-metaproxy: shard owner at ${url} unavailable: ${details}`);
+  }
+}
+
+/**
+ * The owner's own errors pass through; a transport failure is UNAVAILABLE: the write may or
+ * may not have been applied (the owner may have died after applying it), as when an etcd
+ * leader is lost mid-request. A connection that was never established is OwnerUnreachableError.
+ */
+function toEtcdError(err: grpc.ServiceError | null, url: string): EtcdError {
+  if (!err || !isGrpcError(err)) return new EtcdError(grpc.status.UNKNOWN, `etcd-metaproxy: no answer from the owner at ${url}`);
+  const details = err.details ?? err.message ?? '';
+  if (err.code === grpc.status.UNAVAILABLE && details.startsWith('No connection established')) return new OwnerUnreachableError(url, details);
+  if ((err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) && !details.startsWith('etcd')) {
+    return new EtcdError(grpc.status.UNAVAILABLE, `etcd-metaproxy: shard owner at ${url} unavailable: ${details}`);
+  }
+  return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);
+}

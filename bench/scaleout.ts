@@ -23,6 +23,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { intArg, listArg } from './lib/args.js';
 import { startEtcds, startMetaEtcds, type BenchEtcd, type MetaEtcds } from './lib/bench-etcds.js';
@@ -55,8 +56,11 @@ const USAGE = `usage: node --import tsx bench/scaleout.ts [options]
 `;
 
 const PERIOD_US = 20_000;
+const loadAtStart = loadavg()[0]!;
 const VALUE_SIZE = 256;
 const KEY_SIZE = 16;
+/** Storage fill: the target is full once this many writes in a row were refused. */
+const FULL_AFTER = 256;
 
 function log(msg: string): void {
   process.stderr.write(`[scaleout] ${msg}\n`);
@@ -144,7 +148,7 @@ async function goRun(l: Load, endpoints: string[], o: Opts, total: number, durat
  * rate is measured after start-up) and returns requests/s.
  */
 async function calibrate(l: Load, endpoints: string[], o: Opts): Promise<number> {
-  let total = Math.max(l.clients * 10, 300);
+  let total = Math.max(l.clients * 4, 100);
   for (let i = 0; ; i++) {
     const r = await goRun(l, endpoints, o, total, 10);
     if (r.errors > total / 2) throw new Error(`calibration run failed: ${r.errors} errors of ${total} (${r.firstError})`);
@@ -225,7 +229,7 @@ async function measure(
   o: Opts,
 ): Promise<RunResult> {
   const rate = await calibrate(l, endpoints, o);
-  const total = Math.max(l.clients * 10, Math.round(rate * o.duration));
+  const total = Math.max(l.clients * 4, Math.round(rate * o.duration));
   const before = await takeSample(observed);
   const r = await goRun(l, endpoints, o, total, o.duration);
   const after = await takeSample(observed);
@@ -317,8 +321,8 @@ function etcdVersion(): string {
 // ---------------------------------------------------------------------------------------------
 // Scenarios a-d: one baseline etcd and one meta-cluster, capped for a and b, uncapped for c, d
 
-async function startProxy(meta: MetaEtcds, o: Opts): Promise<ProxyProcess> {
-  const config = await proxyConfig(meta.cluster, { partitions: o.partitions });
+async function startProxy(meta: MetaEtcds, o: Opts, logLevel?: string): Promise<ProxyProcess> {
+  const config = await proxyConfig(meta.cluster, { partitions: o.partitions, ...(logLevel ? { logLevel } : {}) });
   return startProxyProcess(config);
 }
 
@@ -383,7 +387,7 @@ async function throughputScenarios(o: Opts, cg: CpuCgroups | undefined): Promise
       describe:
         kind === 'put'
           ? `put, ${o.hotClients} clients, one ${KEY_SIZE}-byte key, ${VALUE_SIZE}-byte values`
-          : `CAS update loop (benchmark stm: serializable read, Txn{If MOD(k)==r Then Put}, retry), ${o.hotClients} clients, one key`,
+          : `CAS update loop (benchmark stm: read k in a Txn, then Txn{If MOD(k)==r Then Put(k)}, read again on a failed compare), ${o.hotClients} clients, one key`,
     });
     const metaObs = observedMeta(meta, [{ label: 'proxy1', p: p1 }], observedOf);
     for (const [id, kind] of [
@@ -416,7 +420,7 @@ interface StorageResult {
 
 async function storageScenario(o: Opts): Promise<StorageResult> {
   const quotaBytes = o.storageMb * 1024 * 1024;
-  const fill = { valueSize: o.storageValue, concurrency: 16, conns: 4, fullAfter: 256, maxSeconds: 240, log };
+  const fill = { valueSize: o.storageValue, concurrency: 64, conns: 8, fullAfter: FULL_AFTER, maxSeconds: 240, log };
   log(`e: storage, --quota-backend-bytes ${quotaBytes} on every etcd, ${o.storageValue}-byte values, new keys until every write is refused (uncapped)`);
   const baseGroup = await startEtcds(['etcd-e'], { noFsync: o.noFsync, dirTag: 'storage', quotaBackendBytes: quotaBytes });
   const base = baseGroup.etcds[0]!;
@@ -427,7 +431,8 @@ async function storageScenario(o: Opts): Promise<StorageResult> {
   log(`  etcd: ${etcdFill.acked} keys acknowledged (${etcdFill.ackedBeforeFirstNospace} before the first NOSPACE)`);
 
   const meta = await startMetaEtcds(o.shards, { noFsync: o.noFsync, quotaBackendBytes: quotaBytes });
-  const p = await startProxy(meta, o);
+  // Log level error: a full shard makes today's proxy warn about every failed fence write.
+  const p = await startProxy(meta, o, 'error');
   log(`  meta-cluster: coordinator + ${o.shards} shards, proxy at ${p.endpoint}`);
   const metaFill = await fillUntilFull(p.endpoint, fill);
   const etcds = [meta.coordinator, ...meta.shards];
@@ -552,17 +557,23 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
   if (storage) {
     const st = storage;
     out.push('');
-    out.push(`e storage: --quota-backend-bytes ${st.quotaBytes} (${o.storageMb} MiB) on every etcd, ${st.valueSize}-byte values, new keys until ${256} writes in a row were refused:`);
+    out.push(`e storage: --quota-backend-bytes ${st.quotaBytes} (${o.storageMb} MiB) on every etcd, ${st.valueSize}-byte values, new keys until ${FULL_AFTER} writes in a row were refused:`);
     const rows: string[][] = [['target', 'keys acknowledged', 'before 1st NOSPACE', 'counted after', 'NOSPACE errors', 'other errors', 'seconds']];
     for (const [label, f] of [
       ['etcd', st.etcd],
       ['meta', st.meta],
     ] as const) {
-      rows.push([label, String(f.acked), String(f.ackedBeforeFirstNospace), f.counted !== undefined ? String(f.counted) : `- (${f.countError})`, String(f.nospaceErrors), String(f.otherErrors), fmt(f.seconds, 1)]);
+      rows.push([label, String(f.acked), String(f.ackedBeforeFirstNospace), f.counted === undefined ? '-' : `${f.counted}${f.countedSerializable ? ' (serializable)' : ''}`, String(f.nospaceErrors), String(f.otherErrors), fmt(f.seconds, 1)]);
     }
     rows.push(['meta/etcd', x(ratioOf(st.meta.acked, st.etcd.acked)), x(ratioOf(st.meta.ackedBeforeFirstNospace, st.etcd.ackedBeforeFirstNospace)), '', '', '', '']);
     out.push(table(rows));
     out.push(`  per etcd of the meta-cluster: ${st.meta.perEtcd.map((e) => `${e.label} ${e.keys ?? '?'} keys, ${fmt((e.dbBytes ?? NaN) / 1048576, 1)} MiB`).join('; ')}`);
+    for (const [label, f] of [
+      ['etcd', st.etcd],
+      ['meta', st.meta],
+    ] as const) {
+      if (f.countError) out.push(`  ${label}: the linearizable count after the fill failed: ${f.countError}`);
+    }
     if (st.meta.firstOtherError) out.push(`  meta, first other error: ${st.meta.firstOtherError}`);
     if (st.etcd.firstOtherError) out.push(`  etcd, first other error: ${st.etcd.firstOtherError}`);
     if (st.meta.stopped !== 'full' || st.etcd.stopped !== 'full') out.push('  WARNING: a fill stopped at its time limit, not because every write was refused');
@@ -604,7 +615,7 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     out.push(`  ${checks.length - failed} of ${checks.length} met`);
   }
   out.push('');
-  out.push(`total time ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  out.push(`total time ${((Date.now() - started) / 1000).toFixed(0)}s; machine: ${cpus().length} cores, load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`);
   return { text: out.join('\n') + '\n', checks };
 }
 

@@ -34,6 +34,8 @@ export interface FillResult {
   stopped: 'full' | 'time limit';
   /** Keys under the prefix counted afterwards (count_only Range), a cross-check of `acked`. */
   counted?: number;
+  /** The count came from a serializable Range (the linearizable one failed with countError). */
+  countedSerializable?: boolean;
   countError?: string;
 }
 
@@ -85,12 +87,17 @@ export async function fillUntilFull(endpoint: string, o: FillOptions): Promise<F
     );
     r.seconds = (performance.now() - started) / 1000;
     if (failuresInARow < o.fullAfter) r.stopped = 'time limit';
-    try {
-      const prefix = Buffer.from(STORAGE_PREFIX, 'latin1');
-      const res = await clients[0]!.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true });
-      r.counted = res.count;
-    } catch (err) {
-      r.countError = String((err as { details?: string })?.details ?? err);
+    // Linearizable first; a target that cannot serve that once full gets a serializable count.
+    const prefix = Buffer.from(STORAGE_PREFIX, 'latin1');
+    for (const serializable of [false, true]) {
+      try {
+        const res = await clients[0]!.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true, serializable });
+        r.counted = res.count;
+        if (serializable) r.countedSerializable = true;
+        break;
+      } catch (err) {
+        r.countError ??= String((err as { details?: string })?.details ?? err);
+      }
     }
   } finally {
     for (const c of clients) c.close();

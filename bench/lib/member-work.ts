@@ -66,6 +66,8 @@ export function parseEtcdCounters(text: string): EtcdCounters {
 }
 
 export interface ProxyCounters {
+  /** Unary client requests answered (etcd_metaproxy_grpc_requests_total, every method and code). */
+  requests?: number;
   clientWrites?: number;
   fenceWrites?: number;
   memberWrites?: number;
@@ -79,6 +81,7 @@ export function parseProxyCounters(text: string): ProxyCounters {
     const v = counter(text, name);
     if (v !== undefined) out[k] = v;
   };
+  set('requests', 'etcd_metaproxy_grpc_requests_total');
   set('clientWrites', 'etcd_metaproxy_client_writes_total');
   set('fenceWrites', 'etcd_metaproxy_fence_writes_total');
   set('memberWrites', 'etcd_metaproxy_member_writes_total');
@@ -156,7 +159,7 @@ export interface ProcessDelta {
   throttledSec?: number;
   etcd?: Partial<Record<EtcdFigure, number>>;
   watchers?: number;
-  proxy?: { clientWrites?: number; fenceWrites?: number; memberWrites?: number; clockAllocations?: number; retries: Record<string, number> };
+  proxy?: { requests?: number; clientWrites?: number; fenceWrites?: number; memberWrites?: number; clockAllocations?: number; retries: Record<string, number> };
 }
 
 export function deltas(all: Observed[], before: Sample, after: Sample): ProcessDelta[] {
@@ -188,7 +191,7 @@ export function deltas(all: Observed[], before: Sample, after: Sample): ProcessD
       const retries: Record<string, number> = {};
       for (const [k, v] of Object.entries(b.proxy.retries)) retries[k] = v - (a.proxy.retries[k] ?? 0);
       d.proxy = { retries };
-      for (const k of ['clientWrites', 'fenceWrites', 'memberWrites', 'clockAllocations'] as const) {
+      for (const k of ['requests', 'clientWrites', 'fenceWrites', 'memberWrites', 'clockAllocations'] as const) {
         const v = diff(a.proxy[k], b.proxy[k]);
         if (v !== undefined) d.proxy[k] = v;
       }

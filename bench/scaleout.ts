@@ -231,7 +231,8 @@ async function measure(
   o: Opts,
 ): Promise<RunResult> {
   const rate = await calibrate(l, endpoints, o);
-  const total = Math.max(l.clients * 4, Math.round(rate * o.duration));
+  // At least 100 requests: the tool prints no p99 below that.
+  const total = Math.max(l.clients * 4, 100, Math.round(rate * o.duration));
   const before = await takeSample(observed);
   const r = await goRun(l, endpoints, o, total, o.duration);
   const after = await takeSample(observed);

@@ -33,7 +33,7 @@ import { watchWholeKeyspace } from './lib/etcdctl-watch.js';
 import { goBenchmarkAvailable, GO_BENCHMARK_BIN, runGoArgs, type GoReport } from './lib/go-bench.js';
 import { deltas, etcdPer, takeSample, type EtcdFigure, type Observed, type ProcessDelta } from './lib/member-work.js';
 import { proxyConfig, startProxyProcess, type ProxyProcess } from './lib/proxy-target.js';
-import { fillUntilFull, type FillResult } from './lib/storage-fill.js';
+import { countPrefix, fillUntilFull, STORAGE_PREFIX, type FillResult } from './lib/storage-fill.js';
 
 const SCENARIOS = ['a', 'b', 'c', 'd', 'e'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
@@ -419,7 +419,11 @@ interface StorageResult {
   quotaBytes: number;
   valueSize: number;
   etcd: FillResult & { dbBytes?: number };
-  meta: FillResult & { perEtcd: { label: string; keys?: number; dbBytes?: number }[] };
+  meta: FillResult & {
+    perEtcd: { label: string; keys?: number; dbBytes?: number; storedKeys?: number }[];
+    /** Keys under the prefix found on the shards directly (user keys are stored verbatim with the default empty namespace). */
+    storedOnShards?: number;
+  };
 }
 
 async function storageScenario(o: Opts): Promise<StorageResult> {
@@ -440,6 +444,11 @@ async function storageScenario(o: Opts): Promise<StorageResult> {
   log(`  meta-cluster: coordinator + ${o.shards} shards, proxy at ${p.endpoint}`);
   const metaFill = await fillUntilFull(p.endpoint, fill);
   const etcds = [meta.coordinator, ...meta.shards];
+  const stored = new Map<string, number>();
+  for (const e of meta.shards) {
+    const n = await countPrefix(e.endpoint, STORAGE_PREFIX).catch(() => undefined);
+    if (n !== undefined) stored.set(e.name, n);
+  }
   const s = await takeSample(etcds.map((e) => ({ label: e.name, role: 'shard' as const, metricsUrl: e.metricsUrl, pid: e.pid })));
   await p.stop();
   await meta.stop();
@@ -453,8 +462,15 @@ async function storageScenario(o: Opts): Promise<StorageResult> {
       ...metaFill,
       perEtcd: etcds.map((e) => {
         const c = s.of.get(e.name)?.etcd;
-        return { label: e.name, ...(c?.keys !== undefined ? { keys: c.keys } : {}), ...(c?.dbBytes !== undefined ? { dbBytes: c.dbBytes } : {}) };
+        const k = stored.get(e.name);
+        return {
+          label: e.name,
+          ...(c?.keys !== undefined ? { keys: c.keys } : {}),
+          ...(c?.dbBytes !== undefined ? { dbBytes: c.dbBytes } : {}),
+          ...(k !== undefined ? { storedKeys: k } : {}),
+        };
       }),
+      ...(stored.size === meta.shards.length ? { storedOnShards: [...stored.values()].reduce((a, b) => a + b, 0) } : {}),
     },
   };
 }
@@ -571,7 +587,17 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     }
     rows.push(['meta/etcd', x(ratioOf(st.meta.acked, st.etcd.acked)), x(ratioOf(st.meta.ackedBeforeFirstNospace, st.etcd.ackedBeforeFirstNospace)), '', '', '', '']);
     out.push(table(rows));
-    out.push(`  per etcd of the meta-cluster: ${st.meta.perEtcd.map((e) => `${e.label} ${e.keys ?? '?'} keys, ${fmt((e.dbBytes ?? NaN) / 1048576, 1)} MiB`).join('; ')}`);
+    out.push(
+      `  per etcd of the meta-cluster (all keys, of which the benchmark's, backend size): ` +
+        st.meta.perEtcd.map((e) => `${e.label} ${e.keys ?? '?'}${e.storedKeys !== undefined ? ` (${e.storedKeys})` : ''} keys, ${fmt((e.dbBytes ?? NaN) / 1048576, 1)} MiB`).join('; '),
+    );
+    if (st.meta.storedOnShards !== undefined) {
+      const lost = st.meta.acked - st.meta.storedOnShards;
+      out.push(
+        `  the benchmark's keys found on the shards directly: ${st.meta.storedOnShards} (acknowledged ${st.meta.acked}` +
+          (lost > 0 ? `: ${lost} ACKNOWLEDGED WRITES MISSING)` : '; none missing)'),
+      );
+    }
     for (const [label, f] of [
       ['etcd', st.etcd],
       ['meta', st.meta],

@@ -44,6 +44,17 @@ function isNospace(err: unknown): boolean {
   return /database space exceeded|NOSPACE/i.test(`${e?.details ?? ''} ${e?.message ?? ''}`);
 }
 
+/** Keys under `prefix` on `endpoint` (a linearizable count_only Range). */
+export async function countPrefix(endpoint: string, prefix: string): Promise<number> {
+  const c = kvClient(endpoint, 2999);
+  try {
+    const p = Buffer.from(prefix, 'latin1');
+    return (await c.range({ key: p, range_end: prefixEnd(p), count_only: true })).count;
+  } finally {
+    c.close();
+  }
+}
+
 export async function fillUntilFull(endpoint: string, o: FillOptions): Promise<FillResult> {
   const clients = Array.from({ length: o.conns }, (_, i) => kvClient(endpoint, 2000 + i));
   const value = Buffer.alloc(o.valueSize, 'x');

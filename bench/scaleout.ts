@@ -139,21 +139,67 @@ function goArgs(l: Load, endpoints: string[], conns: number, total: number): str
   ];
 }
 
-async function goRun(l: Load, endpoints: string[], o: Opts, total: number, durationSec: number): Promise<GoReport> {
-  return runGoArgs(goArgs(l, endpoints, o.conns, total), Math.max(120_000, durationSec * 20_000));
+/** One tool process per endpoint, the clients (and connections) split evenly between them. */
+function split(l: Load, endpoints: string[], o: Opts): { load: Load; endpoint: string; conns: number }[] {
+  const n = endpoints.length;
+  return endpoints.map((endpoint, i) => ({
+    load: { ...l, clients: Math.floor(l.clients / n) + (i < l.clients % n ? 1 : 0) },
+    endpoint,
+    conns: Math.max(1, Math.floor(o.conns / n)),
+  }));
+}
+
+interface MultiReport {
+  /** Per tool process. */
+  parts: GoReport[];
+  totals: number[];
+  /** Requests (successful or not) of all processes over the longest one's time. */
+  opsPerSec: number;
+  seconds: number;
+  errors: number;
+  /** The larger of the processes' percentiles. */
+  p50Ms: number;
+  p99Ms: number;
+  firstError?: string;
+}
+
+/**
+ * Runs the tool against `endpoints`, one process per endpoint at the same time (so that the
+ * clients are spread exactly over several proxies; clientv3's own round robin over
+ * --endpoints=a,b was measured to send 2-3x more to one of them), `totals[i]` requests each.
+ */
+async function goRun(l: Load, endpoints: string[], o: Opts, totals: number[], durationSec: number): Promise<MultiReport> {
+  const parts = split(l, endpoints, o);
+  const limit = Math.max(120_000, durationSec * 20_000);
+  const reports = await Promise.all(parts.map((p, i) => runGoArgs(goArgs(p.load, [p.endpoint], p.conns, totals[i]!), limit)));
+  const seconds = Math.max(...reports.map((r) => r.seconds));
+  const sum = totals.reduce((a, b) => a + b, 0);
+  const firstError = reports.find((r) => r.firstError)?.firstError;
+  return {
+    parts: reports,
+    totals,
+    opsPerSec: seconds > 0 ? sum / seconds : NaN,
+    seconds,
+    errors: reports.reduce((a, r) => a + r.errors, 0),
+    p50Ms: Math.max(...reports.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...reports.map((r) => r.p99Ms)),
+    ...(firstError ? { firstError } : {}),
+  };
 }
 
 /**
  * Warm-up and calibration: the tool counts requests, not time. Runs at least 2 s (so that the
- * rate is measured after start-up) and returns requests/s.
+ * rate is measured after start-up) and returns requests/s of each tool process.
  */
-async function calibrate(l: Load, endpoints: string[], o: Opts): Promise<number> {
-  let total = Math.max(l.clients * 4, 100);
+async function calibrate(l: Load, endpoints: string[], o: Opts): Promise<number[]> {
+  let totals = split(l, endpoints, o).map((p) => Math.max(p.load.clients * 4, 100));
   for (let i = 0; ; i++) {
-    const r = await goRun(l, endpoints, o, total, 10);
-    if (r.errors > total / 2) throw new Error(`calibration run failed: ${r.errors} errors of ${total} (${r.firstError})`);
-    if (r.seconds >= 2 || i >= 2) return r.opsPerSec;
-    total = Math.min(2_000_000, Math.ceil(r.opsPerSec * 2.5));
+    const r = await goRun(l, endpoints, o, totals, 10);
+    const sum = totals.reduce((a, b) => a + b, 0);
+    if (r.errors > sum / 2) throw new Error(`calibration run failed: ${r.errors} errors of ${sum} (${r.firstError})`);
+    const rates = r.parts.map((p) => p.opsPerSec);
+    if (r.seconds >= 2 || i >= 2) return rates;
+    totals = rates.map((rate) => Math.min(2_000_000, Math.ceil(rate * 2.5)));
   }
 }
 
@@ -230,11 +276,12 @@ async function measure(
   capped: boolean,
   o: Opts,
 ): Promise<RunResult> {
-  const rate = await calibrate(l, endpoints, o);
-  // At least 100 requests: the tool prints no p99 below that.
-  const total = Math.max(l.clients * 4, 100, Math.round(rate * o.duration));
+  const rates = await calibrate(l, endpoints, o);
+  // At least 100 requests per process: the tool prints no p99 below that.
+  const totals = rates.map((rate) => Math.max(l.clients * 4, 100, Math.round(rate * o.duration)));
+  const total = totals.reduce((a, b) => a + b, 0);
   const before = await takeSample(observed);
-  const r = await goRun(l, endpoints, o, total, o.duration);
+  const r = await goRun(l, endpoints, o, totals, o.duration);
   const after = await takeSample(observed);
   const ds = deltas(observed, before, after);
   const ok = total - r.errors;
@@ -351,10 +398,21 @@ async function throughputScenarios(o: Opts, cg: CpuCgroups | undefined): Promise
   observe(baseline, 'etcd');
   observe(meta.coordinator, 'coordinator');
   for (const s of meta.shards) observe(s, 'shard');
-  if (cg) log(`capped every etcd to ${o.quotaUs} us per ${PERIOD_US} us (${fmt((o.quotaUs / PERIOD_US) * 100, 1)}% of a core) with ${cg.kind} (${cg.dir})`);
+  if (cg) {
+    log(
+      `capped every etcd to ${o.quotaUs} us per ${PERIOD_US} us (${fmt((o.quotaUs / PERIOD_US) * 100, 1)}% of a core) with ${cg.kind} (${cg.dir}); ` +
+        'their group, and the proxies (not capped), get the highest CPU weight while capped',
+    );
+  }
   const watcher = await watchWholeKeyspace(baseline.endpoint);
   log(`baseline etcd at ${baseline.endpoint} with one whole-keyspace watcher (etcdctl watch --prefix '')`);
   const p1 = await startProxy(meta, o);
+  // The proxies get the etcds' high CPU weight (no quota), so that on a busy machine the
+  // process under test is not starved by unrelated work while the capped members wait for it.
+  const prioritise = (label: string, p: ProxyProcess) => {
+    if (cg && p.pid !== undefined) cg.cap(label, p.pid, undefined);
+  };
+  prioritise('proxy1', p1);
   log(`meta-cluster: coordinator + ${o.shards} shards, proxy 1 at ${p1.endpoint}`);
   const etcdObs = [observedOf.get('etcd')!];
 
@@ -369,7 +427,8 @@ async function throughputScenarios(o: Opts, cg: CpuCgroups | undefined): Promise
     }
     if (want('b')) {
       const p2 = await startProxy(meta, o);
-      log(`b: 2 proxies (${p1.endpoint}, ${p2.endpoint}), the tool's clients round-robin over both`);
+      prioritise('proxy2', p2);
+      log(`b: 2 proxies (${p1.endpoint}, ${p2.endpoint}), half the clients on each (one tool process per proxy)`);
       const proxies = [
         { label: 'proxy1', p: p1 },
         { label: 'proxy2', p: p2 },

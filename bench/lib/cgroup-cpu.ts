@@ -39,9 +39,18 @@ export interface CpuCgroups {
   /** The parent group of every cap. */
   dir: string;
   periodUs: number;
-  /** Creates a group for `pid` with `quotaUs` per period and moves the process into it. */
-  cap(name: string, pid: number, quotaUs: number): CpuCap;
-  /** Sets the quota of every group (undefined: no limit). */
+  /**
+   * Creates a group for `pid` with `quotaUs` per period (undefined: no quota, only the parent's
+   * weight, for the process under test) and moves the process into it.
+   */
+  cap(name: string, pid: number, quotaUs: number | undefined): CpuCap;
+  /**
+   * Sets the quota of every group (undefined: no limit). While capped, the parent group gets the
+   * highest weight (cpu.shares / cpu.weight), so that on a busy machine each etcd still gets its
+   * whole quota (a group otherwise weighs as much as one task against every other runnable
+   * task); the caps bound what that takes from the machine (quota x etcds). Uncapped, the
+   * weight is the default again.
+   */
   setQuota(quotaUs: number | undefined): void;
   /** Moves what is left in the groups back and removes them (also run by runCleanups()). */
   remove(): Promise<void>;
@@ -142,6 +151,8 @@ interface Flavour {
   /** Prepares a freshly made group so that its children can be capped (v2: enable +cpu). */
   prepareParent(dir: string): void;
   writeQuota(dir: string, quotaUs: number | undefined, periodUs: number): void;
+  /** The parent's weight against the rest of the machine: high while the caps hold. */
+  writePriority(dir: string, high: boolean): void;
   readStat(dir: string): CpuStat;
 }
 
@@ -162,6 +173,7 @@ const v1 = (base: string): Flavour => ({
     writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(periodUs));
     writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), quotaUs === undefined ? '-1' : String(quotaUs));
   },
+  writePriority: (dir, high) => writeFileSync(path.join(dir, 'cpu.shares'), high ? '262144' : '1024'),
   readStat: (dir) => {
     const s = parseStat(readFileSync(path.join(dir, 'cpu.stat'), 'utf8'));
     return { periods: s['nr_periods'] ?? 0, throttled: s['nr_throttled'] ?? 0, throttledSec: (s['throttled_time'] ?? 0) / 1e9 };
@@ -175,6 +187,7 @@ const v2 = (base: string): Flavour => ({
   writeQuota: (dir, quotaUs, periodUs) => {
     writeFileSync(path.join(dir, 'cpu.max'), `${quotaUs === undefined ? 'max' : quotaUs} ${periodUs}`);
   },
+  writePriority: (dir, high) => writeFileSync(path.join(dir, 'cpu.weight'), high ? '10000' : '100'),
   readStat: (dir) => {
     const s = parseStat(readFileSync(path.join(dir, 'cpu.stat'), 'utf8'));
     return { periods: s['nr_periods'] ?? 0, throttled: s['nr_throttled'] ?? 0, throttledSec: (s['throttled_usec'] ?? 0) / 1e6 };
@@ -244,6 +257,7 @@ export async function openCpuCgroups(periodUs: number): Promise<OpenResult> {
 
 function build(f: Flavour, parent: string, periodUs: number): CpuCgroups {
   const caps: CpuCap[] = [];
+  const limited = new Set<CpuCap>();
   const home = path.join(f.base, ownGroup(f.kind));
   let removed: Promise<void> | undefined;
   const remove = () =>
@@ -271,12 +285,15 @@ function build(f: Flavour, parent: string, periodUs: number): CpuCgroups {
       mkdirSync(dir);
       const cap: CpuCap = { name, pid, dir, stat: () => f.readStat(dir) };
       caps.push(cap);
+      if (quotaUs !== undefined) limited.add(cap);
       f.writeQuota(dir, quotaUs, periodUs);
+      f.writePriority(parent, true);
       writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
       return cap;
     },
     setQuota(quotaUs) {
-      for (const c of caps) f.writeQuota(c.dir, quotaUs, periodUs);
+      for (const c of limited) f.writeQuota(c.dir, quotaUs, periodUs);
+      f.writePriority(parent, quotaUs !== undefined);
     },
     remove: async () => {
       unregister();

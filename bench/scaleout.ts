@@ -39,7 +39,7 @@ const SCENARIOS = ['a', 'b', 'c', 'd', 'e'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: node --import tsx bench/scaleout.ts [options]
-  --quota-us N        CPU quota of every etcd per ${'20000'} us period (default 1000 = 5% of a core;
+  --quota-us N        CPU quota of every etcd per 20000 us period (default 1000 = 5% of a core;
                       >= 1000); scenarios a and b
   --duration S        seconds per measured run (default 15)
   --clients N         clients of the uniform put load, a and b (default 64)

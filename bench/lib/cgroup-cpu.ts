@@ -86,7 +86,7 @@ function ownGroup(kind: CpuCgroups['kind']): string {
 
 function errText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
-  return e?.code ? `${e.code}: ${e.message}` : String(err);
+  return e?.code && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : String(e?.message ?? err);
 }
 
 function pidAlive(pid: number): boolean {

@@ -101,15 +101,18 @@ export function parseGoReport(out: string): GoReport {
 }
 
 export async function runGoOnce(w: Workload, o: GoRunOptions, total: number): Promise<GoReport> {
-  const bin = o.bin ?? GO_BENCHMARK_BIN;
-  const child = spawn(bin, goArgs(w, o, total), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Generous bound: the tool has no duration limit of its own.
+  return runGoArgs(goArgs(w, o, total), Math.max(60_000, o.durationSec * 10_000), o.bin);
+}
+
+/** Runs the tool with `args` (killed after `limitMs`) and parses its report. */
+export async function runGoArgs(args: string[], limitMs: number, bin = GO_BENCHMARK_BIN): Promise<GoReport> {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const unregister = onCleanup('go benchmark', () => stopChild(child, 1000));
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-8000)));
-  // Generous bound: the tool has no duration limit of its own.
-  const limitMs = Math.max(60_000, o.durationSec * 10_000);
   const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   clearTimeout(timer);

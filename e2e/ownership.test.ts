@@ -7,7 +7,8 @@
  * Each run checks linearizability of the acknowledged writes (real-time order agrees with
  * revision order; each acknowledged write is in the final state at its revision) and watch
  * completeness (a watcher on the surviving replica sees every acknowledged write exactly once,
- * in revision order, and nothing that was not written).
+ * in revision order, and nothing that was not written). The internal peer service refuses
+ * callers that are not replicas.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
+import * as grpc from '@grpc/grpc-js';
+import { etcdService } from '../src/etcd/proto.js';
 import { ownerRange } from '../src/ownership/record.js';
 import { Cleanup, tempDir, waitFor } from './harness.js';
 import { RawClient, b, prefixEnd } from './grpc-raw.js';
@@ -286,3 +289,26 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
 function count(outcomes: Outcome[], acked: boolean): number {
   return outcomes.filter((o) => (o.rev !== null) === acked).length;
 }
+
+test('the internal peer service refuses callers without the replicas\' secret, and writes nothing', { timeout: 60_000 }, async () => {
+  await startCluster('peer');
+  const p = await startProxy('h');
+  await waitFor(() => ownedBy(p), 10_000, 'the replica to own every shard');
+  const client = new grpc.Client(p.listen, grpc.credentials.createInsecure());
+  cleanup.add('close peer client', () => client.close());
+  const txn = (etcdService('KV').service.Txn as unknown as grpc.MethodDefinition<object, object>).requestSerialize({
+    compare: [],
+    success: [{ request_put: { key: b('peer/sneaky'), value: b('x') } }],
+    failure: [],
+  });
+  const head = Buffer.from(JSON.stringify({ shard: cluster.shards[0]!.name, hops: 1 }));
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(head.length);
+  const id = (x: Buffer) => x;
+  const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+    client.makeUnaryRequest('/etcdmetaproxy.Peer/ShardTxn', id, id, Buffer.concat([len, head, txn]), (e) => resolve(e)),
+  );
+  assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
+  const r = await p.client.callOrThrow<{ kvs: unknown[] }>('KV', 'Range', { key: b('peer/'), range_end: prefixEnd('peer/') });
+  assert.equal(r.kvs.length, 0, 'nothing written');
+});

@@ -130,3 +130,18 @@ test('writer: settle() vouches only after the batches in flight were answered, a
   await s;
   assert.equal(vouched, 11n, 'the member revision the batch landed at');
 });
+
+test('writer: after a batch whose outcome is unknown (the member call failed), it cannot vouch until a later batch is answered', async () => {
+  const { member, writer } = setup();
+  member.epoch = 7n;
+  writer.setEpoch(7n, member.memberRev);
+  const real = member.txn.bind(member);
+  member.txn = async () => {
+    throw new Error('connection reset');
+  };
+  await assert.rejects(submit(writer, 'a', 7n));
+  assert.equal(await writer.settle(200n), null, 'the failed batch may still land: no vouching');
+  member.txn = real;
+  assert.equal((await submit(writer, 'b', 7n)).applied, true);
+  assert.notEqual(await writer.settle(200n), null, 'a later batch answered: the clock is past it');
+});

@@ -20,6 +20,8 @@ import type { TxnRequest, TxnResponse } from '../etcd/types.js';
 import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn.js';
 import { forwardedWrites } from '../metrics/registry.js';
+import { PEER_SECRET_HEADER } from './peer-secret.js';
+import type { PeerSecret } from './peer-secret.js';
 
 const SERVICE = 'etcdmetaproxy.Peer';
 const PATH = `/${SERVICE}/ShardTxn`;
@@ -92,7 +94,7 @@ export interface PeerHandlers {
   settle(shard: string, target: bigint): Promise<bigint | null>;
 }
 
-export function addPeerService(server: grpc.Server, handlers: PeerHandlers, log: Logger): void {
+export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secret: PeerSecret, log: Logger): void {
   const serve =
     <T>(what: string, decode: (b: Buffer) => T, run: (req: T) => Promise<Buffer>) =>
     (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
@@ -102,7 +104,14 @@ export function addPeerService(server: grpc.Server, handlers: PeerHandlers, log:
       } catch (err) {
         return callback({ code: grpc.status.INVALID_ARGUMENT, details: `etcd-metaproxy: malformed forwarded ${what}: ${(err as Error).message}` });
       }
-      run(req).then(
+      const presented = call.metadata.get(PEER_SECRET_HEADER)[0];
+      secret
+        .accepts(typeof presented === 'string' ? presented : undefined)
+        .then((ok) => {
+          if (!ok) throw new EtcdError(grpc.status.PERMISSION_DENIED, 'etcd-metaproxy: only proxy replicas may call etcdmetaproxy.Peer');
+          return run(req);
+        })
+        .then(
         (out) => callback(null, out),
         (err: unknown) => {
           if (err instanceof EtcdError) return callback({ code: err.code, details: err.message });
@@ -138,7 +147,10 @@ const PeerClient = grpc.makeGenericClientConstructor(definition, SERVICE);
 export class Peers {
   private readonly clients = new Map<string, grpc.Client>();
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly secret: PeerSecret,
+  ) {}
 
   /** Sends a client txn for `shard` to its owner at `url`; errors come back as the owner's. */
   async forward(url: string, shard: string, txn: TxnRequest, hops: number): Promise<TxnOutcome> {
@@ -161,10 +173,23 @@ export class Peers {
     return out.memberRev === null ? null : BigInt(out.memberRev);
   }
 
-  private call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
+  private async call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
+    try {
+      return await this.callOnce(url, path, req, count);
+    } catch (err) {
+      // The owner knows another secret (the coordinator lost its data): read it again, once.
+      if (!(err instanceof EtcdError) || err.code !== grpc.status.PERMISSION_DENIED) throw err;
+      this.secret.refresh();
+      return this.callOnce(url, path, req, count);
+    }
+  }
+
+  private async callOnce(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
     const client = this.client(url);
+    const md = new grpc.Metadata();
+    md.set(PEER_SECRET_HEADER, (await this.secret.get()).toString());
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
+      client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, md, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
         count(err ? grpc.status[err.code] ?? String(err.code) : 'OK');
         if (err || !res) reject(toEtcdError(err, url));
         else resolve(res);

@@ -44,6 +44,7 @@ import { GRPC_OVERHEAD_BYTES } from './unary.js';
 import { EtcdError } from '../etcd/errors.js';
 import { runShardTxn } from '../kv/txn.js';
 import { addPeerService, Peers } from '../ownership/forward.js';
+import { PeerSecret } from '../ownership/peer-secret.js';
 import { Owners } from '../ownership/owners.js';
 import { reapOnOwner } from '../lease/reap.js';
 
@@ -151,6 +152,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
     // Writes other replicas forward to the shards this one owns (ownership/).
+    const peerSecret = new PeerSecret(coordinator);
+    await peerSecret.get();
     const byName = new Map(shards.map((s) => [s.name, s]));
     const shardNamed = (name: string) => {
       const shard = byName.get(name);
@@ -164,6 +167,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]) }, true),
         settle: async (name, target) => shardNamed(name).writer.settle(target),
       },
+      peerSecret,
       log,
     );
 
@@ -185,7 +189,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const registration = new ProxyRegistration(coordinator, leases, self, log);
     await registration.start();
     // One writer per shard: elect owners; writes for shards owned elsewhere are forwarded.
-    peers = new Peers(timeout);
+    peers = new Peers(timeout, peerSecret);
     const owners = new Owners(coordinator, shards, ks, { id: header.memberId, url: cfg.ownership.peerUrl || advertise[0] }, log, {
       ttlSec: cfg.ownership.ttlSec,
       pollMs: cfg.ownership.pollMs,

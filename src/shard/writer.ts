@@ -109,6 +109,12 @@ export class ShardWriter {
   /** First revisions of batches allocated and not yet answered by the member. */
   private readonly outstanding = new Set<bigint>();
   private answerWaiters: Array<() => void> = [];
+  /**
+   * The last revision of batches whose outcome is unknown (the member call failed after it was
+   * sent: it may still be applied). Until a later batch is answered (then the clock is past it
+   * and it can never land), this writer cannot vouch: 0n when nothing is uncertain.
+   */
+  private uncertainUpTo = 0n;
 
   constructor(
     private readonly shardName: string,
@@ -147,7 +153,7 @@ export class ShardWriter {
     while ([...this.outstanding].some((first) => first <= target)) {
       await new Promise<void>((resolve) => this.answerWaiters.push(resolve));
     }
-    return this.epoch === null ? null : this.lastMemberRev;
+    return this.epoch === null || this.uncertainUpTo > 0n ? null : this.lastMemberRev;
   }
 
   /** Called when a batch finds the member's epoch moved past ours (another replica took over). */
@@ -213,12 +219,17 @@ export class ShardWriter {
       const sending = this.send(cur.batch, cur.first);
       if (this.queue.length) next = this.allocateFor(this.take());
       try {
-        if (!(await sending)) {
+        const sent = await sending;
+        if (sent === false) {
           // Another proxy's write or a fence moved the clock past R1: same plans, new revisions.
           writeRetries.inc({ reason: 'fence' }, cur.batch.length);
           this.queue.unshift(...cur.batch.filter((p) => this.mayApply(p)));
         }
+        // Answered: the clock now stands at or past R1, so no earlier batch can still land.
+        if (sent !== null && this.uncertainUpTo > 0n && cur.first > this.uncertainUpTo) this.uncertainUpTo = 0n;
       } catch (err) {
+        const last = cur.first + BigInt(cur.batch.length - 1);
+        if (last > this.uncertainUpTo) this.uncertainUpTo = last;
         for (const p of cur.batch) p.reject(err);
       }
       this.answered(cur.first);
@@ -282,11 +293,14 @@ export class ShardWriter {
     return batch;
   }
 
-  /** Sends one batch at revisions first..; false when its fence failed (nothing applied). */
-  private async send(all: Pending[], first: bigint): Promise<boolean> {
+  /**
+   * Sends one batch at revisions first..; false when its fence failed (nothing applied), null
+   * when nothing was left to send (every write was routed under another epoch).
+   */
+  private async send(all: Pending[], first: bigint): Promise<boolean | null> {
     const epoch = this.epoch;
     const batch = all.filter((p) => this.mayApply(p));
-    if (!batch.length) return true;
+    if (!batch.length) return null;
     const last = first + BigInt(batch.length - 1);
     const subs: RequestOp[] = batch.map((p, i) => {
       const rev = first + BigInt(i);

@@ -18,6 +18,7 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 
 interface MemberWatchResponse {
+  header?: { revision: string };
   created: boolean;
   canceled: boolean;
   compact_revision: string;
@@ -26,6 +27,8 @@ interface MemberWatchResponse {
 }
 
 export interface FeedOptions {
+  /** A progress answer arrived (requestProgress). */
+  onProgress?: () => void;
   shard: Shard;
   ks: Keyspace;
   log: Logger;
@@ -53,6 +56,7 @@ export class ShardFeed {
   private paused = false;
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
+  private answers = 0;
 
   constructor(private readonly o: FeedOptions) {
     this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n, o.shard.index);
@@ -66,6 +70,16 @@ export class ShardFeed {
   /** The last member revision read whole. */
   get readThrough(): bigint {
     return this.next - 1n;
+  }
+
+  /** Progress answers received from the member (each says the stream is current). */
+  get progressAnswers(): number {
+    return this.answers;
+  }
+
+  /** Asks the member for a progress answer (etcd's WatchProgressRequest): proof it is there. */
+  requestProgress(): void {
+    this.call?.write({ progress_request: {} });
   }
 
   start(): void {
@@ -101,7 +115,14 @@ export class ShardFeed {
         return;
       }
       if (res.created) this.backoff = BACKOFF_MIN_MS;
-      if (!res.events.length) return;
+      if (!res.events.length) {
+        if (res.created || !res.header) return;
+        // A progress answer: the member is there. (etcd 3.4 sends it on a control channel that
+        // may overtake events, so its header revision says nothing about what was read.)
+        this.answers++;
+        this.o.onProgress?.();
+        return;
+      }
       const d = this.decoder.decode(res.events);
       if (d.memberRev >= this.next) this.next = d.memberRev + 1n;
       if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events the proxy did not write ignored');

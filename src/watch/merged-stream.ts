@@ -46,8 +46,12 @@ export class MergedStream {
   private fenceTimer: NodeJS.Timeout | null = null;
   private waitTimer: NodeJS.Timeout | null = null;
   private start_: { rev: bigint; heads: ClockRead[] } | null = null;
-  /** Per shard: a watermark its owner vouched for, once the feed has read through `memberRev`. */
-  private vouched: Array<{ rev: bigint; memberRev: bigint } | null> = [];
+  /**
+   * Per shard: a watermark its owner vouched for, applied once the member answered a progress
+   * request asked after it (the member is there, the stream is current) and the feed has read
+   * through `memberRev`.
+   */
+  private vouched: Array<{ rev: bigint; memberRev: bigint; answers: number } | null> = [];
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -116,6 +120,7 @@ export class MergedStream {
             this.fenceHeldBack();
           },
           onLost: (compacted) => void this.restart(compacted),
+          onProgress: () => this.applyVouched(i),
         }),
     );
     this.vouched = this.store.shards.map(() => null);
@@ -187,17 +192,22 @@ export class MergedStream {
 
   /**
    * The shard's owner vouched that every write at or below `target` landed by member revision
-   * `memberRev` (fencer.ts): once the feed has read through it, the watermark is `target`.
+   * `memberRev` (fencer.ts): once the member answered a progress request and the feed has read
+   * through it, the watermark is `target`.
    */
   private vouched_(i: number, target: bigint, memberRev: bigint): void {
     const cur = this.vouched[i];
-    if (!cur || cur.rev < target) this.vouched[i] = { rev: target, memberRev: cur && cur.memberRev > memberRev ? cur.memberRev : memberRev };
-    this.applyVouched(i);
+    if (cur && cur.rev >= target) return;
+    const feed = this.feeds[i];
+    this.vouched[i] = { rev: target, memberRev: cur && cur.memberRev > memberRev ? cur.memberRev : memberRev, answers: feed.progressAnswers };
+    // A member that is down never answers: its shard keeps holding the stream back, as it should.
+    feed.requestProgress();
   }
 
   private applyVouched(i: number): void {
     const v = this.vouched[i];
-    if (!v || this.feeds[i].readThrough < v.memberRev) return;
+    const feed = this.feeds[i];
+    if (!v || feed.progressAnswers <= v.answers || feed.readThrough < v.memberRev) return;
     this.vouched[i] = null;
     if (v.rev > this.merger.watermark(i)) {
       vouchedWatermarks.inc({ shard: this.store.shards[i].name });

@@ -21,7 +21,7 @@ import { Upstream } from '../shard/upstream.js';
 import { ShardWriter } from '../shard/writer.js';
 import { ReadCache } from '../cache/cache.js';
 import { CacheReader } from '../cache/reads.js';
-import { addCacheSource } from '../metrics/registry.js';
+import { addCacheSource, startKnownSeries } from '../metrics/registry.js';
 import { WatchHub } from '../watch/hub.js';
 import { MergedStream } from '../watch/merged-stream.js';
 import { version } from '../cli/usage.js';
@@ -83,6 +83,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const map = await loadOrRecordPartitionMap(coordinator, wanted);
     const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
     const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks));
+    startKnownSeries(cfg.shards.map((s) => s.name));
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));

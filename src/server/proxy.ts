@@ -18,6 +18,7 @@ import { loadOrRecordPartitionMap } from '../partition/store.js';
 import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
+import { metaproxyService } from '../etcd/proto.js';
 import { ShardWriter } from '../shard/writer.js';
 import { ReadCache } from '../cache/cache.js';
 import { CacheReader } from '../cache/reads.js';
@@ -38,6 +39,7 @@ import { maintenanceService } from './maintenance.js';
 import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
+import { topologyService } from './topology.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
 
@@ -139,6 +141,10 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
+    );
+    server.addService(
+      metaproxyService('Topology').service,
+      topologyService({ ...common, cfg, self: () => ({ name: self?.name ?? '', version: version() }) }),
     );
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);

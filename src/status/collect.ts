@@ -72,7 +72,12 @@ async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
   const base = await cluster('coordinator', opts.coordinatorEndpoints, opts.timeoutMs);
   const status: CoordinatorStatus = { ...base, clockRevision: null, compactRevision: null, partitions: null, routingPrefixSegments: null };
   const notes: string[] = [];
-  if (base.health === 'unhealthy') return { status, map: null, proxies: [], notes: ['coordinator unreachable: shards and proxies unknown'] };
+  if (base.health === 'unhealthy') {
+    const unreachable = 'coordinator unreachable: shards and proxies unknown';
+    // The endpoints came from a proxy: they may only resolve where it runs (e.g. a compose network).
+    const hint = opts.via ? ` (${opts.coordinatorEndpoints.join(',')}, as ${opts.via.endpoint} is configured: reachable from where it runs, maybe not from here)` : '';
+    return { status, map: null, proxies: [], notes: [unreachable + hint] };
+  }
   const coordinator = new Upstream({ name: 'coordinator', endpoints: opts.coordinatorEndpoints, requestTimeoutMs: opts.timeoutMs });
   try {
     const res = await coordinator.txn(

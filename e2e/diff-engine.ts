@@ -19,7 +19,10 @@
  *   responses inside a txn follow the read rule below. A step that did not write (a read, a delete of a missing key, a txn whose
  *   executed branch only reads, a compaction) is checked only for "header ≥ every mod_revision
  *   in the response" (documented difference: a read of one shard reports the latest revision
- *   that shard has seen), and the value itself is not compared.
+ *   that shard has seen), and the value itself is not compared. Except a read at a past
+ *   revision (a Range with revision > 0, or a Txn with such a Range): etcd answers it with its
+ *   current revision, not the requested one, so its headers are ranked ("rN": after the N-th
+ *   write) and compared.
  * - Requests can reference earlier results per side (`ctx.rev('step')` is that side's header
  *   revision of the step), so historical reads and MOD compares use each side's own numbers.
  *
@@ -124,6 +127,16 @@ class Side implements Ctx {
   }
 }
 
+/** True if a Range request, or a Range anywhere in a Txn request, reads at a past revision. */
+export function readsPastRevision(method: string, req: Msg): boolean {
+  const past = (r: Msg) => !!r && BigInt(r.revision ?? 0) > 0n;
+  const inOps = (ops: Msg[] | undefined): boolean =>
+    (ops ?? []).some((op) => past(op.request_range) || (op.request_txn && (inOps(op.request_txn.success) || inOps(op.request_txn.failure))));
+  if (method === 'Range') return past(req);
+  if (method === 'Txn') return inOps(req?.success) || inOps(req?.failure);
+  return false;
+}
+
 /** True if the request (a Txn, recursively in both branches) contains a put or delete. */
 export function hasWriteOps(ops: Msg[] | undefined): boolean {
   for (const op of ops ?? []) {
@@ -169,6 +182,8 @@ interface NormOptions {
   problems: string[];
   /** Inside a txn's response_range: its header is a read's (etcd reports the read revision). */
   inRange?: boolean;
+  /** A read at a past revision: its headers are the current revision, ranked. */
+  pastRead?: boolean;
 }
 
 function normalise(x: Msg, o: NormOptions, parent?: Msg): Msg {
@@ -199,7 +214,7 @@ function normalise(x: Msg, o: NormOptions, parent?: Msg): Msg {
       } else {
         const mod = maxModRevision(x);
         if (rev < mod) o.problems.push(`${o.side.label}: header.revision ${rev} < mod_revision ${mod} in the same response`);
-        out.header = { revision: 'read' };
+        out.header = { revision: o.pastRead && !o.wrote ? `current ${o.side.rank(rev, false)}` : 'read' };
       }
       continue;
     }
@@ -318,8 +333,9 @@ export class DiffRunner {
 
     const ignoreFields = step.ignoreFields ?? [];
     const ignoreHeader = step.header === 'ignore';
-    const no = normaliseResult(o.r, { side: this.oracle, wrote, ignoreHeader, problems }, ignoreFields, step.transform);
-    const ns = normaliseResult(s.r, { side: this.subject, wrote, ignoreHeader, problems }, ignoreFields, step.transform);
+    const pastRead = readsPastRevision(step.method, o.req);
+    const no = normaliseResult(o.r, { side: this.oracle, wrote, ignoreHeader, problems, pastRead }, ignoreFields, step.transform);
+    const ns = normaliseResult(s.r, { side: this.subject, wrote, ignoreHeader, problems, pastRead }, ignoreFields, step.transform);
     const mismatches: Mismatch[] = [];
     const base = { section: sectionName, step: step.name, request: `${step.service}.${step.method} ${describe(s.req ?? o.req, 600)}` };
     if (!deepEqual(no, ns)) mismatches.push({ ...base, expected: no, got: ns, problem: 'results differ' });

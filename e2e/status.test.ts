@@ -2,14 +2,15 @@
  * `etcd-metaproxy status` against a real meta-cluster (3 shards, coordinator, one proxy): the
  * JSON and table outputs agree with what the members hold (keys per shard, partitions, clock,
  * compaction, registered proxies), a shard that is down turns the exit status to 1, and
- * without any registered proxy the shard endpoints come from --config.
+ * without any registered proxy the shard endpoints come from --config. --endpoints may name a
+ * proxy instead of the coordinator (it names its clusters); a member or a plain etcd gets a hint.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cleanup, RawClient, startMeta, tempDir, type Meta } from './harness.js';
+import { Cleanup, RawClient, startMeta, startOracle, tempDir, type Meta } from './harness.js';
 import { b } from './grpc-raw.js';
 import type { StatusReport } from '../src/status/report.js';
 
@@ -113,6 +114,46 @@ test('status table: one row per shard, the coordinator and the proxies', { timeo
   }
   assert.ok(lines.includes('PROXIES'));
   assert.ok(lines.some((l) => l.includes(`http://${meta.addresses[0]}`)), 'the proxy is listed');
+});
+
+test('status --endpoints <a proxy>: the proxy names its coordinator and shards; the same report', { timeout: 60_000 }, async () => {
+  const proxy = meta.addresses[0]!;
+  const r = await status(['--endpoints', proxy, '-w', 'json']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const rep = JSON.parse(r.stdout) as StatusReport;
+  assert.equal(rep.via?.endpoint, proxy);
+  assert.match(rep.via!.name, /^etcd-metaproxy-/);
+  assert.deepEqual(rep.coordinator.endpoints.map((e) => e.endpoint), [meta.cluster.coordinator.clientUrl]);
+  assert.equal(rep.coordinator.health, 'healthy');
+  assert.equal(rep.coordinator.partitions, 64);
+  assert.deepEqual(rep.shards.map((s) => s.name), ['s1', 's2', 's3']);
+  rep.shards.forEach((s, i) => {
+    assert.equal(s.health, 'healthy');
+    assert.equal(s.endpointsFrom, 'proxy');
+    assert.deepEqual(s.endpoints.map((e) => e.endpoint), [meta.cluster.shards[i]!.clientUrl]);
+  });
+  assert.deepEqual(rep.shards.map((s) => s.keys), (await memberCounts()).map(String));
+  assert.deepEqual(rep.proxies.map((p) => p.clientURLs), [[`http://${proxy}`]]);
+
+  const table = await status(['--endpoints', `http://${proxy}`]);
+  assert.equal(table.code, 0, table.stderr + table.stdout);
+  assert.match(table.stdout.split('\n')[0]!, new RegExp(`^VIA PROXY http://${proxy} \\(etcd-metaproxy-`));
+  assert.ok(table.stdout.includes(meta.cluster.shards[2]!.clientUrl), 'shard endpoints listed');
+});
+
+test('status --endpoints <a member of a shard> or <a plain etcd>: says so, exit status 1', { timeout: 60_000 }, async () => {
+  const r = await status(['--endpoints', meta.cluster.shards[0]!.clientUrl, '-w', 'json']);
+  assert.equal(r.code, 1, r.stdout);
+  const rep = JSON.parse(r.stdout) as StatusReport;
+  assert.equal(rep.via, undefined);
+  assert.match(rep.notes.join('\n'), /is the member of shard "s1", not the coordinator: pass the coordinator's endpoints, a proxy's, or --config/);
+  assert.deepEqual(rep.shards, []);
+
+  const plain = await startOracle('status-plain');
+  cleanup.add('stop plain etcd', () => plain.stop());
+  const p = await status(['--endpoints', plain.address]);
+  assert.equal(p.code, 1, p.stdout);
+  assert.match(p.stdout, /note: no meta-cluster at .*: no proxy has started on this coordinator yet, or it is not the coordinator \(pass the coordinator's endpoints, a proxy's, or --config\)/);
 });
 
 test('a shard down: unhealthy in the report, exit status 1; --config supplies endpoints when no proxy is registered', { timeout: 90_000 }, async () => {

@@ -202,3 +202,50 @@ test('RangeRequest decoder: same fields as the proto definitions, malformed inpu
   assert.equal(decodeRangeRequest(Buffer.from([0x18, 0xff, 0xff])), null);
   assert.equal(decodeRangeRequest(Buffer.from([0x1a, 0x01, 0x01])), null);
 });
+
+test('a read at a past revision: the state at that revision under the current revision (etcd), after catching up with the clock', async () => {
+  const { CacheReader } = await import('../src/cache/reads.js');
+  type Reader = InstanceType<typeof CacheReader>;
+  const store0 = new ShardStore();
+  store0.put('k', encodeKeyValue(meta('k', 10n)));
+  const past: CacheView = { rev: 10n, trees: [store0.snapshot()] };
+  store0.put('k', encodeKeyValue(meta('k', 15n, { create: 10n, version: 2n })));
+  // The trees stand at 15; the coordinator clock says 20 (writes at 16..20 still on their way).
+  let rev = 15n;
+  const waiters: Array<{ rev: bigint; resolve: () => void }> = [];
+  const cache = {
+    ready: true,
+    get revision() {
+      return rev;
+    },
+    memo: new Map(),
+    current: () => ({ rev, trees: [store0.live] }),
+    at: (r: bigint) => (r === 10n ? past : null),
+    keepCurrent: () => undefined,
+  };
+  const stream = {
+    released: 15n,
+    waitFor: (r: bigint) => new Promise<void>((resolve) => waiters.push({ rev: r, resolve })),
+  };
+  const store = {
+    compactedRevision: 0n,
+    noteCompacted: () => undefined,
+    router: { shardsForRange: () => [0] },
+  };
+  const reader = new CacheReader(
+    cache as unknown as Reader['cache'],
+    store as unknown as ConstructorParameters<typeof CacheReader>[1],
+    stream as unknown as ConstructorParameters<typeof CacheReader>[2],
+    { read: async () => ({ clock: 20n, compacted: 0n }) },
+    { waitMs: 5000 },
+  );
+  const answer = reader.range(rangeRequest(Buffer.from('k'), Buffer.alloc(0), { revision: '10' }));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(waiters.map((w) => w.rev), [20n], 'waits for the clock read, not for the requested revision');
+  rev = 21n;
+  waiters[0]!.resolve();
+  const out = await answer;
+  assert.ok(out);
+  assert.equal(out.rev, 21n, 'header: the revision the cache stands at when it answers');
+  assert.equal(decodeKeyValue(out.kvs[0]!).mod, 10n, 'the state at the requested revision');
+});

@@ -6,7 +6,8 @@
  *   arrived, once the merged stream has released that clock, so every write acknowledged before
  *   the request is in the trees;
  * - at a revision R: etcd's future and compacted checks against the coordinator, then the state
- *   at R (kept or rebuilt snapshots, snapshots.ts).
+ *   at R (kept or rebuilt snapshots, snapshots.ts) under etcd's header: the current revision
+ *   (the cache's, once caught up as for a read at the current revision), not R.
  * Anything else (not loaded yet, a shard that does not catch up, history too old) returns null
  * and the caller reads the members.
  */
@@ -68,10 +69,15 @@ export class CacheReader {
       if (wanted > view.clock) throw Errors.futureRev();
       this.store.noteCompacted(view.compacted);
       if (wanted < view.compacted) throw Errors.compacted();
-      if (!(await this.caughtUp(wanted))) return this.miss('lagging');
+      // The header is the current revision, as etcd's: the cache first catches up as a read at
+      // the current revision would (the clock just read, or this proxy's own writes when serializable).
+      const current = r.serializable ? (this.acked > wanted ? this.acked : wanted) : view.clock;
+      if (!(await this.caughtUp(current))) return this.miss('lagging');
       cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const at = this.cache.at(wanted);
-      return at ? this.serve(at, r) : this.miss('history');
+      if (!at) return this.miss('history');
+      // The state at `wanted`, under the header of the revision the trees stand at (>= current).
+      return { ...this.serve(at, r), rev: this.cache.revision };
     }
     const why = await this.current(r.serializable);
     if (why) return this.miss(why);

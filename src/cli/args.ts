@@ -109,7 +109,7 @@ function parseStatus(args: string[]): Command {
   if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`--write-out must be table or json, got ${JSON.stringify(writeOut)}`);
   const endpoints = typeof values.endpoints === 'string' ? values.endpoints.split(',').map((e) => e.trim()).filter(Boolean) : undefined;
   const configFile = typeof values.config === 'string' ? values.config : undefined;
-  if (!endpoints?.length && configFile === undefined) throw new UsageError('status needs --endpoints (the coordinator) or --config');
+  if (!endpoints?.length && configFile === undefined) throw new UsageError('status needs --endpoints (the coordinator or a proxy) or --config');
   return { kind: 'status', endpoints, configFile, writeOut };
 }
 

@@ -39,7 +39,7 @@ export function usage(): string {
     '    --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default info)',
     '',
     'status options:',
-    '    --endpoints URLS    coordinator endpoints, comma-separated (default: from --config)',
+    '    --endpoints URLS    the coordinator\'s endpoints, or a proxy\'s (it names its clusters); comma-separated',
     '    --config FILE       the proxy configuration: coordinator and shard endpoints, namespace',
     '                        (without it, shard endpoints come from a registered proxy)',
     '    -w, --write-out F   table (default) or json; exit status 1 unless everything is healthy',

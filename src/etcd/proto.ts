@@ -38,3 +38,12 @@ export function etcdService(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Mainte
   const pkg = etcdGrpcObject()['etcdserverpb'] as grpc.GrpcObject;
   return pkg[name] as ServiceCtor;
 }
+
+let cachedOwn: grpc.GrpcObject | undefined;
+
+/** The proxy's own services (proto/metaproxy.proto), e.g. Topology for `status`. */
+export function metaproxyService(name: 'Topology'): ServiceCtor {
+  if (!cachedOwn) cachedOwn = grpc.loadPackageDefinition(protoLoader.loadSync(['metaproxy.proto'], LOADER_OPTIONS));
+  const pkg = ((cachedOwn['etcdmetaproxy'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject);
+  return pkg[name] as ServiceCtor;
+}

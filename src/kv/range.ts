@@ -8,9 +8,12 @@
  *   past M first, it is read at its member revision for M.
  * - Serializable reads never write: M is the lowest clock and shards ahead of it are read at
  *   the member revision that corresponds to M.
- * - Reads at a past revision R: checked against the coordinator's clock (future) and
- *   compaction record (compacted); shards ahead of R are read at their member revision for R,
- *   shards behind it are fenced up to R.
+ * - Reads at a past revision R: checked against the coordinator's clock C (future) and
+ *   compaction record (compacted). As in etcd, the header is the current revision, not R: at
+ *   least C (so at least every write acknowledged before the read) and every involved shard's
+ *   clock; shards below that header H are fenced up to H (later reads of these keys never stand
+ *   below it). Each shard's part is its state at R: read in the fence when its clock was at or
+ *   below R, else at its member revision for R.
  */
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
@@ -48,7 +51,20 @@ function partOf(store: MetaStore, responses: TxnResponse['responses'] | undefine
   return { kvs: rr.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(rr.count) };
 }
 
-export async function range(store: MetaStore, r: RangeRequest): Promise<RangeResponse> {
+/** A client Range (the KV verb): a past revision is answered with the current revision in the header. */
+export function range(store: MetaStore, r: RangeRequest): Promise<RangeResponse> {
+  return rangeWith(store, r, true);
+}
+
+/**
+ * A Range inside a read-only txn, whose header the txn sets: a past revision is read without
+ * raising the involved shards to the current revision (the txn fixed its own revision).
+ */
+export function rangeInTxn(store: MetaStore, r: RangeRequest): Promise<RangeResponse> {
+  return rangeWith(store, r, false);
+}
+
+async function rangeWith(store: MetaStore, r: RangeRequest, currentHeader: boolean): Promise<RangeResponse> {
   const range = store.ks.toMemberRange(r.key, r.range_end);
   const shardIdx = store.router.shardsForRange(r.key, r.range_end);
   const shards = shardIdx.map((i) => store.shards[i]);
@@ -61,7 +77,7 @@ export async function range(store: MetaStore, r: RangeRequest): Promise<RangeRes
     const view = await store.coordinatorView();
     if (wanted > view.clock) throw Errors.futureRev();
     if (wanted < view.compacted) throw Errors.compacted();
-    ({ answers, header } = await readAt(store, shards, r, range, wanted));
+    ({ answers, header } = await readAt(store, shards, r, range, wanted, currentHeader ? view.clock : null));
   } else if (r.serializable) {
     ({ answers, header } = await readSerializable(store, shards, r, range));
   } else {
@@ -89,11 +105,12 @@ async function readCurrent(store: MetaStore, shard: Shard, ops: RequestOp[], ser
  * which is then read at the member revision for M (so the target never has to move while
  * writes go on).
  */
-async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest | null, range: MemberRange | null) {
+async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeRequest | null, range: MemberRange | null, floor = 0n) {
   const ops = r ? memberOps(r, range) : [];
   const [answers, global] = await Promise.all([Promise.all(shards.map((s) => readCurrent(store, s, ops, false))), store.clock.current()]);
-  const local = maxClock(answers);
-  const target = global > local ? global : local;
+  let target = maxClock(answers);
+  if (global > target) target = global;
+  if (floor > target) target = floor;
   await Promise.all(
     answers.map(async (a, i) => {
       if (a.clock.clock >= target) return;
@@ -103,7 +120,7 @@ async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeReque
   return { answers, header: target };
 }
 
-/** One shard's part of the range at `rev`, given a current read `head` of it (see readAt). */
+/** One shard's part of a linearizable range at `rev`, given a current read `head` of it. */
 async function shardAt(store: MetaStore, s: Shard, r: RangeRequest | null, range: MemberRange | null, rev: bigint, head: ClockRead): Promise<ShardAnswer> {
   const ops = r ? memberOps(r, range) : [];
   if (head.clock < rev) {
@@ -174,19 +191,39 @@ function stateAt(before: MetaKV[], after: MetaKV[], rev: bigint): MetaKV[] {
   return out;
 }
 
-async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint) {
+/**
+ * Every shard's state at `rev`. With a `current` revision (client reads): header H = the highest
+ * of it and the shards' clocks, shards below H fenced up to it. Without (inside a txn): shards
+ * below `rev` are fenced up to `rev`, and the header is the highest shard clock.
+ */
+async function readAt(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null, rev: bigint, current: bigint | null) {
   const heads = await Promise.all(shards.map((s) => s.currentClock(false)));
-  const answers = await Promise.all(shards.map((s, i) => shardAt(store, s, r, range, rev, heads[i])));
-  return { answers, header: maxClock(answers) };
+  const floor = current !== null && current > rev ? current : rev;
+  const target = current === null ? rev : heads.reduce((m, h) => (h.clock > m ? h.clock : m), floor);
+  const answers = await Promise.all(shards.map((s, i) => pastAt(store, s, r, range, rev, target, heads[i])));
+  return { answers, header: answers.reduce((m, a) => (a.clock.clock > m ? a.clock.clock : m), target) };
+}
+
+/** One shard's part of the range at `rev` (<= target), the shard fenced up to `target` if below. */
+async function pastAt(store: MetaStore, s: Shard, r: RangeRequest, range: MemberRange | null, rev: bigint, target: bigint, head: ClockRead): Promise<ShardAnswer> {
+  if (head.clock < target) {
+    const res = await s.fenceAndRead(target, memberOps(r, range));
+    // Fenced from a clock at or below rev: nothing landed in between, the state read is the one at rev.
+    if (res.fenced && res.prior <= rev) return { clock: res.clock, part: partOf(store, res.responses) };
+    if (!res.fenced && res.clock.clock === rev) return { clock: res.clock, part: partOf(store, res.responses) };
+    head = res.clock;
+  }
+  if (!range) return { clock: head, part: { kvs: [], count: 0n } };
+  return readHistorical(store, s, r, range, rev, head);
 }
 
 /**
  * A meta revision at which every given shard's state is fixed and readable (linearizable):
- * the highest of their clocks, with lagging shards fenced up to it.
+ * the highest of their clocks and `floor`, with lagging shards fenced up to it.
  */
-export async function consistentRevision(store: MetaStore, shardIdx: number[]): Promise<bigint> {
+export async function consistentRevision(store: MetaStore, shardIdx: number[], floor = 0n): Promise<bigint> {
   const shards = shardIdx.map((i) => store.shards[i]);
-  const { header } = await readLinearizable(store, shards, null, null);
+  const { header } = await readLinearizable(store, shards, null, null, floor);
   return header;
 }
 

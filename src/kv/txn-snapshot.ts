@@ -7,7 +7,7 @@ import type { Compare, KeyValue, RangeRequest, RequestOp, ResponseOp, TxnRequest
 import { fromWire, type MetaKV } from '../shard/meta-kv.js';
 import { rangeRequest } from '../etcd/defaults.js';
 import { evalCompare } from './compare.js';
-import { consistentRevision, range } from './range.js';
+import { consistentRevision, rangeInTxn } from './range.js';
 import { txnShards } from './route-txn.js';
 import type { MetaStore } from './store.js';
 import type { TxnOutcome } from './txn.js';
@@ -32,11 +32,14 @@ function toMeta(kv: KeyValue): MetaKV {
 }
 
 export async function snapshotTxn(store: MetaStore, req: TxnRequest): Promise<TxnOutcome> {
-  const rev = await consistentRevision(store, [...txnShards(req, store.router)]);
+  // A txn reading history answers, as etcd does, with the current revision: at least the
+  // coordinator clock (the shards involved are fenced up to it).
+  const floor = readsHistory(req) ? (await store.coordinatorView()).clock : 0n;
+  const rev = await consistentRevision(store, [...txnShards(req, store.router)], floor);
 
   const compares = async (cs: Compare[]): Promise<boolean> => {
     const results = await Promise.all(
-      cs.map(async (c) => evalCompare(c, (await range(store, rangeAt(c.key, c.range_end, rev))).kvs.map(toMeta))),
+      cs.map(async (c) => evalCompare(c, (await rangeInTxn(store, rangeAt(c.key, c.range_end, rev))).kvs.map(toMeta))),
     );
     return results.every(Boolean);
   };
@@ -49,7 +52,7 @@ export async function snapshotTxn(store: MetaStore, req: TxnRequest): Promise<Tx
         if (op.request_range) {
           const r = op.request_range;
           const at = BigInt(r.revision) > 0n ? BigInt(r.revision) : rev;
-          const res = await range(store, { ...r, revision: at.toString() });
+          const res = await rangeInTxn(store, { ...r, revision: at.toString() });
           return { response: 'response_range', response_range: { ...res, header: revHeader(rev) } };
         }
         const nested = await run(op.request_txn as TxnRequest);

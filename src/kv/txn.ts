@@ -17,7 +17,7 @@ import { OwnerUnreachableError } from '../ownership/forward.js';
 import { txnWrites } from './txn-snapshot.js';
 import type { MetaStore } from './store.js';
 import { historyRanges, memberOps, planTxn } from './txn-plan.js';
-import { range } from './range.js';
+import { rangeInTxn } from './range.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
@@ -173,7 +173,7 @@ async function readHistory(store: MetaStore, plan: Plan): Promise<ReadonlyMap<Ra
   const wanted = historyRanges(plan.ops);
   if (wanted.length === 0) return NO_HISTORY;
   const out = new Map<RangeRequest, RangeResponse>();
-  for (const req of wanted) out.set(req, await range(store, req));
+  for (const req of wanted) out.set(req, await rangeInTxn(store, req));
   return out;
 }
 

@@ -264,3 +264,24 @@ export const cacheRevision = new Gauge({
     this.set(Number(rev));
   },
 });
+
+/** Reasons of write_retries_total (shard/writer.ts: fence; kv/txn.ts: pin, read_pin). */
+const WRITE_RETRY_REASONS = ['fence', 'pin', 'read_pin'];
+/** Reasons of cache_misses_total (cache/reads.ts). */
+const CACHE_MISS_REASONS = ['loading', 'lagging', 'coordinator', 'history'];
+
+/**
+ * Starts the series whose label values are known up front at 0 (Prometheus's advice for
+ * labelled counters): a dashboard panel of, say, retries by reason then shows 0 while nothing
+ * is retried, instead of "No data" (a rate() over a series that does not exist is empty).
+ */
+export function startKnownSeries(shards: readonly string[]): void {
+  for (const shard of shards) {
+    fenceWrites.inc({ shard }, 0);
+    memberWrites.inc({ shard }, 0);
+    upstreamWatchRestarts.inc({ shard }, 0);
+  }
+  for (const reason of WRITE_RETRY_REASONS) writeRetries.inc({ reason }, 0);
+  for (const reason of CACHE_MISS_REASONS) cacheMisses.inc({ reason }, 0);
+  for (const result of ['ok', 'error']) leaseReaps.inc({ result }, 0);
+}

@@ -18,11 +18,12 @@ import { loadOrRecordPartitionMap } from '../partition/store.js';
 import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
+import { metaproxyService } from '../etcd/proto.js';
 import { ShardWriter } from '../shard/writer.js';
 import { epochKey } from '../shard/epoch.js';
 import { ReadCache } from '../cache/cache.js';
 import { CacheReader } from '../cache/reads.js';
-import { addCacheSource } from '../metrics/registry.js';
+import { addCacheSource, startKnownSeries } from '../metrics/registry.js';
 import { WatchHub } from '../watch/hub.js';
 import { MergedStream } from '../watch/merged-stream.js';
 import { version } from '../cli/usage.js';
@@ -39,6 +40,7 @@ import { maintenanceService } from './maintenance.js';
 import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
+import { topologyService } from './topology.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
 import { EtcdError } from '../etcd/errors.js';
@@ -93,6 +95,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const map = await loadOrRecordPartitionMap(coordinator, wanted);
     const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
     const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks));
+    startKnownSeries(cfg.shards.map((s) => s.name));
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
@@ -148,6 +151,10 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     server.addService(
       serviceDefinition('Cluster'),
       clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
+    );
+    server.addService(
+      metaproxyService('Topology').service,
+      topologyService({ ...common, cfg, self: () => ({ name: self?.name ?? '', version: version() }) }),
     );
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);

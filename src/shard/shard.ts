@@ -139,21 +139,28 @@ export class Shard {
    * Raises the shard clock to `target` if it is lower, reading `ops` in the same txn: the
    * result is the shard's state at exactly meta revision `target` when it succeeds (no write
    * at or below `target` can land afterwards), or at the returned clock (>= target) when not.
+   * `prior` is the clock the fence found (the state read is also the state at every revision
+   * from `prior` to `target`).
    */
-  async fenceAndRead(target: bigint, ops: RequestOp[]): Promise<{ clock: ClockRead; responses: TxnResponse['responses']; fenced: boolean }> {
+  async fenceAndRead(
+    target: bigint,
+    ops: RequestOp[],
+  ): Promise<{ clock: ClockRead; prior: bigint; responses: TxnResponse['responses']; fenced: boolean }> {
     const res = await this.upstream.txn(
       {
         compare: [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(target) })],
-        success: [putOp(CLOCK_KEY, encodeClock(target)), ...ops],
+        success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(target)), ...ops],
         failure: [rangeOp(CLOCK_KEY), ...ops],
       },
       false,
     );
     if (res.succeeded) {
       fenceWrites.inc({ shard: this.name });
-      return { clock: { clock: target, memberRev: BigInt(res.header?.revision ?? '0') }, responses: res.responses.slice(1), fenced: true };
+      const clock = { clock: target, memberRev: BigInt(res.header?.revision ?? '0') };
+      return { clock, prior: clockOf(res, 0).clock, responses: res.responses.slice(2), fenced: true };
     }
-    return { clock: clockOf(res, 0), responses: res.responses.slice(1), fenced: false };
+    const clock = clockOf(res, 0);
+    return { clock, prior: clock.clock, responses: res.responses.slice(1), fenced: false };
   }
 
   /** The clock value stored at a past member revision (0 before the shard was initialised). */

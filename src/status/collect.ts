@@ -1,8 +1,10 @@
 /**
  * Gathers the meta-cluster's state for `etcd-metaproxy status`: the coordinator (clock,
  * compaction, partition map, registered proxies) and every shard (health, keys, size,
- * revision, partitions owned). Shard endpoints come from the configuration when given, else
- * from a registered proxy's record; a shard whose endpoints are unknown is reported as such.
+ * revision, partitions owned). The coordinator's endpoints are given, or come from the proxy
+ * given instead (status/proxy-probe.ts). Shard endpoints come from the configuration when
+ * given, else from that proxy, else from a registered proxy's record; a shard whose endpoints
+ * are unknown is reported as such.
  */
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { COMPACT_KEY, decodeCompacted } from '../kv/store.js';
@@ -11,17 +13,21 @@ import { parsePartitionMap, type PartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/store.js';
 import { decodeClock } from '../shard/envelope.js';
 import { Keyspace } from '../shard/keyspace.js';
-import { CLOCK_KEY, rangeOp } from '../shard/shard.js';
+import { CLOCK_KEY, SHARD_ID_KEY, rangeOp } from '../shard/shard.js';
 import { Upstream } from '../shard/upstream.js';
-import type { ClusterStatus, CoordinatorStatus, EndpointStatus, Health, ShardStatus, StatusReport } from './report.js';
+import type { ClusterStatus, CoordinatorStatus, EndpointStatus, Health, ShardStatus, StatusReport, ViaProxy } from './report.js';
 
 export interface StatusOptions {
   coordinatorEndpoints: string[];
   /** Shard endpoints by name from a configuration file (take precedence over proxy records). */
   shards?: Record<string, string[]>;
+  /** Shard endpoints by name as the proxy named by --endpoints uses them (after the configuration's). */
+  proxyShards?: Record<string, string[]>;
   /** User-key namespace from the configuration (else from a proxy record, else ""). */
   namespace?: string;
   timeoutMs: number;
+  /** The proxy --endpoints named, which gave the coordinator's endpoints. */
+  via?: ViaProxy;
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -66,14 +72,29 @@ async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
   const base = await cluster('coordinator', opts.coordinatorEndpoints, opts.timeoutMs);
   const status: CoordinatorStatus = { ...base, clockRevision: null, compactRevision: null, partitions: null, routingPrefixSegments: null };
   const notes: string[] = [];
-  if (base.health === 'unhealthy') return { status, map: null, proxies: [], notes: ['coordinator unreachable: shards and proxies unknown'] };
+  if (base.health === 'unhealthy') {
+    const unreachable = 'coordinator unreachable: shards and proxies unknown';
+    // The endpoints came from a proxy: they may only resolve where it runs (e.g. a compose network).
+    const hint = opts.via ? ` (${opts.coordinatorEndpoints.join(',')}, as ${opts.via.endpoint} is configured: reachable from where it runs, maybe not from here)` : '';
+    return { status, map: null, proxies: [], notes: [unreachable + hint] };
+  }
   const coordinator = new Upstream({ name: 'coordinator', endpoints: opts.coordinatorEndpoints, requestTimeoutMs: opts.timeoutMs });
   try {
     const res = await coordinator.txn(
-      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY), rangeOp(PARTITION_MAP_KEY)], failure: [] },
+      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY), rangeOp(PARTITION_MAP_KEY), rangeOp(SHARD_ID_KEY)], failure: [] },
       true,
     );
-    const [clock, compact, map] = res.responses.map((r) => r.response_range?.kvs[0]?.value);
+    const [clock, compact, map, shardName] = res.responses.map((r) => r.response_range?.kvs[0]?.value);
+    if (shardName) {
+      notes.push(`${opts.coordinatorEndpoints.join(',')} is the member of shard "${shardName.toString()}", not the coordinator: pass the coordinator's endpoints, a proxy's, or --config`);
+      return { status, map: null, proxies: [], notes };
+    }
+    if (!clock && !map) {
+      notes.push(
+        `no meta-cluster at ${opts.coordinatorEndpoints.join(',')} (no clock, no partition map): no proxy has started on this coordinator yet, or it is not the coordinator (pass the coordinator's endpoints, a proxy's, or --config)`,
+      );
+      return { status, map: null, proxies: [], notes };
+    }
     status.clockRevision = clock ? decodeClock(clock).toString() : null;
     const compacted = compact ? decodeCompacted(compact) : -1n;
     status.compactRevision = compacted >= 0n ? compacted.toString() : null;
@@ -143,14 +164,14 @@ export async function collectStatus(opts: StatusOptions): Promise<StatusReport> 
 
   // Shards in the recorded map's order; configured shards the map does not know come after.
   const names = [...(coord.map?.shards ?? [])];
-  for (const n of Object.keys(opts.shards ?? {})) if (!names.includes(n)) names.push(n);
+  for (const n of Object.keys({ ...opts.shards, ...opts.proxyShards })) if (!names.includes(n)) names.push(n);
   if (!coord.map) for (const n of fromProxies.keys()) if (!names.includes(n)) names.push(n);
 
   const shards = await Promise.all(
     names.map((name) => {
       const owned = coord.map ? coord.map.owner.filter((o) => coord.map!.shards[o] === name).length : 0;
       const configured = opts.shards?.[name];
-      const registered = fromProxies.get(name);
+      const registered = opts.proxyShards?.[name] ?? fromProxies.get(name);
       const [eps, from]: [string[], ShardStatus['endpointsFrom']] = configured ? [configured, 'config'] : registered ? [registered, 'proxy'] : [[], 'none'];
       return readShard(name, eps, from, owned, ks, opts.timeoutMs);
     }),
@@ -160,5 +181,5 @@ export async function collectStatus(opts: StatusOptions): Promise<StatusReport> 
     if (coord.map && !coord.map.shards.includes(s.name)) notes.push(`shard ${s.name}: configured but not in the recorded partition map`);
   }
   const proxies = coord.proxies.map((p) => ({ id: p.id, name: p.name, clientURLs: p.clientURLs, version: p.version, since: p.since }));
-  return { coordinator: coord.status, shards, proxies, notes };
+  return { ...(opts.via ? { via: opts.via } : {}), coordinator: coord.status, shards, proxies, notes };
 }

@@ -32,7 +32,11 @@ function health(h: string, endpoints: EndpointStatus[]): string {
 
 export function formatTable(r: StatusReport): string {
   const c = r.coordinator;
+  const via = r.via
+    ? [`VIA PROXY ${r.via.endpoint} (${r.via.name}, version ${r.via.version}): its coordinator and shards are shown`, '']
+    : [];
   const out = [
+    ...via,
     'COORDINATOR',
     table(
       ['ENDPOINTS', 'HEALTH', 'CLOCK REVISION', 'COMPACT REVISION', 'PARTITIONS'],

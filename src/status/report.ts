@@ -51,7 +51,16 @@ export interface ProxyStatus {
   since: string;
 }
 
+/** The proxy `status` was pointed at, which named the coordinator and shards. */
+export interface ViaProxy {
+  endpoint: string;
+  name: string;
+  version: string;
+}
+
 export interface StatusReport {
+  /** Set when --endpoints named a proxy (rather than the coordinator). */
+  via?: ViaProxy;
   coordinator: CoordinatorStatus;
   shards: ShardStatus[];
   proxies: ProxyStatus[];
@@ -59,7 +68,7 @@ export interface StatusReport {
   notes: string[];
 }
 
-/** True when the coordinator and every shard answer on every endpoint. */
+/** True when the coordinator and every shard (at least one known) answer on every endpoint. */
 export function allHealthy(r: StatusReport): boolean {
-  return r.coordinator.health === 'healthy' && r.shards.every((s) => s.health === 'healthy' && s.error === null);
+  return r.coordinator.health === 'healthy' && r.shards.length > 0 && r.shards.every((s) => s.health === 'healthy' && s.error === null);
 }

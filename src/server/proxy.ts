@@ -40,6 +40,7 @@ import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
+import { wireGuardInterceptor } from './wire-guard.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -128,6 +129,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.enable_channelz': 0,
+      // Malformed requests get etcd's decoder errors (wire-guard.ts).
+      interceptors: [wireGuardInterceptor],
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));

@@ -44,10 +44,9 @@ export class RawClient {
   readonly address: string;
   private readonly clients: Record<Service, grpc.Client>;
 
-  constructor(address: string) {
+  constructor(address: string, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     this.address = address.replace(/^https?:\/\//, '');
     const p = pkg().etcdserverpb as grpc.GrpcObject;
-    const creds = grpc.credentials.createInsecure();
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': 64 * 1024 * 1024,

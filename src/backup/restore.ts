@@ -83,8 +83,8 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
 
   await initHash();
   const timeout = cfg.timeouts.requestMs;
-  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
-  const shards = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout, tls: cfg.coordinator.tls });
+  const shards = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout, tls: s.tls }));
   const all = [coordinator, ...shards];
   try {
     const counts = await Promise.all(

@@ -41,6 +41,7 @@ import { serviceDefinition } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
 import { wireGuardInterceptor } from './wire-guard.js';
+import { serverTls } from '../tls/server.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -60,19 +61,17 @@ async function waitReachable(up: Upstream, dialMs: number, log: Logger): Promise
   }
 }
 
-function bind(server: grpc.Server, listen: string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(listen, credentials, (err, port) => (err ? reject(err) : resolve(port))));
 }
 
 export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Promise<RunningProxy> {
   const log = opts.logger ?? pino({ level: cfg.log?.level ?? 'info' }, pino.destination(2));
   await initHash();
   const timeout = cfg.timeouts.requestMs;
-  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
-  const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
-  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout);
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout, tls: cfg.coordinator.tls });
+  const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout, tls: s.tls }));
+  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout, cfg.coordinator.tls);
   const closeUpstreams = () => {
     [coordinator, ...upstreams].forEach((u) => u.close());
     leases.close();
@@ -145,10 +144,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
 
-    const port = await bind(server, cfg.listen);
+    // Client TLS (etcd's --cert-file, --key-file, --trusted-ca-file, --client-cert-auth).
+    const port = await bind(server, cfg.listen, serverTls(cfg.clientTls, log).credentials);
     const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
-    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${address}`];
+    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`${cfg.clientTls ? 'https' : 'http'}://${address}`];
     header.memberId = hash64(Buffer.from(advertise[0])).toString();
     self = {
       id: header.memberId,

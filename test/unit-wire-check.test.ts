@@ -13,6 +13,8 @@ describe('wire check', () => {
     assert.equal(check('/etcdserverpb.KV/Range', '0a0161f80301').error, null, 'unknown varint field 127');
     assert.equal(check('/etcdserverpb.Lease/LeaseGrant', '08ffffffffffffffffff01').error, null, '10-byte varint');
     assert.equal(check('/etcdserverpb.Maintenance/Status', '').error, null);
+    assert.equal(check('/etcdserverpb.Lease/LeaseKeepAlive', '1200').error, null, 'unknown length-delimited field (found by the fuzzer)');
+    assert.equal(check('/etcdserverpb.Lease/LeaseKeepAlive', '1a020000').error, null);
   });
   test("malformed requests get etcd's decoder errors", () => {
     assert.equal(check('/etcdserverpb.Lease/LeaseGrant', '05').error, 'proto: LeaseGrantRequest: illegal tag 0 (wire type 5)');

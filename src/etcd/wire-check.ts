@@ -100,9 +100,12 @@ function skipField(c: Cursor): void {
       if (c.at + 8 > c.end) throw new Refused(EOF);
       c.at += 8;
       return;
-    case 2:
-      c.at += lengthDelimited(c);
+    case 2: {
+      // Not `c.at += lengthDelimited(c)`: that adds to the position from before the length.
+      const len = lengthDelimited(c);
+      c.at += len;
       return;
+    }
     case 3:
       // A group: fields up to its end-group tag.
       for (;;) {

@@ -25,7 +25,7 @@ export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | '
       ...d,
       requestDeserialize: (buf: Buffer) => {
         // Checked as etcd's decoder checks it; a refusal is answered by wireGuardInterceptor.
-        const refused = refuseMalformed(type, buf);
+        const refused = refuseMalformed(type, buf, d.requestStream || d.responseStream);
         if (refused) return refused;
         const msg = (fast && fast(buf)) ?? d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);

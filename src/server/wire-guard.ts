@@ -57,11 +57,32 @@ export function requestType(methodPath: string): protobuf.Type | null {
   }
 }
 
+/** Every method of every service in a proto file (for tests that go through all of them). */
+export function methodsOf(file: string): Array<{ path: string; requestStream: boolean; responseStream: boolean }> {
+  const out: Array<{ path: string; requestStream: boolean; responseStream: boolean }> = [];
+  const visit = (ns: protobuf.NamespaceBase): void => {
+    for (const obj of ns.nestedArray) {
+      if (obj instanceof protobuf.Service) {
+        if (!obj.filename || obj.filename.endsWith(file)) {
+          const full = obj.fullName.replace(/^\./, '');
+          for (const m of obj.methodsArray) out.push({ path: `/${full}/${m.name}`, requestStream: !!m.requestStream, responseStream: !!m.responseStream });
+        }
+      } else if (obj instanceof protobuf.Namespace) visit(obj);
+    }
+  };
+  visit(protoRoot());
+  return out;
+}
+
 /** A WireRefusal for a request etcd's decoder refuses (or one nested too deep), else null. */
-export function refuseMalformed(type: protobuf.Type | null, buf: Buffer): WireRefusal | null {
+export function refuseMalformed(type: protobuf.Type | null, buf: Buffer, streaming: boolean): WireRefusal | null {
   if (!type) return null;
   const check = checkWire(type, buf, MAX_MESSAGE_DEPTH);
-  if (check.error !== null) return new WireRefusal(grpc.status.INTERNAL, `grpc: error unmarshalling request: ${check.error}`);
+  if (check.error !== null) {
+    // grpc-go's wording differs between unary handlers and stream reads (etcd's streams return it as is).
+    const prefix = streaming ? 'grpc: failed to unmarshal the received message ' : 'grpc: error unmarshalling request: ';
+    return new WireRefusal(grpc.status.INTERNAL, prefix + check.error);
+  }
   if (check.depth > MAX_MESSAGE_DEPTH) {
     // etcd counts each nesting level against --max-txn-ops: with its default (128) this is
     // its own answer for any txn this deep.

@@ -31,6 +31,8 @@ import {
 import { Cleanup } from './harness.js';
 import { Code, b } from './grpc-raw.js';
 import { startMetricsServer } from '../src/metrics/http.js';
+import { collectStatus } from '../src/status/collect.js';
+import { allHealthy } from '../src/status/report.js';
 
 const SETUP_TIMEOUT = 120_000;
 const T = 60_000;
@@ -159,4 +161,17 @@ test('the metrics/health listener serves HTTPS and requires a client certificate
   } finally {
     await server.close();
   }
+});
+
+test('status reads the TLS clusters with the configured CA and client certificate', { timeout: T }, async () => {
+  const upstream = { caFile: certs.ca, certFile: certs.clientCert, keyFile: certs.clientKey };
+  const report = await collectStatus({
+    coordinatorEndpoints: [meta.cluster.coordinator.clientUrl],
+    shards: Object.fromEntries(meta.cluster.shards.map((s) => [s.name, [s.clientUrl]])),
+    timeoutMs: 3000,
+    tls: () => upstream,
+  });
+  assert.ok(allHealthy(report), JSON.stringify(report));
+  const without = await collectStatus({ coordinatorEndpoints: [meta.cluster.coordinator.clientUrl], timeoutMs: 2000 });
+  assert.equal(allHealthy(without), false, 'without the client certificate the members refuse');
 });

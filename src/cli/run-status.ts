@@ -18,6 +18,7 @@ export async function runStatus(cmd: StatusCommand, io: CliIO): Promise<number> 
     shards: cfg ? Object.fromEntries(cfg.shards.map((s) => [s.name, s.endpoints])) : undefined,
     namespace: cfg?.namespace,
     timeoutMs: cfg?.timeouts.requestMs ?? DEFAULT_TIMEOUT_MS,
+    tls: cfg ? (name) => (name === 'coordinator' ? cfg.coordinator.tls : cfg.shards.find((s) => s.name === name)?.tls) : undefined,
   });
   io.out(cmd.writeOut === 'json' ? formatJson(report) : formatTable(report));
   return allHealthy(report) ? 0 : 1;

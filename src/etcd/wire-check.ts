@@ -36,8 +36,25 @@ interface Cursor {
   limit: number;
 }
 
-/** A varint as etcd reads it: at most 10 bytes (shift < 64), never past the end. */
-function varint(c: Cursor): bigint {
+/**
+ * A varint as etcd reads it: at most 10 bytes (shift < 64), never past the end. Short ones (the
+ * usual tags and lengths) are read as numbers; longer ones again, exactly, as a bigint.
+ */
+function varint(c: Cursor): bigint | number {
+  const { buf } = c;
+  const start = c.at;
+  let v = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (c.at >= c.end) throw new Refused(EOF);
+    const b = buf[c.at++];
+    v |= (b & 0x7f) << shift;
+    if (b < 0x80) return v;
+  }
+  c.at = start;
+  return varintBig(c);
+}
+
+function varintBig(c: Cursor): bigint {
   let v = 0n;
   for (let shift = 0n; ; shift += 7n) {
     if (shift >= 64n) throw new Refused(OVERFLOW);
@@ -48,9 +65,23 @@ function varint(c: Cursor): bigint {
   }
 }
 
+/** Skips a varint value (its bytes are checked, its value is not needed). */
+function skipVarint(c: Cursor): void {
+  for (let i = 0; ; i++) {
+    if (i >= 10) throw new Refused(OVERFLOW);
+    if (c.at >= c.end) throw new Refused(EOF);
+    if (c.buf[c.at++] < 0x80) return;
+  }
+}
+
 /** A length prefix: negative as a Go int is refused, a body past the end is EOF. */
 function lengthDelimited(c: Cursor): number {
-  const len = BigInt.asIntN(64, varint(c));
+  const raw = varint(c);
+  if (typeof raw === 'number') {
+    if (c.at + raw > c.end) throw new Refused(EOF);
+    return raw;
+  }
+  const len = BigInt.asIntN(64, raw);
   if (len < 0n) throw new Refused(NEGATIVE_LENGTH);
   if (BigInt(c.at) + len > BigInt(c.end)) throw new Refused(EOF);
   return Number(len);
@@ -75,6 +106,44 @@ function goTypeName(type: protobuf.Type): string {
   return names.join('_');
 }
 
+/** What the check needs of one field, computed once per message type. */
+interface FieldInfo {
+  /** Bit w set: wire type w is accepted. */
+  wireTypes: number;
+  /** The scalar wire type of a packable repeated field (0, 1 or 5), else -1. */
+  packed: number;
+  goName: string;
+  message: protobuf.Type | null;
+}
+
+interface TypeInfo {
+  goName: string;
+  fields: Map<number, FieldInfo>;
+}
+
+const typeInfos = new WeakMap<protobuf.Type, TypeInfo>();
+
+function infoOf(type: protobuf.Type): TypeInfo {
+  let info = typeInfos.get(type);
+  if (!info) {
+    const fields = new Map<number, FieldInfo>();
+    for (const f of type.fieldsArray) {
+      f.resolve();
+      const accepted = wireTypesOf(f);
+      const sub = f.resolvedType && (f.resolvedType as protobuf.Type).fields !== undefined ? (f.resolvedType as protobuf.Type) : null;
+      fields.set(f.id, {
+        wireTypes: accepted.reduce((m, w) => m | (1 << w), 0),
+        packed: accepted.length > 1 ? accepted[0] : -1,
+        goName: goName(f.name),
+        message: sub,
+      });
+    }
+    info = { goName: goTypeName(type), fields };
+    typeInfos.set(type, info);
+  }
+  return info;
+}
+
 /** The wire types a field accepts (repeated scalars also packed, as Go decoders do). */
 function wireTypesOf(field: protobuf.Field): number[] {
   const resolved = field.resolvedType;
@@ -91,10 +160,10 @@ function wireTypesOf(field: protobuf.Field): number[] {
 /** Skips one unknown field starting at its tag, as gogo's skip function does. */
 function skipField(c: Cursor): void {
   const wire = varint(c);
-  const wireType = Number(wire & 7n);
+  const wireType = typeof wire === 'number' ? wire & 7 : Number(wire & 7n);
   switch (wireType) {
     case 0:
-      varint(c);
+      skipVarint(c);
       return;
     case 1:
       if (c.at + 8 > c.end) throw new Refused(EOF);
@@ -111,7 +180,7 @@ function skipField(c: Cursor): void {
       for (;;) {
         const start = c.at;
         const inner = varint(c);
-        if (Number(inner & 7n) === 4) return;
+        if ((typeof inner === 'number' ? inner & 7 : Number(inner & 7n)) === 4) return;
         c.at = start;
         skipField(c);
       }
@@ -132,25 +201,32 @@ class TooDeep extends Error {}
 function checkMessage(type: protobuf.Type, c: Cursor, depth: number): void {
   if (depth > c.maxDepth) c.maxDepth = depth;
   if (depth > c.limit) throw new TooDeep();
-  const name = goTypeName(type);
+  const info = infoOf(type);
   while (c.at < c.end) {
     const preIndex = c.at;
-    const wire = varint(c);
-    const fieldNum = BigInt.asIntN(32, wire >> 3n);
-    const wireType = Number(wire & 7n);
-    if (wireType === 4) throw new Refused(`proto: ${name}: wiretype end group for non-group`);
-    if (fieldNum <= 0n) throw new Refused(`proto: ${name}: illegal tag ${fieldNum} (wire type ${wire})`);
-    const field = type.fieldsById[Number(fieldNum)];
+    const raw = varint(c);
+    let fieldNum: number;
+    let wireType: number;
+    if (typeof raw === 'number') {
+      fieldNum = raw >>> 3;
+      wireType = raw & 7;
+    } else {
+      fieldNum = Number(BigInt.asIntN(32, raw >> 3n));
+      wireType = Number(raw & 7n);
+    }
+    if (wireType === 4) throw new Refused(`proto: ${info.goName}: wiretype end group for non-group`);
+    if (fieldNum <= 0) throw new Refused(`proto: ${info.goName}: illegal tag ${fieldNum} (wire type ${raw})`);
+    const field = info.fields.get(fieldNum);
     if (!field) {
       // Unknown fields are skipped from their tag on, as etcd's decoder does.
       c.at = preIndex;
       skipField(c);
       continue;
     }
-    if (!wireTypesOf(field).includes(wireType)) throw new Refused(`proto: wrong wireType = ${wireType} for field ${goName(field.name)}`);
+    if ((field.wireTypes & (1 << wireType)) === 0) throw new Refused(`proto: wrong wireType = ${wireType} for field ${field.goName}`);
     switch (wireType) {
       case 0:
-        varint(c);
+        skipVarint(c);
         break;
       case 1:
         if (c.at + 8 > c.end) throw new Refused(EOF);
@@ -162,18 +238,16 @@ function checkMessage(type: protobuf.Type, c: Cursor, depth: number): void {
         break;
       default: {
         const len = lengthDelimited(c);
-        const sub = field.resolvedType;
-        if (sub && (sub as protobuf.Type).fields !== undefined) {
+        if (field.message) {
           const inner: Cursor = { buf: c.buf, at: c.at, end: c.at + len, maxDepth: c.maxDepth, limit: c.limit };
-          checkMessage(sub as protobuf.Type, inner, depth + 1);
+          checkMessage(field.message, inner, depth + 1);
           c.maxDepth = inner.maxDepth;
-        } else if (len > 0 && wireTypesOf(field)[0] !== 2) {
+        } else if (len > 0 && field.packed >= 0) {
           // A packed repeated scalar: its body is varints (or fixed values).
           const inner: Cursor = { buf: c.buf, at: c.at, end: c.at + len, maxDepth: 0, limit: 0 };
-          const [base] = wireTypesOf(field);
           while (inner.at < inner.end) {
-            if (base === 0) varint(inner);
-            else inner.at += base === 1 ? 8 : 4;
+            if (field.packed === 0) skipVarint(inner);
+            else inner.at += field.packed === 1 ? 8 : 4;
           }
           if (inner.at > inner.end) throw new Refused(EOF);
         }

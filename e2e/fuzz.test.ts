@@ -168,7 +168,7 @@ function call(client: grpc.Client, m: Method, bytes: Buffer): Promise<CallResult
       stream.cancel();
     };
     // A stream that neither answers nor fails (e.g. a keepalive of no lease, a watch of nothing) is an OK.
-    const quiet = setTimeout(() => done({ ok: true, res: Buffer.alloc(0) }), 300);
+    const quiet = setTimeout(() => done({ ok: true, res: Buffer.alloc(0) }), 150);
     stream.on('data', (res: Buffer) => done({ ok: true, res }));
     stream.on('error', (err: grpc.ServiceError) => done(err.code === Code.CANCELLED ? { ok: true, res: Buffer.alloc(0) } : { ok: false, code: err.code, details: err.details }));
     stream.on('end', () => done({ ok: true, res: Buffer.alloc(0) }));

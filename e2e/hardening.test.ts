@@ -85,6 +85,38 @@ test('malformed protobuf: the same code and message as a plain etcd; a refused L
   }
 });
 
+/** The first answer (or the error) of a stream whose first message is `bytes`. */
+function firstOnStream(address: string, path: string, bytes: Buffer, serverStream: boolean): Promise<string> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const id = (x: Buffer): Buffer => x;
+  return new Promise<string>((resolve) => {
+    const s = serverStream ? client.makeServerStreamRequest(path, id, id, bytes) : client.makeBidiStreamRequest(path, id, id);
+    const done = (what: string): void => {
+      s.cancel();
+      client.close();
+      resolve(what);
+    };
+    s.on('data', () => done('data'));
+    s.on('error', (e: grpc.ServiceError) => done(`${Code[e.code]} ${e.details}`));
+    if (!serverStream) (s as grpc.ClientDuplexStream<Buffer, Buffer>).write(bytes);
+  });
+}
+
+test("malformed protobuf on streams: grpc-go's stream wording, as a plain etcd", { timeout: T }, async () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['/etcdserverpb.Watch/Watch', '08ffffffffffffffffffff01', false],
+    ['/etcdserverpb.Watch/Watch', '0a0c0a03667a2f1203667a30300100', false],
+    ['/etcdserverpb.Lease/LeaseKeepAlive', '00', false],
+    ['/etcdserverpb.Maintenance/Snapshot', '00', true],
+  ];
+  for (const [path, hex, serverStream] of cases) {
+    const bytes = Buffer.from(hex, 'hex');
+    const [p, o] = await Promise.all([firstOnStream(meta.addresses[0]!, path, bytes, serverStream), firstOnStream(oracleAddress, path, bytes, serverStream)]);
+    assert.match(o, /^INTERNAL grpc: failed to unmarshal the received message proto: /);
+    assert.equal(p, o, `${path} ${hex}`);
+  }
+});
+
 test('Alarm: an unknown action or activating an unknown type is refused at the proxy and never reaches a member', { timeout: T }, async () => {
   const nine = await viaA.call('Maintenance', 'Alarm', { action: 9, memberID: '0', alarm: 1 });
   assert.deepEqual(nine.ok ? nine : { code: Code[nine.code], details: nine.details }, { code: 'INVALID_ARGUMENT', details: 'etcdserver: unknown alarm action 9' });

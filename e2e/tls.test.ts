@@ -10,6 +10,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -174,4 +175,19 @@ test('status reads the TLS clusters with the configured CA and client certificat
   assert.ok(allHealthy(report), JSON.stringify(report));
   const without = await collectStatus({ coordinatorEndpoints: [meta.cluster.coordinator.clientUrl], timeoutMs: 2000 });
   assert.equal(allHealthy(without), false, 'without the client certificate the members refuse');
+
+  // The CLI with a configuration file naming the certificates; it exits when done (no watcher left running).
+  const file = path.join(proxyDir, 'status.yaml');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      coordinator: { endpoints: [meta.cluster.coordinator.clientUrl] },
+      shards: meta.cluster.shards.map((s) => ({ name: s.name, endpoints: [s.clientUrl] })),
+      upstream: upstream,
+    }),
+  );
+  const main = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', main, 'status', '--config', file], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(cli.status, 0, `${cli.stdout}\n${cli.stderr}`);
+  assert.match(cli.stdout, /https:\/\/127\.0\.0\.1:\d+ +\| healthy/);
 });

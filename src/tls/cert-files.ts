@@ -49,7 +49,13 @@ export class CheckedCertificateProvider implements experimental.CertificateProvi
     private readonly log?: Logger,
   ) {
     // The first state is read synchronously: a wrong file fails the start, not a handshake.
-    const first = readCertFiles(files);
+    let first: ReturnType<typeof readCertFiles>;
+    try {
+      first = readCertFiles(files);
+    } catch (err) {
+      const names = [files.certFile, files.keyFile, files.caFile].filter((f) => f).join(', ');
+      throw new Error(`${what}: cannot use ${names}: ${(err as Error).message}`);
+    }
     if (first.ca) this.ca = { caCertificate: first.ca };
     if (first.cert && first.key) this.identity = { certificate: first.cert, privateKey: first.key };
     this.inner = new experimental.FileWatcherCertificateProvider({

@@ -44,10 +44,9 @@ export class RawClient {
   readonly address: string;
   private readonly clients: Record<Service, grpc.Client>;
 
-  constructor(address: string) {
+  constructor(address: string, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     this.address = address.replace(/^https?:\/\//, '');
     const p = pkg().etcdserverpb as grpc.GrpcObject;
-    const creds = grpc.credentials.createInsecure();
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -115,4 +114,30 @@ export function prefixEnd(prefix: string | Buffer): Buffer {
     }
   }
   return Buffer.from([0]);
+}
+
+/**
+ * Unary calls with the request as raw bytes (passthrough serializers), e.g. malformed
+ * protobuf, over one channel; answers' bytes are returned undecoded.
+ */
+export class RawBytesClient {
+  private readonly client: grpc.Client;
+
+  constructor(address: string, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+    this.client = new grpc.Client(address.replace(/^https?:\/\//, ''), creds, { 'grpc.max_send_message_length': -1 });
+  }
+
+  call(methodPath: string, bytes: Buffer, deadlineMs = 10_000): Promise<CallResult<Buffer>> {
+    const id = (b: Buffer): Buffer => b;
+    return new Promise((resolve) => {
+      this.client.makeUnaryRequest(methodPath, id, id, bytes, { deadline: new Date(Date.now() + deadlineMs) }, (err, res) => {
+        if (err) resolve({ ok: false, code: err.code, details: err.details });
+        else resolve({ ok: true, res: res ?? Buffer.alloc(0) });
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
 }

@@ -8,11 +8,12 @@
  * E2E_KEEP_DATA=1. Logs of the etcds and proxies live in the temp dir; set E2E_KEEP_DATA=1 to
  * inspect them after a run, E2E_LOG_LEVEL to change the proxies' log level (default "info").
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import type { ProxyConfig } from '../src/config/types.js';
@@ -24,6 +25,11 @@ import { registry } from '../src/metrics/registry.js';
 import { RawClient, b } from './grpc-raw.js';
 
 export { RawClient } from './grpc-raw.js';
+
+/** Channel credentials with the test CA and its client certificate. */
+export function tlsCredentials(certs: TestCerts, client: { cert: string; key: string } | null = { cert: certs.clientCert, key: certs.clientKey }): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(fs.readFileSync(certs.ca), client ? fs.readFileSync(client.key) : null, client ? fs.readFileSync(client.cert) : null);
+}
 
 const KEEP_DATA = process.env.E2E_KEEP_DATA === '1';
 
@@ -101,6 +107,46 @@ export interface MetaOptions {
   tag?: string;
   /** Last-minute changes to each proxy's config. */
   configure?: (cfg: ProxyConfig, index: number) => void;
+  /**
+   * TLS on both sides: every etcd serves https:// with client certificate auth from this test
+   * CA (made by scripts/make-test-certs.sh), and the proxies reach them with its client
+   * certificate. The proxies' own client TLS is left to `configure`.
+   */
+  tls?: TestCerts;
+}
+
+/** A test CA's files (scripts/make-test-certs.sh): ca.pem, server(-key).pem, client(-key).pem. */
+export interface TestCerts {
+  dir: string;
+  ca: string;
+  cert: string;
+  key: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** Makes a test CA with a server and a client certificate in a temp dir (removed by `cleanup`). */
+export function makeTestCerts(cleanup: Cleanup, tag: string, env: Record<string, string> = {}): TestCerts {
+  const dir = tempDir(cleanup, `certs-${tag}`);
+  runCertScript([dir], env);
+  return certsIn(dir);
+}
+
+/** Issues one more certificate NAME.pem/NAME-key.pem from the CA in `certs.dir`. */
+export function issueTestCert(certs: TestCerts, name: string, cn: string): { cert: string; key: string } {
+  runCertScript([certs.dir, 'issue', name, cn]);
+  return { cert: path.join(certs.dir, `${name}.pem`), key: path.join(certs.dir, `${name}-key.pem`) };
+}
+
+function certsIn(dir: string): TestCerts {
+  const f = (n: string) => path.join(dir, n);
+  return { dir, ca: f('ca.pem'), cert: f('server.pem'), key: f('server-key.pem'), clientCert: f('client.pem'), clientKey: f('client-key.pem') };
+}
+
+function runCertScript(args: string[], env: Record<string, string> = {}): void {
+  const script = path.resolve(import.meta.dirname, '..', 'scripts', 'make-test-certs.sh');
+  const r = spawnSync('bash', [script, ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`make-test-certs.sh ${args.join(' ')} failed: ${r.stderr}`);
 }
 
 export interface Meta {
@@ -152,7 +198,8 @@ export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
   const cleanup = new Cleanup();
   return guarded(cleanup, async () => {
     const dataDir = tempDir(cleanup, opts.tag ?? 'meta');
-    const cluster = await startLocalMetaCluster({ dataDir: path.join(dataDir, 'cluster'), shards: opts.shards ?? 3, unsafeNoFsync: true });
+    const tls = opts.tls ? { certFile: opts.tls.cert, keyFile: opts.tls.key, trustedCaFile: opts.tls.ca } : undefined;
+    const cluster = await startLocalMetaCluster({ dataDir: path.join(dataDir, 'cluster'), shards: opts.shards ?? 3, unsafeNoFsync: true, tls });
     cleanup.add('stop meta-cluster', () => cluster.stop());
     const startProxy = await loadStartProxy();
     const proxies: RunningProxy[] = [];
@@ -172,6 +219,11 @@ export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
         routingPrefixSegments: opts.routingPrefixSegments ?? 0,
         log: { level: process.env.E2E_LOG_LEVEL ?? 'info' },
       });
+      if (opts.tls) {
+        const upstream = { caFile: opts.tls.ca, certFile: opts.tls.clientCert, keyFile: opts.tls.clientKey };
+        cfg.coordinator.tls = upstream;
+        cfg.shards = cfg.shards.map((s) => ({ ...s, tls: upstream }));
+      }
       opts.configure?.(cfg, index);
       const logFile = path.join(dataDir, `proxy-${index}.log`);
       const logger = pino({ level: cfg.log.level, base: { proxy: index } }, pino.destination({ dest: logFile, sync: true }));
@@ -187,7 +239,7 @@ export async function startMeta(opts: MetaOptions = {}): Promise<Meta> {
     const memberClient = (i: number): RawClient => {
       let c = memberClients.get(i);
       if (!c) {
-        c = new RawClient(hostPort(cluster.shards[i]!.clientUrl));
+        c = new RawClient(hostPort(cluster.shards[i]!.clientUrl), opts.tls ? tlsCredentials(opts.tls) : undefined);
         memberClients.set(i, c);
       }
       return c;

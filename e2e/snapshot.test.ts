@@ -17,6 +17,7 @@ import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-
 import { freePort } from '../src/local/ports.js';
 import { startProxy } from '../src/server/proxy.js';
 import { readSnapshot } from '../src/backup/reader.js';
+import { SnapshotEncoder } from '../src/backup/encoder.js';
 import { Cleanup, RawClient, etcdctl, proxyConfig, startMeta, tempDir, type Meta } from './harness.js';
 import { Code, b } from './grpc-raw.js';
 
@@ -158,6 +159,25 @@ test('restore: a truncated snapshot is refused and nothing is written; then the 
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /etcd-metaproxy restore: snapshot .*truncated\.snapshot: .*(truncated|checksum)/);
   assert.equal(await memberKeys(cluster), 0, 'nothing written for a refused snapshot');
+
+  // A crafted file (valid checksum) with a key in the reserved range, after a good key: refused
+  // by the check before any write, so no "restoring" marker blocks the good restore below.
+  const crafted = path.join(dir, 'crafted.snapshot');
+  const enc = new SnapshotEncoder();
+  const parts: Buffer[] = [];
+  for await (const r of readSnapshot(saved)) {
+    if (r.type === 'header') parts.push(enc.start(r.header));
+    else if (r.type === 'key' && parts.length === 1) {
+      parts.push(enc.key(r.kv));
+      parts.push(enc.key({ ...r.kv, key: Buffer.from([0xff, 0xff, 0xff, 0x41]) }));
+    }
+  }
+  parts.push(enc.finish());
+  fs.writeFileSync(crafted, Buffer.concat(parts));
+  const reserved = await runCli(['restore', '--file', crafted, '--config', cfgFile]);
+  assert.equal(reserved.code, 1);
+  assert.match(reserved.stderr, /snapshot .*crafted\.snapshot: key ffffff41 lies in the reserved range/);
+  assert.equal(await memberKeys(cluster), 0, 'nothing written (no restoring marker) for a crafted snapshot');
 
   const ok = await runCli(['restore', '--file', saved, '--config', cfgFile]);
   assert.equal(ok.code, 0, ok.stderr);

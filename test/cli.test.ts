@@ -35,6 +35,12 @@ test('parseCommand: serve passes config flags through', () => {
     kind: 'serve', configFile: 'a.yaml', configArgs: ['--listen', '127.0.0.1:1', '--limits-max-txn-ops', '7'],
   });
   assert.deepEqual(parseCommand(['serve']), { kind: 'serve', configFile: undefined, configArgs: [] });
+  // etcd's TLS flag names; --client-cert-auth may stand alone, as etcd's boolean flags.
+  assert.deepEqual(parseCommand(['serve', '--client-cert-auth', '--cert-file', 'c.pem', '--key-file=k.pem', '--trusted-ca-file', 'ca.pem']), {
+    kind: 'serve',
+    configFile: undefined,
+    configArgs: ['--cert-file', 'c.pem', '--key-file', 'k.pem', '--trusted-ca-file', 'ca.pem', '--client-cert-auth', 'true'],
+  });
   assert.throws(() => parseCommand(['serve', '--lisen', 'x']), UsageError);
   assert.deepEqual(parseCommand(['serve', '--help']), { kind: 'help' });
 });

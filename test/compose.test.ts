@@ -338,3 +338,101 @@ test('every metric the dashboard queries exists (or is announced), and it shows 
     for (const m of metrics) assert.ok(used.has(m), `the dashboard shows ${what} (${m})`);
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// docker-compose.tls.yml: the opt-in TLS override.
+
+const tlsOverride = yaml.load(read('docker-compose.tls.yml')) as Compose;
+const CERTS_MOUNT = { source: './deploy/tls/certs', target: '/certs' };
+
+/** A service as compose merges it: the override's command/healthcheck replace, env and volumes merge. */
+function withTls(name: string): Service {
+  const base = services[name]!;
+  const over = tlsOverride.services[name] ?? {};
+  const env = { ...envOf(base), ...envOf(over) };
+  const volumes = [...volumesOf(base).filter((v) => !volumesOf(over).some((o) => o.target === v.target)), ...volumesOf(over)];
+  return { ...base, ...over, environment: env, volumes: volumes.map((v) => `${v.source}:${v.target}`) };
+}
+
+test('docker-compose.tls.yml overrides existing services only; the certificates are made by a script, never committed', () => {
+  for (const name of Object.keys(tlsOverride.services)) assert.ok(services[name], `${name} is a service of docker-compose.yml`);
+  for (const name of [...ETCDS, ...PROXIES, 'prometheus']) {
+    assert.ok(tlsOverride.services[name], `${name} is switched to TLS`);
+    assert.ok(volumesOf(withTls(name)).some((v) => v.source === CERTS_MOUNT.source && v.target === CERTS_MOUNT.target), `${name} mounts the certificates`);
+  }
+  assert.ok(fs.existsSync(repoFile('deploy/tls/make-certs.sh')), 'the script that makes them exists');
+  assert.ok(read('.gitignore').split('\n').includes('deploy/tls/certs/'), 'generated certificates are git-ignored');
+  const tracked = spawnSync('git', ['ls-files', 'deploy/tls/certs'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(tracked.stdout.trim(), '', 'no certificate or key is committed');
+  const docker = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+  if (docker.status === 0) {
+    const cfg = spawnSync('docker', ['compose', '-f', repoFile('docker-compose.yml'), '-f', repoFile('docker-compose.tls.yml'), 'config', '--quiet'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(cfg.status, 0, `docker compose config: ${cfg.stderr}`);
+  }
+});
+
+test('with TLS every etcd serves https with client certificate auth, and keeps its other settings', () => {
+  for (const name of ETCDS) {
+    const s = withTls(name);
+    const plain = flags(services[name]!);
+    const tls = flags(s);
+    assert.equal(url(flag(s, 'advertise-client-urls')).host, name);
+    assert.match(flag(s, 'advertise-client-urls'), /^https:\/\//);
+    assert.match(flag(s, 'listen-client-urls'), /^https:\/\//);
+    assert.equal(flag(s, 'cert-file'), '/certs/server.pem');
+    assert.equal(flag(s, 'key-file'), '/certs/server-key.pem');
+    assert.equal(flag(s, 'trusted-ca-file'), '/certs/ca.pem');
+    assert.ok(commandOf(s).includes('--client-cert-auth'), `${name}: --client-cert-auth`);
+    for (const [k, v] of plain) {
+      if (k.endsWith('client-urls')) continue;
+      assert.equal(tls.get(k), v, `${name}: --${k} as without TLS`);
+    }
+    const health = JSON.stringify((s as { healthcheck?: unknown }).healthcheck);
+    assert.match(health, /https:\/\/127\.0\.0\.1:2379/);
+    assert.match(health, /--cert=\/certs\/client\.pem/);
+  }
+});
+
+test('with TLS the proxy config loads (certificates from deploy/tls/make-certs.sh) and uses TLS on both sides', () => {
+  const dir = fs.mkdtempSync(path.join(ROOT, '.compose-tls-test-'));
+  try {
+    const made = spawnSync('bash', [repoFile('deploy/tls/make-certs.sh')], { env: { ...process.env, CERTS_DIR: dir }, encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const sans = spawnSync('openssl', ['x509', '-in', path.join(dir, 'server.pem'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' }).stdout;
+    for (const name of [...ETCDS, ...PROXIES]) assert.match(sans, new RegExp(`DNS:${name}\\b`), `the server certificate names ${name}`);
+    for (const name of PROXIES) {
+      const s = withTls(name);
+      const env = Object.fromEntries(Object.entries(envOf(s)).map(([k, v]) => [k, v.replace(/^\/certs\//, `${dir}/`)]));
+      const cmd = dockerfileCmd();
+      const file = hostPathOf(s, cmd[cmd.indexOf('--config') + 1]!);
+      assert.ok(file);
+      const cfg = loadConfig({ file: repoFile(file), env });
+      assert.deepEqual(cfg.clientTls, { certFile: `${dir}/server.pem`, keyFile: `${dir}/server-key.pem`, trustedCaFile: `${dir}/ca.pem`, clientCertAuth: true });
+      assert.match(cfg.advertiseClientUrls[0]!, /^https:\/\//);
+      const upstream = { caFile: `${dir}/ca.pem`, certFile: `${dir}/client.pem`, keyFile: `${dir}/client-key.pem` };
+      assert.deepEqual(cfg.coordinator, { endpoints: [`https://etcd-coordinator:${etcdClientPort('etcd-coordinator')}`], tls: upstream });
+      assert.deepEqual(
+        cfg.shards.map((sh) => ({ name: sh.name, endpoints: sh.endpoints, tls: sh.tls })),
+        MEMBERS.map((m) => ({ name: flag(services[m]!, 'name'), endpoints: [`https://${m}:${etcdClientPort(m)}`], tls: upstream })),
+      );
+      const health = JSON.stringify((s as { healthcheck?: unknown }).healthcheck);
+      assert.match(health, /https/);
+      assert.match(health, new RegExp(`port: ${url(cfg.metrics.listen).port}`));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with TLS Prometheus scrapes the same targets over https with the client certificate', () => {
+  const prom = withTls('prometheus');
+  const file = hostPathOf(prom, flag(services.prometheus!, 'config.file'));
+  assert.equal(file, './deploy/tls/prometheus.yml');
+  const plain = yaml.load(read('deploy/prometheus/prometheus.yml')) as { scrape_configs: Array<{ job_name: string; static_configs: unknown }> };
+  const cfg = yaml.load(read(file!)) as { scrape_configs: Array<{ job_name: string; scheme: string; tls_config: Record<string, string>; static_configs: unknown }> };
+  assert.deepEqual(cfg.scrape_configs.map((j) => [j.job_name, j.static_configs]), plain.scrape_configs.map((j) => [j.job_name, j.static_configs]));
+  for (const job of cfg.scrape_configs) {
+    assert.equal(job.scheme, 'https');
+    assert.deepEqual(job.tls_config, { ca_file: '/certs/ca.pem', cert_file: '/certs/client.pem', key_file: '/certs/client-key.pem' });
+  }
+});

@@ -170,3 +170,42 @@ test('unreadable and malformed files', () => {
   expectError(() => loadConfig({ file: file('broken.json', '{"shards": '), env: {} }), /config: .*broken\.json: /);
   expectError(() => loadConfig({ file: file('list.yaml', '- 1\n- 2\n'), env: {} }), /top level must be a mapping/);
 });
+
+test("TLS: etcd's flag names for client TLS, upstream TLS per cluster or for all", () => {
+  const pem = file('x.pem', 'not checked here');
+  const other = file('y.pem', 'not checked here');
+  const base = ['--coordinator-endpoints', 'https://10.0.0.1:2379', '--shards', 'a=https://10.0.1.1:2379;b=http://10.0.2.1:2379'];
+  const cfg = loadConfig({
+    args: [...base, '--cert-file', pem, '--key-file', pem, '--trusted-ca-file', other, '--client-cert-auth', '--upstream-ca-file', other, '--upstream-cert-file', pem, '--upstream-key-file', pem],
+    env: {},
+  });
+  assert.deepEqual(cfg.clientTls, { certFile: pem, keyFile: pem, trustedCaFile: other, clientCertAuth: true });
+  assert.deepEqual(cfg.advertiseClientUrls, ['https://127.0.0.1:2379'], 'advertised as https by default');
+  assert.deepEqual(cfg.coordinator.tls, { caFile: other, certFile: pem, keyFile: pem });
+  assert.deepEqual(cfg.shards[0]!.tls, { caFile: other, certFile: pem, keyFile: pem });
+  assert.equal(flagName('clientCertAuth'), 'client-cert-auth');
+  assert.equal(envName('trustedCaFile'), 'ETCD_METAPROXY_TRUSTED_CA_FILE');
+
+  // Environment, and a per-cluster override in the file.
+  const yaml = file(
+    'tls.yaml',
+    `coordinator:\n  endpoints: [https://10.0.0.1:2379]\n  caFile: ${pem}\nshards:\n  - name: a\n    endpoints: [https://10.0.1.1:2379]\n    caFile: ${pem}\n    certFile: ${other}\n    keyFile: ${other}\n  - name: b\n    endpoints: [https://10.0.2.1:2379]\n`,
+  );
+  const fromFile = loadConfig({ file: yaml, env: { ETCD_METAPROXY_CERT_FILE: pem, ETCD_METAPROXY_KEY_FILE: pem, ETCD_METAPROXY_UPSTREAM_CA_FILE: other } });
+  assert.deepEqual(fromFile.clientTls, { certFile: pem, keyFile: pem, trustedCaFile: '', clientCertAuth: false });
+  assert.deepEqual(fromFile.coordinator.tls, { caFile: pem, certFile: '', keyFile: '' });
+  assert.deepEqual(fromFile.shards[0]!.tls, { caFile: pem, certFile: other, keyFile: other });
+  assert.deepEqual(fromFile.shards[1]!.tls, { caFile: other, certFile: '', keyFile: '' }, 'upstream.* for clusters without their own');
+  assert.equal(loadConfig({ args: base, env: {} }).clientTls, undefined, 'no TLS by default');
+});
+
+test('TLS: inconsistent or unreadable settings name their key', () => {
+  const pem = file('z.pem', 'x');
+  const base = ['--coordinator-endpoints', 'https://10.0.0.1:2379', '--shards', 'a=https://10.0.1.1:2379'];
+  expectError(() => loadConfig({ args: [...base, '--cert-file', pem], env: {} }), /keyFile: certFile and keyFile must be set together/);
+  expectError(() => loadConfig({ args: [...base, '--client-cert-auth'], env: {} }), /clientCertAuth: needs certFile and keyFile/);
+  expectError(() => loadConfig({ args: [...base, '--cert-file', pem, '--key-file', pem, '--client-cert-auth=true'], env: {} }), /clientCertAuth: needs trustedCaFile/);
+  expectError(() => loadConfig({ args: [...base, '--cert-file', path.join(dir, 'missing.pem'), '--key-file', pem], env: {} }), /certFile: cannot read .*missing\.pem: ENOENT/);
+  expectError(() => loadConfig({ args: [...base, '--client-cert-auth=maybe'], env: {} }), /clientCertAuth: must be true or false/);
+  expectError(() => loadConfig({ args: [...base, '--upstream-key-file', pem], env: {} }), /upstream.certFile: certFile and keyFile must be set together/);
+});

@@ -37,7 +37,7 @@ describe('lease keys', () => {
   });
 
   test('a dead attachment: made before the view and not live in it', () => {
-    const view = { rev: 100n, live: new Map([[1n, 50n]]) };
+    const view = { rev: 100n, live: new Map([[1n, 50n]]), own: new Set<bigint>() };
     assert.equal(isDead(view, 1n, 50n), false, 'live incarnation');
     assert.equal(isDead(view, 1n, 40n), true, 'an older grant of the same ID');
     assert.equal(isDead(view, 2n, 60n), true, 'a lease gone from the view');

@@ -132,12 +132,20 @@ export async function* readSnapshot(file: string): AsyncGenerator<SnapshotRecord
 }
 
 /** Reads the whole file once to check it; returns its header and counts. */
-export async function verifySnapshot(file: string): Promise<{ header: SnapshotHeader; end: SnapshotEnd; maxVersion: bigint }> {
+export async function verifySnapshot(
+  file: string,
+  /** Checks each key record: a reason to refuse the file, or null (e.g. a restore's reserved-range check). */
+  checkKey: (key: Buffer) => string | null = () => null,
+): Promise<{ header: SnapshotHeader; end: SnapshotEnd; maxVersion: bigint }> {
   let header: SnapshotHeader | null = null;
   let maxVersion = 0n;
   for await (const r of readSnapshot(file)) {
     if (r.type === 'header') header = r.header;
-    else if (r.type === 'key' && r.kv.version > maxVersion) maxVersion = r.kv.version;
+    else if (r.type === 'key') {
+      const refused = checkKey(r.kv.key);
+      if (refused !== null) throw new SnapshotError(refused);
+      if (r.kv.version > maxVersion) maxVersion = r.kv.version;
+    }
     else if (r.type === 'end' && header) return { header, end: r.end, maxVersion };
   }
   throw new SnapshotError('it is truncated');

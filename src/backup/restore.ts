@@ -4,7 +4,8 @@
  * revisions (and versions, unless reset), and its clock continues above the snapshot revision.
  *
  * Order, so that an interrupted restore can never be served:
- *  1. the whole file is checked (checksum, structure) before anything is written;
+ *  1. the whole file is checked (checksum, structure, every key outside the reserved range)
+ *     before anything is written;
  *  2. every cluster must hold no key at all;
  *  3. the coordinator's partition-map key is claimed with a "restoring" marker: a proxy refuses
  *     to start on it (partition/map.ts) until step 6 replaces it;
@@ -66,7 +67,13 @@ function chooseMap(snapshotMap: PartitionMap, cfg: ProxyConfig): { map: Partitio
 
 export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResult> {
   const { file, config: cfg, logger: log } = opts;
-  const checked = await verifySnapshot(file).catch((err: unknown) => {
+  // Everything the load would refuse is refused here, before anything is written anywhere.
+  const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
+  const checkKey = (key: Buffer): string | null => {
+    if (key.length === 0) return 'it holds an empty key';
+    return ks.writable(key) ? null : `key ${key.toString('hex')} lies in the reserved range`;
+  };
+  const checked = await verifySnapshot(file, checkKey).catch((err: unknown) => {
     throw err instanceof SnapshotError ? new SnapshotError(`snapshot ${file}: ${err.message}`) : err;
   });
   const { header, end } = checked;
@@ -76,8 +83,8 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
 
   await initHash();
   const timeout = cfg.timeouts.requestMs;
-  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
-  const shards = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout, tls: cfg.coordinator.tls });
+  const shards = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout, tls: s.tls }));
   const all = [coordinator, ...shards];
   try {
     const counts = await Promise.all(
@@ -97,7 +104,6 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
       throw new RestoreRefused('the coordinator got a partition map while the restore started (is a proxy running on it?)');
     }
 
-    const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
     const router = new Router(map);
     const loader = new KeyLoader(shards, (k) => router.shardOf(k), ks, cfg.memberLimits, opts.resetVersions === true);
     for await (const rec of readSnapshot(file)) {

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { configFlagOptions } from '../config/load.js';
-import { flagName, CONFIG_KEYS } from '../config/schema.js';
+import { flagName, CONFIG_KEYS, normaliseBooleanFlags } from '../config/schema.js';
 
 /** A parsed command line. */
 export type Command =
@@ -59,7 +59,7 @@ export function parseCommand(argv: string[]): Command {
 }
 
 function parseServe(args: string[]): Command {
-  const values = parse(args, { ...configFlagOptions(), config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } });
+  const values = parse(normaliseBooleanFlags(args), { ...configFlagOptions(), config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } });
   if (values.help === true) return { kind: 'help' };
   // Config flags are handed to loadConfig, which applies them above file and environment.
   const configArgs: string[] = [];

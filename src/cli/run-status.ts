@@ -24,6 +24,7 @@ export async function runStatus(cmd: StatusCommand, io: CliIO): Promise<number> 
     namespace: cfg?.namespace ?? proxy?.namespace,
     timeoutMs,
     via: proxy ? { endpoint: proxy.endpoint, name: proxy.name, version: proxy.version } : undefined,
+    tls: cfg ? (name) => (name === 'coordinator' ? cfg.coordinator.tls : cfg.shards.find((s) => s.name === name)?.tls) : undefined,
   });
   io.out(cmd.writeOut === 'json' ? formatJson(report) : formatTable(report));
   return allHealthy(report) ? 0 : 1;

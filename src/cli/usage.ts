@@ -40,7 +40,7 @@ export function usage(): string {
     '',
     'status options:',
     '    --endpoints URLS    the coordinator\'s endpoints, or a proxy\'s (it names its clusters); comma-separated',
-    '    --config FILE       the proxy configuration: coordinator and shard endpoints, namespace',
+    '    --config FILE       the proxy configuration: coordinator and shard endpoints (and TLS files), namespace',
     '                        (without it, shard endpoints come from a registered proxy)',
     '    -w, --write-out F   table (default) or json; exit status 1 unless everything is healthy',
     '',

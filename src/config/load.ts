@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import convict from 'convict';
 import type { ProxyConfig } from './types.js';
-import { CONFIG_KEYS, buildSchema, flagName, registerConvictExtensions } from './schema.js';
+import { CONFIG_KEYS, buildSchema, flagName, normaliseBooleanFlags, registerConvictExtensions } from './schema.js';
 import { validateConfig } from './validate.js';
 
 /** A configuration problem the user must fix; the message is meant to be printed as is. */
@@ -35,7 +35,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ProxyConfig {
   registerConvictExtensions();
   let flags: Record<string, string | boolean | undefined>;
   try {
-    flags = parseArgs({ args: opts.args ?? [], options: configFlagOptions(), strict: true, allowPositionals: false }).values;
+    flags = parseArgs({ args: normaliseBooleanFlags(opts.args ?? []), options: configFlagOptions(), strict: true, allowPositionals: false }).values;
   } catch (err) {
     throw new ConfigError(`config: ${(err as Error).message}`);
   }

@@ -18,9 +18,19 @@ export interface ConfigKey {
 export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'listen', format: 'metaproxy-string', default: '127.0.0.1:2379', doc: 'client gRPC listen address host:port' },
   { path: 'advertiseClientUrls', format: 'metaproxy-list', default: [], doc: 'client URLs announced by Cluster.MemberList (default http://<listen>)' },
+  { path: 'certFile', format: 'metaproxy-string', default: '', doc: "client TLS: the proxy's certificate (PEM), as etcd's --cert-file; re-read when it changes" },
+  { path: 'keyFile', format: 'metaproxy-string', default: '', doc: "client TLS: the certificate's private key (PEM), as etcd's --key-file" },
+  { path: 'trustedCaFile', format: 'metaproxy-string', default: '', doc: "client TLS: CA bundle that client certificates must chain to, as etcd's --trusted-ca-file" },
+  { path: 'clientCertAuth', format: 'metaproxy-string', default: false, doc: "client TLS: refuse clients without a certificate from trustedCaFile, as etcd's --client-cert-auth" },
   { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP /metrics, /health, /readyz listen address; empty disables' },
   { path: 'coordinator.endpoints', format: 'metaproxy-list', default: [], doc: 'coordinator cluster client URLs' },
-  { path: 'shards', format: 'metaproxy-shards', default: [], doc: 'member clusters: list of {name, endpoints}; as text name=url1,url2;name2=url3 or JSON' },
+  { path: 'coordinator.caFile', format: 'metaproxy-string', default: '', doc: "upstream TLS: CA bundle for the coordinator's https:// endpoints (default upstream.caFile)" },
+  { path: 'coordinator.certFile', format: 'metaproxy-string', default: '', doc: 'upstream TLS: client certificate the proxy shows the coordinator (default upstream.certFile)' },
+  { path: 'coordinator.keyFile', format: 'metaproxy-string', default: '', doc: "upstream TLS: that certificate's key (default upstream.keyFile)" },
+  { path: 'upstream.caFile', format: 'metaproxy-string', default: '', doc: "upstream TLS: CA bundle for every cluster's https:// endpoints (empty: the system's CAs)" },
+  { path: 'upstream.certFile', format: 'metaproxy-string', default: '', doc: 'upstream TLS: client certificate the proxy shows every cluster (per cluster: shards[].certFile, coordinator.certFile)' },
+  { path: 'upstream.keyFile', format: 'metaproxy-string', default: '', doc: "upstream TLS: that certificate's key" },
+  { path: 'shards', format: 'metaproxy-shards', default: [], doc: 'member clusters: list of {name, endpoints[, caFile, certFile, keyFile]}; as text name=url1,url2;name2=url3 or JSON' },
   { path: 'partitions', format: 'metaproxy-int', default: 1024, doc: 'number of hash partitions (fixed once recorded)' },
   { path: 'routingPrefixSegments', format: 'metaproxy-int', default: 0, doc: "hash keys up to their Nth '/' (0: whole key)" },
   { path: 'namespace', format: 'metaproxy-string', default: '', doc: 'prefix for user keys inside every member' },
@@ -54,6 +64,15 @@ function words(path: string): string[] {
 /** ETCD_METAPROXY_LIMITS_MAX_TXN_OPS for limits.maxTxnOps. */
 export function envName(path: string): string {
   return `ETCD_METAPROXY_${words(path).join('_').toUpperCase()}`;
+}
+
+/** Keys that are true or false: as flags they may stand alone (`--client-cert-auth`), as etcd's. */
+export const BOOLEAN_KEYS: readonly string[] = ['clientCertAuth', 'cache.enabled'];
+
+/** `--client-cert-auth` alone → `--client-cert-auth=true` (node's parseArgs wants a value for string options). */
+export function normaliseBooleanFlags(args: string[]): string[] {
+  const names = new Set(BOOLEAN_KEYS.map((p) => `--${flagName(p)}`));
+  return args.map((arg, i) => (names.has(arg) && !/^(true|false)$/.test(args[i + 1] ?? '') ? `${arg}=true` : arg));
 }
 
 /** limits-max-txn-ops for limits.maxTxnOps (used as --limits-max-txn-ops). */

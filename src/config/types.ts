@@ -1,9 +1,31 @@
 /** The proxy's configuration, as loaded and validated by config/load.ts. */
+
+/** How the proxy talks TLS to one upstream cluster's https:// endpoints (files are PEM). */
+export interface UpstreamTls {
+  /** CA bundle the cluster's server certificates must chain to; empty: the system's CAs. */
+  caFile: string;
+  /** Client certificate and key the proxy presents (for --client-cert-auth members); empty: none. */
+  certFile: string;
+  keyFile: string;
+}
+
+/** The proxy's own TLS for clients, with etcd's options (--cert-file, --key-file, ...). */
+export interface ClientTls {
+  certFile: string;
+  keyFile: string;
+  /** CA bundle for client certificates; empty: client certificates are not asked for. */
+  trustedCaFile: string;
+  /** Refuse clients without a certificate that chains to trustedCaFile. */
+  clientCertAuth: boolean;
+}
+
 export interface ShardConfig {
   /** Stable name; recorded in the coordinator's partition map. */
   name: string;
   /** Client URLs of the member cluster, e.g. http://127.0.0.1:2579. */
   endpoints: string[];
+  /** TLS for https:// endpoints (set when any TLS file is configured for this cluster). */
+  tls?: UpstreamTls;
 }
 
 export interface ProxyConfig {
@@ -13,7 +35,9 @@ export interface ProxyConfig {
   advertiseClientUrls: string[];
   /** HTTP listener for /metrics, /health, /readyz; empty string disables it. */
   metrics: { listen: string };
-  coordinator: { endpoints: string[] };
+  /** Client TLS (absent: plain text). The metrics listener serves TLS with it too. */
+  clientTls?: ClientTls;
+  coordinator: { endpoints: string[]; tls?: UpstreamTls };
   shards: ShardConfig[];
   /** Number of hash partitions (fixed once recorded in the coordinator). */
   partitions: number;

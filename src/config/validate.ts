@@ -1,4 +1,5 @@
-import type { ProxyConfig, ShardConfig } from './types.js';
+import fs from 'node:fs';
+import type { ClientTls, ProxyConfig, ShardConfig, UpstreamTls } from './types.js';
 import { formatHostPort, normaliseEndpoint, parseHostPort } from './address.js';
 
 /**
@@ -10,6 +11,7 @@ export type ValidationResult = { ok: true; config: ProxyConfig } | { ok: false; 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const SHARD_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_PARTITIONS = 65536;
+const SHARD_KEYS = ['name', 'endpoints', 'caFile', 'certFile', 'keyFile'];
 
 type Raw = Record<string, unknown>;
 
@@ -20,9 +22,12 @@ export function validateConfig(raw: Raw): ValidationResult {
   const listen = hostPort(raw.listen, 'listen', fail, false);
   const metricsListen = hostPort(sub(raw, 'metrics').listen, 'metrics.listen', fail, true);
   const coordinator = endpointList(sub(raw, 'coordinator').endpoints, 'coordinator.endpoints', fail);
-  const shards = shardList(raw.shards, fail);
+  const upstreamDefaults = upstreamTls(sub(raw, 'upstream'), 'upstream', undefined, fail);
+  const coordinatorTls = upstreamTls(sub(raw, 'coordinator'), 'coordinator', upstreamDefaults, fail);
+  const shards = shardList(raw.shards, upstreamDefaults, fail);
+  const clientTls = clientTlsOf(raw, fail);
   let advertise = endpointList(raw.advertiseClientUrls, 'advertiseClientUrls', fail, true);
-  if (advertise.length === 0 && listen !== undefined) advertise = [`http://${listen}`];
+  if (advertise.length === 0 && listen !== undefined) advertise = [`${clientTls ? 'https' : 'http'}://${listen}`];
 
   const partitions = int(raw.partitions, 'partitions', 1, MAX_PARTITIONS, fail);
   if (partitions !== undefined && shards.length > partitions) {
@@ -71,7 +76,8 @@ export function validateConfig(raw: Raw): ValidationResult {
       listen: listen as string,
       advertiseClientUrls: advertise,
       metrics: { listen: metricsListen as string },
-      coordinator: { endpoints: coordinator },
+      ...(clientTls ? { clientTls } : {}),
+      coordinator: { endpoints: coordinator, ...(coordinatorTls ? { tls: coordinatorTls } : {}) },
       shards,
       partitions: partitions as number,
       routingPrefixSegments: routingPrefixSegments as number,
@@ -154,7 +160,50 @@ function endpointList(v: unknown, path: string, fail: Fail, allowEmpty = false):
   return out;
 }
 
-function shardList(v: unknown, fail: Fail): ShardConfig[] {
+/** A readable file path, or '' when unset. */
+function filePath(v: unknown, path: string, fail: Fail): string {
+  if (v === undefined || v === '') return '';
+  if (typeof v !== 'string') {
+    fail(path, `must be a file path (got ${show(v)})`);
+    return '';
+  }
+  try {
+    fs.accessSync(v, fs.constants.R_OK);
+  } catch (err) {
+    fail(path, `cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return v;
+}
+
+/**
+ * TLS settings of one upstream cluster (caFile, certFile, keyFile under `raw`), each falling back
+ * to `defaults`; undefined when none is set anywhere.
+ */
+function upstreamTls(raw: Raw, path: string, defaults: UpstreamTls | undefined, fail: Fail): UpstreamTls | undefined {
+  const caFile = filePath(raw.caFile, `${path}.caFile`, fail) || (defaults?.caFile ?? '');
+  const ownCert = filePath(raw.certFile, `${path}.certFile`, fail);
+  const ownKey = filePath(raw.keyFile, `${path}.keyFile`, fail);
+  if ((ownCert === '') !== (ownKey === '')) fail(`${path}.${ownCert ? 'keyFile' : 'certFile'}`, 'certFile and keyFile must be set together');
+  const certFile = ownCert || (defaults?.certFile ?? '');
+  const keyFile = ownKey || (defaults?.keyFile ?? '');
+  if (!caFile && !certFile && !keyFile) return undefined;
+  return { caFile, certFile, keyFile };
+}
+
+/** The proxy's client TLS (etcd's --cert-file, --key-file, --trusted-ca-file, --client-cert-auth). */
+function clientTlsOf(raw: Raw, fail: Fail): ClientTls | undefined {
+  const certFile = filePath(raw.certFile, 'certFile', fail);
+  const keyFile = filePath(raw.keyFile, 'keyFile', fail);
+  const trustedCaFile = filePath(raw.trustedCaFile, 'trustedCaFile', fail);
+  const clientCertAuth = bool(raw.clientCertAuth ?? false, 'clientCertAuth', fail);
+  if ((certFile === '') !== (keyFile === '')) fail(certFile ? 'keyFile' : 'certFile', 'certFile and keyFile must be set together');
+  if (certFile === '' && (trustedCaFile !== '' || clientCertAuth)) fail(trustedCaFile ? 'trustedCaFile' : 'clientCertAuth', 'needs certFile and keyFile (client TLS)');
+  if (clientCertAuth && trustedCaFile === '') fail('clientCertAuth', 'needs trustedCaFile (the CA that client certificates must chain to)');
+  if (certFile === '' || keyFile === '') return undefined;
+  return { certFile, keyFile, trustedCaFile, clientCertAuth };
+}
+
+function shardList(v: unknown, upstreamDefaults: UpstreamTls | undefined, fail: Fail): ShardConfig[] {
   if (!Array.isArray(v) || v.length === 0) {
     fail('shards', `must be a non-empty list of {name, endpoints} (as text: name=url1,url2;name2=url3) (got ${show(v)})`);
     return [];
@@ -168,7 +217,7 @@ function shardList(v: unknown, fail: Fail): ShardConfig[] {
       return;
     }
     const e = entry as Raw;
-    for (const key of Object.keys(e)) if (key !== 'name' && key !== 'endpoints') fail(`${path}.${key}`, 'unknown key');
+    for (const key of Object.keys(e)) if (!SHARD_KEYS.includes(key)) fail(`${path}.${key}`, 'unknown key');
     const name = e.name;
     if (typeof name !== 'string' || !SHARD_NAME.test(name)) {
       fail(`${path}.name`, `must be 1-63 characters [A-Za-z0-9._-], starting with a letter or digit (got ${show(name)})`);
@@ -178,7 +227,8 @@ function shardList(v: unknown, fail: Fail): ShardConfig[] {
       seen.add(name);
     }
     const endpoints = endpointList(e.endpoints, `${path}.endpoints`, fail);
-    if (typeof name === 'string') shards.push({ name, endpoints });
+    const tls = upstreamTls(e, path, upstreamDefaults, fail);
+    if (typeof name === 'string') shards.push(tls ? { name, endpoints, tls } : { name, endpoints });
   });
   return shards;
 }

@@ -6,6 +6,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+
+/**
+ * How deep protobufjs (proto-loader's encoder and decoder) may nest messages. Its default, 100,
+ * is ~48 nested txns: a member would apply a deeper txn and the proxy then fail to decode the
+ * answer. etcd itself has no limit; the proxy refuses client requests nested deeper than
+ * server/wire-guard.ts's MAX_TXN_NESTING, well inside this.
+ */
+export const PROTOBUF_DEPTH_LIMIT = 1100;
+protobuf.util.recursionLimit = PROTOBUF_DEPTH_LIMIT;
+protobuf.Reader.recursionLimit = PROTOBUF_DEPTH_LIMIT;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** proto/ sits at the package root: two levels up from src/etcd or dist/etcd. */

@@ -82,7 +82,7 @@ export class MetaStore {
     readonly coordinator: Upstream,
   ) {
     this.revmaps = shards.map((s) => new RevisionMap(s));
-    this.leases = new LeaseDirectory(coordinator);
+    this.leases = new LeaseDirectory(coordinator, ks.namespace);
   }
 
   get compactedRevision(): bigint {

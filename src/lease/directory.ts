@@ -16,7 +16,10 @@ const LOOKUPS_PER_TXN = 100;
 /** Which leases were live at a coordinator revision: ID → incarnation. */
 export interface LeaseView {
   rev: bigint;
+  /** Every live meta lease, whatever namespace granted it (the reaper must not take another's for dead). */
   live: Map<bigint, bigint>;
+  /** The live leases granted through this proxy's namespace: the only ones its clients see. */
+  own: Set<bigint>;
 }
 
 /**
@@ -37,7 +40,15 @@ export class LeaseDirectory {
   private queue: Lookup[] = [];
   private running = false;
 
-  constructor(private readonly coordinator: Upstream) {}
+  /**
+   * `namespace`: the proxy's key namespace. Proxies with different namespaces may share the
+   * clusters; a marker's value names the namespace that granted the lease, and a lease of
+   * another namespace does not exist for this proxy's clients (lookups answer null).
+   */
+  constructor(
+    private readonly coordinator: Upstream,
+    private readonly namespace: Buffer = Buffer.alloc(0),
+  ) {}
 
   /**
    * Grants on the coordinator, then attaches the marker. If the marker cannot be written the
@@ -49,7 +60,7 @@ export class LeaseDirectory {
     if (res.error) throw new EtcdError(status.UNKNOWN, res.error);
     const id = BigInt(res.ID);
     try {
-      const put: RequestOp = { request_put: { key: markerKey(id), value: Buffer.alloc(0), lease: id.toString() } as RequestOp['request_put'] };
+      const put: RequestOp = { request_put: { key: markerKey(id), value: this.namespace, lease: id.toString() } as RequestOp['request_put'] };
       await this.coordinator.txn({ compare: [], success: [put], failure: [] }, false);
     } catch (err) {
       await this.coordinator.leaseRevoke(id).catch(() => undefined);
@@ -82,13 +93,16 @@ export class LeaseDirectory {
 
   /** Every live meta lease, read linearizably, with the coordinator revision of the read. */
   async view(): Promise<LeaseView> {
-    const res = await this.coordinator.range({ key: MARKER_PREFIX, range_end: MARKER_END, keys_only: true });
+    const res = await this.coordinator.range({ key: MARKER_PREFIX, range_end: MARKER_END });
     const live = new Map<bigint, bigint>();
+    const own = new Set<bigint>();
     for (const kv of res.kvs) {
       const id = markerId(kv.key);
-      if (id !== null) live.set(id, BigInt(kv.create_revision));
+      if (id === null) continue;
+      live.set(id, BigInt(kv.create_revision));
+      if (this.namespace.equals(kv.value)) own.add(id);
     }
-    return { rev: BigInt(res.header?.revision ?? '0'), live };
+    return { rev: BigInt(res.header?.revision ?? '0'), live, own };
   }
 
   private async run(): Promise<void> {
@@ -101,7 +115,7 @@ export class LeaseDirectory {
         const found = new Map<bigint, bigint>();
         ids.forEach((id, i) => {
           const kv = res.responses[i]?.response_range?.kvs[0];
-          if (kv) found.set(id, BigInt(kv.create_revision));
+          if (kv && this.namespace.equals(kv.value)) found.set(id, BigInt(kv.create_revision));
         });
         for (const l of batch) l.resolve(found.get(l.id) ?? null);
       } catch (err) {

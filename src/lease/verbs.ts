@@ -24,7 +24,7 @@ export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Pr
   if ((await store.leases.lookup(id)) === null) throw Errors.leaseNotFound();
   const res = await store.coordinator.leaseRevoke(id);
   // Every attachment made before the revoke is dead; a new grant of the ID has a later incarnation.
-  const view = { rev: BigInt(res.header?.revision ?? '0'), live: new Map<bigint, bigint>() };
+  const view = { rev: BigInt(res.header?.revision ?? '0'), live: new Map<bigint, bigint>(), own: new Set<bigint>() };
   const reaps = await Promise.allSettled(store.shards.map((s) => reapOnOwner(store, s, id, view)));
   let rev = store.clock.known();
   reaps.forEach((r, i) => {
@@ -53,7 +53,7 @@ export async function timeToLive(store: MetaStore, req: LeaseTimeToLiveRequest):
 
 export async function listLeases(store: MetaStore): Promise<LeaseLeasesResponse> {
   const view = await store.leases.view();
-  return { header: revHeader(store.clock.known()), leases: [...view.live.keys()].map((id) => ({ ID: wire64(id) })) };
+  return { header: revHeader(store.clock.known()), leases: [...view.own].map((id) => ({ ID: wire64(id) })) };
 }
 
 /** The user keys on `shard` attached to this incarnation of the lease (checked against each key's envelope). */
@@ -70,7 +70,7 @@ async function keysOn(store: MetaStore, shard: Shard, id: bigint, incarnation: b
       const read = await shard.read(part.map((e) => rangeOp(e.memberKey)));
       part.forEach((e, j) => {
         const kv = read.responses[j]?.response_range?.kvs[0];
-        if (kv && decodeEnvelope(kv.value).lease === id) out.push(Buffer.from(store.ks.fromMember(kv.key)));
+        if (kv && decodeEnvelope(kv.value).lease === id && store.ks.owns(kv.key)) out.push(Buffer.from(store.ks.fromMember(kv.key)));
       });
     }
     if (kvs.length < PAGE) return out;

@@ -23,6 +23,18 @@ export interface EtcdProcessOptions {
   binary?: string;
   /** How long to wait for /health to report true (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Client TLS: https:// client URLs and --cert-file, --key-file, --trusted-ca-file and
+   * --client-cert-auth (every client needs a certificate from the CA); the same certificate
+   * serves as the health probe's client certificate.
+   */
+  tls?: EtcdTls;
+}
+
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
 }
 
 export interface EtcdProcess {
@@ -68,7 +80,7 @@ class LocalEtcd implements EtcdProcess {
   }
 
   get clientUrl(): string {
-    return `http://${urlHost(this.host)}:${this.clientPort}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${urlHost(this.host)}:${this.clientPort}`;
   }
 
   get peerUrl(): string {
@@ -130,7 +142,7 @@ class LocalEtcd implements EtcdProcess {
     stdin?.unref?.();
 
     const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
-    const outcome = await waitHealthy(this.clientUrl, timeoutMs, this.exited);
+    const outcome = await waitHealthy(this.clientUrl, timeoutMs, this.exited, this.opts.tls);
     if (outcome === 'healthy') return;
     await this.kill();
     const tail = readLogTail(this.logFile, logOffset, 40);
@@ -155,6 +167,9 @@ class LocalEtcd implements EtcdProcess {
       '--log-outputs', 'stderr',
     ];
     if (o.unsafeNoFsync) args.push('--unsafe-no-fsync');
+    if (o.tls) {
+      args.push('--cert-file', o.tls.certFile, '--key-file', o.tls.keyFile, '--trusted-ca-file', o.tls.trustedCaFile, '--client-cert-auth');
+    }
     return args.concat(o.extraArgs ?? []);
   }
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startEtcd, type EtcdProcess } from './etcd-process.js';
+import { startEtcd, type EtcdProcess, type EtcdTls } from './etcd-process.js';
 import { canBind, freePort, reservePort } from './ports.js';
 
 export interface LocalMetaClusterOptions {
@@ -12,6 +12,8 @@ export interface LocalMetaClusterOptions {
   host?: string;
   /** etcd executable (default `etcd` from PATH). */
   binary?: string;
+  /** Every member serves https:// with client certificate auth (etcd-process.ts). */
+  tls?: EtcdTls;
 }
 
 export interface LocalMetaCluster {
@@ -67,6 +69,7 @@ export async function startLocalMetaCluster(opts: LocalMetaClusterOptions): Prom
         unsafeNoFsync: opts.unsafeNoFsync,
         binary: opts.binary,
         extraArgs: [...MEMBER_ARGS],
+        tls: opts.tls,
       });
     }),
   );

@@ -5,6 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
+import type { UpstreamTls } from '../config/types.js';
+import { channelCredentials, targetOf } from '../tls/channel.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -24,10 +26,6 @@ export interface GrantedLease {
   ttlSeconds: number;
 }
 
-function targetOf(url: string): string {
-  return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
-}
-
 export class CoordinatorLeases {
   private readonly clients: grpc.Client[];
   private preferred = 0;
@@ -35,9 +33,14 @@ export class CoordinatorLeases {
   constructor(
     endpoints: string[],
     private readonly timeoutMs: number,
+    tls?: UpstreamTls,
   ) {
     const Lease = etcdService('Lease');
-    this.clients = endpoints.map((url) => new Lease(targetOf(url), grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0 }));
+    let secure: grpc.ChannelCredentials | undefined;
+    this.clients = endpoints.map((url) => {
+      const creds = url.startsWith('https://') ? (secure ??= channelCredentials(url, tls)) : grpc.credentials.createInsecure();
+      return new Lease(targetOf(url), creds, { 'grpc.enable_retries': 0 });
+    });
   }
 
   async grant(ttlSeconds: number): Promise<GrantedLease> {

@@ -1,4 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
+import type { ClientTls } from '../config/types.js';
+import { CheckedCertificateProvider } from '../tls/cert-files.js';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../config/address.js';
 import { checks, health, type HttpAnswer, type Probes } from './health.js';
@@ -12,13 +15,45 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts). */
-export async function startMetricsServer(listen: string, probes: Probes): Promise<MetricsServer> {
+/**
+ * Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts). With the proxy's
+ * client TLS it serves HTTPS with the same certificate (re-read when it changes) and, with
+ * client-cert-auth, requires the same client certificates, as etcd's client port does.
+ */
+export async function startMetricsServer(listen: string, probes: Probes, tls?: ClientTls): Promise<MetricsServer> {
   const hp = parseHostPort(listen);
   if (!hp) throw new Error(`metrics: listen must be host:port, got ${JSON.stringify(listen)}`);
-  const server = http.createServer((req, res) => {
-    void handle(req, res, probes);
-  });
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => void handle(req, res, probes);
+  let stopWatching = (): void => undefined;
+  let server: http.Server;
+  if (tls) {
+    const identity = new CheckedCertificateProvider({ certFile: tls.certFile, keyFile: tls.keyFile }, 'metrics TLS');
+    const ca = tls.clientCertAuth ? new CheckedCertificateProvider({ caFile: tls.trustedCaFile }, 'metrics TLS trusted CA') : null;
+    const current: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {};
+    const secure = https.createServer({ requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth }, onRequest);
+    const apply = (): void => {
+      if (current.cert && current.key && (!ca || current.ca)) secure.setSecureContext({ cert: current.cert, key: current.key, ca: current.ca });
+    };
+    const onIdentity = (u: { certificate: Buffer; privateKey: Buffer } | null): void => {
+      if (u) Object.assign(current, { cert: u.certificate, key: u.privateKey });
+      apply();
+    };
+    const onCa = (u: { caCertificate: Buffer } | null): void => {
+      if (u) current.ca = u.caCertificate;
+      apply();
+    };
+    identity.addIdentityCertificateListener(onIdentity);
+    ca?.addCaCertificateListener(onCa);
+    // The first certificates are there synchronously (read at construction, delivered next tick).
+    await new Promise((r) => process.nextTick(r));
+    stopWatching = () => {
+      identity.removeIdentityCertificateListener(onIdentity);
+      ca?.removeCaCertificateListener(onCa);
+    };
+    server = secure;
+  } else {
+    server = http.createServer(onRequest);
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(hp.port, hp.host, () => {
@@ -31,6 +66,7 @@ export async function startMetricsServer(listen: string, probes: Probes): Promis
     address: formatHostPort({ host: hp.host, port: bound.port }),
     close: () =>
       new Promise<void>((resolve) => {
+        stopWatching();
         server.close(() => resolve());
         server.closeAllConnections(); // scrapers keep connections alive; do not wait for them
       }),

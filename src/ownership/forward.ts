@@ -19,7 +19,9 @@ import { etcdService } from '../etcd/proto.js';
 import type { TxnRequest, TxnResponse } from '../etcd/types.js';
 import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn.js';
+import type { UpstreamTls } from '../config/types.js';
 import { forwardedWrites } from '../metrics/registry.js';
+import { channelCredentials } from '../tls/channel.js';
 import { PEER_SECRET_HEADER } from './peer-secret.js';
 import type { PeerSecret } from './peer-secret.js';
 
@@ -150,6 +152,8 @@ export class Peers {
   constructor(
     private readonly timeoutMs: number,
     private readonly secret: PeerSecret,
+    /** For https:// peers: the CA their certificates chain to, and the certificate to present. */
+    private readonly tls?: UpstreamTls,
   ) {}
 
   /** Sends a client txn for `shard` to its owner at `url`; errors come back as the owner's. */
@@ -206,7 +210,7 @@ export class Peers {
     let c = this.clients.get(url);
     if (!c) {
       const target = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
-      c = new PeerClient(target, grpc.credentials.createInsecure(), {
+      c = new PeerClient(target, channelCredentials(url, this.tls), {
         // Only transparent retries (no retry policy is configured): a call the owner never
         // started processing (refused stream, GOAWAY while it shuts down) is sent again.
         'grpc.enable_retries': 1,

@@ -99,7 +99,13 @@ function keepAlive(d: LeaseDeps, call: grpc.ServerDuplexStream<LeaseIdRequest, L
   call.on('data', (req: LeaseIdRequest) => {
     if (done) return;
     // Sent to the coordinator at once (pipelined), answered to the client in order.
-    const renewed = d.store.coordinator.leaseKeepAlive(id64(req?.ID)).then(
+    const id = id64(req?.ID);
+    // Another namespace's lease (proxies may share clusters) does not exist here: TTL 0, as etcd
+    // answers a keepalive of an unknown lease.
+    const renewed = d.store.leases
+      .lookup(id)
+      .then((inc) => (inc === null ? { ID: id.toString(), TTL: '0' } : d.store.coordinator.leaseKeepAlive(id)))
+      .then(
       (res) => ({ res, err: null }),
       (err: unknown) => ({ res: null, err }),
     );

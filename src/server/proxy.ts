@@ -49,6 +49,8 @@ import { addPeerService, Peers } from '../ownership/forward.js';
 import { PeerSecret } from '../ownership/peer-secret.js';
 import { Owners } from '../ownership/owners.js';
 import { reapOnOwner } from '../lease/reap.js';
+import { wireGuardInterceptor } from './wire-guard.js';
+import { serverTls } from '../tls/server.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -68,19 +70,17 @@ async function waitReachable(up: Upstream, dialMs: number, log: Logger): Promise
   }
 }
 
-function bind(server: grpc.Server, listen: string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(listen, credentials, (err, port) => (err ? reject(err) : resolve(port))));
 }
 
 export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Promise<RunningProxy> {
   const log = opts.logger ?? pino({ level: cfg.log?.level ?? 'info' }, pino.destination(2));
   await initHash();
   const timeout = cfg.timeouts.requestMs;
-  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout });
-  const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout }));
-  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout);
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: cfg.coordinator.endpoints, requestTimeoutMs: timeout, tls: cfg.coordinator.tls });
+  const upstreams = cfg.shards.map((s) => new Upstream({ name: s.name, endpoints: s.endpoints, requestTimeoutMs: timeout, tls: s.tls }));
+  const leases = new CoordinatorLeases(cfg.coordinator.endpoints, timeout, cfg.coordinator.tls);
   let peers: Peers | null = null;
   let closeOwners = () => {};
   const closeUpstreams = () => {
@@ -141,6 +141,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.enable_channelz': 0,
+      // Malformed requests get etcd's decoder errors (wire-guard.ts).
+      interceptors: [wireGuardInterceptor],
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
@@ -171,17 +173,18 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       server,
       {
         txn: async (name, txn, hops) => runShardTxn(store, shardNamed(name), txn, hops),
-        reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]) }, true),
+        reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]), own: new Set() }, true),
         settle: async (name, target) => shardNamed(name).writer.settle(target),
       },
       peerSecret,
       log,
     );
 
-    const port = await bind(server, cfg.listen);
+    // Client TLS (etcd's --cert-file, --key-file, --trusted-ca-file, --client-cert-auth).
+    const port = await bind(server, cfg.listen, serverTls(cfg.clientTls, log).credentials);
     const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
-    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`http://${address}`];
+    const advertise = cfg.advertiseClientUrls.length ? cfg.advertiseClientUrls : [`${cfg.clientTls ? 'https' : 'http'}://${address}`];
     header.memberId = hash64(Buffer.from(advertise[0])).toString();
     self = {
       id: header.memberId,
@@ -196,7 +199,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const registration = new ProxyRegistration(coordinator, leases, self, log);
     await registration.start();
     // One writer per shard: elect owners; writes for shards owned elsewhere are forwarded.
-    peers = new Peers(timeout, peerSecret);
+    // Peers reach each other's client port: with client TLS, as clients presenting this proxy's certificate.
+    const tls = cfg.clientTls;
+    peers = new Peers(timeout, peerSecret, tls ? { caFile: tls.trustedCaFile, certFile: tls.certFile, keyFile: tls.keyFile } : undefined);
     const owners = new Owners(coordinator, shards, ks, { id: header.memberId, url: cfg.ownership.peerUrl || advertise[0] }, log, {
       ttlSec: cfg.ownership.ttlSec,
       pollMs: cfg.ownership.pollMs,

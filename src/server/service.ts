@@ -1,11 +1,13 @@
 /**
- * Service definitions for the server, with deserializers that record each request's size and
- * serializers that pass already-encoded responses through (the read cache's, see Encoded).
+ * Service definitions for the server, with deserializers that refuse malformed requests as etcd
+ * does (wire-guard.ts), record each request's size, and serializers that pass already-encoded
+ * responses through (the read cache's, see Encoded).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
 import { decodeRangeRequest } from './range-request.js';
 import { requestSizes } from './unary.js';
+import { refuseMalformed, requestType } from './wire-guard.js';
 
 /** A response already in protobuf form: sent as is. */
 export class Encoded {
@@ -18,9 +20,13 @@ export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | '
   for (const [method, def] of Object.entries(base)) {
     const d = def as grpc.MethodDefinition<object, object>;
     const fast = name === 'KV' && method === 'Range' ? decodeRangeRequest : null;
+    const type = requestType(d.path);
     out[method] = {
       ...d,
       requestDeserialize: (buf: Buffer) => {
+        // Checked as etcd's decoder checks it; a refusal is answered by wireGuardInterceptor.
+        const refused = refuseMalformed(type, buf, d.requestStream || d.responseStream);
+        if (refused) return refused;
         const msg = (fast && fast(buf)) ?? d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);
         return msg;

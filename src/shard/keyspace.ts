@@ -42,6 +42,12 @@ export class Keyspace {
     return this.namespace.length > 0 || Buffer.compare(key, RESERVED) < 0;
   }
 
+  /** True when a member key is a user key of this namespace (proxies of other namespaces may share the member). */
+  owns(memberKey: Buffer): boolean {
+    if (this.namespace.length === 0) return Buffer.compare(memberKey, RESERVED) < 0;
+    return memberKey.length >= this.namespace.length && memberKey.subarray(0, this.namespace.length).equals(this.namespace);
+  }
+
   toMember(key: Buffer): Buffer {
     return this.namespace.length ? Buffer.concat([this.namespace, key]) : key;
   }

@@ -26,6 +26,8 @@ import type {
 } from '../etcd/types.js';
 import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
 import { KeepAliveStream } from './keepalive-stream.js';
+import type { UpstreamTls } from '../config/types.js';
+import { channelCredentials, targetOf } from '../tls/channel.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -44,11 +46,8 @@ export interface UpstreamOptions {
   name: string;
   endpoints: string[];
   requestTimeoutMs: number;
-}
-
-/** http://host:port or host:port -> host:port (TLS comes with its own issue). */
-function targetOf(url: string): string {
-  return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+  /** TLS for https:// endpoints (CA, client certificate); http:// endpoints are plain text. */
+  tls?: UpstreamTls;
 }
 
 export class Upstream {
@@ -76,11 +75,11 @@ export class Upstream {
       // channelz bookkeeping costs CPU on every call; the proxy exports its own metrics.
       'grpc.enable_channelz': 0,
     };
-    const tls = opts.endpoints.find((url) => url.startsWith('https://'));
-    if (tls) throw new Error(`${opts.name}: ${tls}: TLS to upstream clusters is not supported yet (use http:// endpoints)`);
+    // One TLS credentials object for the cluster: its endpoints share the certificate watchers.
+    let secure: grpc.ChannelCredentials | undefined;
     this.endpoints = opts.endpoints.map((url) => {
       const target = targetOf(url);
-      const creds = grpc.credentials.createInsecure();
+      const creds = url.startsWith('https://') ? (secure ??= channelCredentials(url, opts.tls)) : grpc.credentials.createInsecure();
       const kv = new KV(target, creds, channelOpts);
       // Share the channel between services of one endpoint.
       const maintenance = new Maintenance(target, creds, { ...channelOpts, channelOverride: kv.getChannel() });

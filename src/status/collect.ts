@@ -6,6 +6,7 @@
  * given, else from that proxy, else from a registered proxy's record; a shard whose endpoints
  * are unknown is reported as such.
  */
+import type { UpstreamTls } from '../config/types.js';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { COMPACT_KEY, decodeCompacted } from '../kv/store.js';
 import { listProxies, type ProxyRecord } from '../membership/records.js';
@@ -28,6 +29,8 @@ export interface StatusOptions {
   timeoutMs: number;
   /** The proxy --endpoints named, which gave the coordinator's endpoints. */
   via?: ViaProxy;
+  /** TLS for a cluster's https:// endpoints, by cluster name ("coordinator" or a shard's), from the configuration. */
+  tls?: (cluster: string) => UpstreamTls | undefined;
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -39,12 +42,12 @@ function clusterHealth(endpoints: EndpointStatus[]): Health {
 }
 
 /** Status of each endpoint on its own (one client per endpoint: no failover hides a dead one). */
-async function endpointStatuses(name: string, endpoints: string[], timeoutMs: number): Promise<EndpointStatus[]> {
+async function endpointStatuses(name: string, endpoints: string[], timeoutMs: number, tls: UpstreamTls | undefined): Promise<EndpointStatus[]> {
   return Promise.all(
     endpoints.map(async (endpoint): Promise<EndpointStatus> => {
       let up: Upstream | undefined;
       try {
-        up = new Upstream({ name, endpoints: [endpoint], requestTimeoutMs: timeoutMs });
+        up = new Upstream({ name, endpoints: [endpoint], requestTimeoutMs: timeoutMs, tls });
         const st = await up.status();
         return { endpoint, error: null, version: st.version, dbSize: st.dbSize, errors: st.errors };
       } catch (err) {
@@ -56,8 +59,8 @@ async function endpointStatuses(name: string, endpoints: string[], timeoutMs: nu
   );
 }
 
-async function cluster(name: string, endpoints: string[], timeoutMs: number): Promise<ClusterStatus> {
-  const eps = await endpointStatuses(name, endpoints, timeoutMs);
+async function cluster(name: string, endpoints: string[], timeoutMs: number, tls: UpstreamTls | undefined): Promise<ClusterStatus> {
+  const eps = await endpointStatuses(name, endpoints, timeoutMs, tls);
   return { endpoints: eps, health: clusterHealth(eps) };
 }
 
@@ -69,7 +72,7 @@ interface CoordinatorRead {
 }
 
 async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
-  const base = await cluster('coordinator', opts.coordinatorEndpoints, opts.timeoutMs);
+  const base = await cluster('coordinator', opts.coordinatorEndpoints, opts.timeoutMs, opts.tls?.('coordinator'));
   const status: CoordinatorStatus = { ...base, clockRevision: null, compactRevision: null, partitions: null, routingPrefixSegments: null };
   const notes: string[] = [];
   if (base.health === 'unhealthy') {
@@ -78,7 +81,7 @@ async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
     const hint = opts.via ? ` (${opts.coordinatorEndpoints.join(',')}, as ${opts.via.endpoint} is configured: reachable from where it runs, maybe not from here)` : '';
     return { status, map: null, proxies: [], notes: [unreachable + hint] };
   }
-  const coordinator = new Upstream({ name: 'coordinator', endpoints: opts.coordinatorEndpoints, requestTimeoutMs: opts.timeoutMs });
+  const coordinator = new Upstream({ name: 'coordinator', endpoints: opts.coordinatorEndpoints, requestTimeoutMs: opts.timeoutMs, tls: opts.tls?.('coordinator') });
   try {
     const res = await coordinator.txn(
       { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY), rangeOp(PARTITION_MAP_KEY), rangeOp(SHARD_ID_KEY)], failure: [] },
@@ -121,8 +124,16 @@ async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
 }
 
 /** Keys, size and clock of one shard, read through any of its endpoints. */
-async function readShard(name: string, endpoints: string[], from: ShardStatus['endpointsFrom'], partitions: number, ks: Keyspace, timeoutMs: number): Promise<ShardStatus> {
-  const base = await cluster(name, endpoints, timeoutMs);
+async function readShard(
+  name: string,
+  endpoints: string[],
+  from: ShardStatus['endpointsFrom'],
+  partitions: number,
+  ks: Keyspace,
+  timeoutMs: number,
+  tls: UpstreamTls | undefined,
+): Promise<ShardStatus> {
+  const base = await cluster(name, endpoints, timeoutMs, tls);
   const sizes = base.endpoints.filter((e) => e.dbSize !== undefined).map((e) => BigInt(e.dbSize!));
   const status: ShardStatus = {
     name,
@@ -135,7 +146,7 @@ async function readShard(name: string, endpoints: string[], from: ShardStatus['e
     error: null,
   };
   if (endpoints.length === 0 || base.health === 'unhealthy') return status;
-  const up = new Upstream({ name, endpoints, requestTimeoutMs: timeoutMs });
+  const up = new Upstream({ name, endpoints, requestTimeoutMs: timeoutMs, tls });
   try {
     // Every user key: the whole client range, as the proxy maps it into the member.
     const users = ks.toMemberRange(Buffer.from([0]), Buffer.from([0]));
@@ -173,7 +184,7 @@ export async function collectStatus(opts: StatusOptions): Promise<StatusReport> 
       const configured = opts.shards?.[name];
       const registered = opts.proxyShards?.[name] ?? fromProxies.get(name);
       const [eps, from]: [string[], ShardStatus['endpointsFrom']] = configured ? [configured, 'config'] : registered ? [registered, 'proxy'] : [[], 'none'];
-      return readShard(name, eps, from, owned, ks, opts.timeoutMs);
+      return readShard(name, eps, from, owned, ks, opts.timeoutMs, opts.tls?.(name));
     }),
   );
   for (const s of shards) {

@@ -41,6 +41,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'cache.snapshotIdleMs', format: 'metaproxy-int', default: 60000, doc: 'a kept past state unused this long is dropped (ms)' },
   { path: 'cache.maxUndoEvents', format: 'metaproxy-int', default: 20000, doc: 'reads further back than this many events go to the members' },
   { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 10000, doc: 'keys per member read while a cache loads' },
+  { path: 'auth.token', format: 'metaproxy-string', default: 'simple', doc: "etcd's --auth-token: simple, or jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m" },
+  { path: 'auth.tokenTtl', format: 'metaproxy-int', default: 300, doc: "etcd's --auth-token-ttl: seconds an unused simple token lives" },
+  { path: 'auth.bcryptCost', format: 'metaproxy-int', default: 10, doc: "etcd's --bcrypt-cost: bcrypt cost of stored password hashes (4..31)" },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

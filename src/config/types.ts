@@ -1,4 +1,6 @@
 /** The proxy's configuration, as loaded and validated by config/load.ts. */
+import type { AuthConfig } from '../auth/options.js';
+
 export interface ShardConfig {
   /** Stable name; recorded in the coordinator's partition map. */
   name: string;
@@ -71,5 +73,7 @@ export interface ProxyConfig {
     /** Keys per member read while a cache loads. */
     loadPageKeys: number;
   };
+  /** etcd's Auth options (src/auth/); absent: etcd's defaults (auth/options.ts). */
+  auth?: AuthConfig;
   log: { level: string };
 }

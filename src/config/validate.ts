@@ -1,5 +1,6 @@
 import type { ProxyConfig, ShardConfig } from './types.js';
 import { formatHostPort, normaliseEndpoint, parseHostPort } from './address.js';
+import { parseAuthToken } from '../auth/options.js';
 
 /**
  * Checks the merged raw configuration and builds a ProxyConfig. Every problem is reported as
@@ -52,6 +53,15 @@ export function validateConfig(raw: Raw): ValidationResult {
   const snapshotIdleMs = int(cache.snapshotIdleMs, 'cache.snapshotIdleMs', 1, 2 ** 31 - 1, fail);
   const maxUndoEvents = int(cache.maxUndoEvents, 'cache.maxUndoEvents', 0, 100_000_000, fail);
   const loadPageKeys = int(cache.loadPageKeys, 'cache.loadPageKeys', 1, 1_000_000, fail);
+  const auth = sub(raw, 'auth');
+  const authToken = typeof auth.token === 'string' ? auth.token : '';
+  try {
+    parseAuthToken(authToken);
+  } catch (err) {
+    fail('auth.token', (err as Error).message);
+  }
+  const tokenTtl = int(auth.tokenTtl, 'auth.tokenTtl', 1, 2 ** 31 - 1, fail);
+  const bcryptCost = int(auth.bcryptCost, 'auth.bcryptCost', 4, 31, fail);
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
     fail('log.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${show(level)})`);
@@ -88,6 +98,7 @@ export function validateConfig(raw: Raw): ValidationResult {
         maxUndoEvents: maxUndoEvents as number,
         loadPageKeys: loadPageKeys as number,
       },
+      auth: { token: authToken, tokenTtl: tokenTtl as number, bcryptCost: bcryptCost as number },
       log: { level: level as string },
     },
   };

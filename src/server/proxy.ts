@@ -40,6 +40,7 @@ import type { RunningProxy, StartOptions } from './proxy-api.js';
 import { serviceDefinition } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
+import { startAuth } from './auth-setup.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -77,6 +78,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     leases.close();
   };
   let closeWatch = () => {};
+  let closeAuth = () => {};
   try {
     await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
     const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
@@ -130,15 +132,20 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       'grpc.enable_channelz': 0,
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
-    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
-    server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
-    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
+    // etcd's Auth (src/auth/): every service's handlers pass the guard before they run.
+    const auth = await startAuth({ ...common, cfg, store, coordinator });
+    closeAuth = () => auth.close();
+    const add = (name: 'KV' | 'Maintenance' | 'Lease' | 'Cluster' | 'Auth', impl: grpc.UntypedServiceImplementation) => {
+      const def = serviceDefinition(name);
+      server.addService(def, auth.guard.wrap(name, def, impl));
+    };
+    add('KV', kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
+    add('Maintenance', maintenanceService({ ...common, store }));
+    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard });
     server.addService(serviceDefinition('Watch'), watch.service);
-    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store, reader }));
-    server.addService(
-      serviceDefinition('Cluster'),
-      clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
-    );
+    add('Lease', leaseService({ ...common, store, reader }));
+    add('Cluster', clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }));
+    add('Auth', auth.service);
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
 
@@ -197,6 +204,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
         watch.closeAll();
         closeWatch();
+        closeAuth();
         await reaper.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
@@ -214,6 +222,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     };
   } catch (err) {
     closeWatch();
+    closeAuth();
     closeUpstreams();
     throw err;
   }

@@ -15,7 +15,7 @@ import { grpcRequests } from '../metrics/registry.js';
 import { checkRange, type AuthInfo } from './authorize.js';
 import { AuthErrors } from './errors.js';
 import { certificateUser, type PeerCall } from './peer-user.js';
-import { REQUEST_CHECKS, type CheckContext, type RequestCheck } from './request-checks.js';
+import { rawAuthError, REQUEST_CHECKS, type CheckContext, type RequestCheck } from './request-checks.js';
 import type { AuthStore } from './store.js';
 import type { TokenProvider } from './tokens.js';
 
@@ -40,6 +40,17 @@ function tokenOf(md: grpc.Metadata): string | null {
 function asEtcdError(err: unknown): EtcdError {
   if (err instanceof EtcdError) return err;
   return new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
+}
+
+/** Go's status error text, which etcd puts in a refused watch's cancel_reason. */
+const GO_CODE_NAMES: Partial<Record<grpc.status, string>> = {
+  [grpc.status.INVALID_ARGUMENT]: 'InvalidArgument',
+  [grpc.status.PERMISSION_DENIED]: 'PermissionDenied',
+  [grpc.status.UNAUTHENTICATED]: 'Unauthenticated',
+};
+
+function goStatusText(e: EtcdError): string {
+  return `rpc error: code = ${GO_CODE_NAMES[e.code] ?? 'Unknown'} desc = ${e.message}`;
 }
 
 type UnaryImpl = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -69,22 +80,45 @@ export class RequestGuard {
   async check(service: string, method: string, req: unknown, call: PeerCall): Promise<void> {
     const rule: RequestCheck | undefined = REQUEST_CHECKS[service]?.[method];
     if (!rule || this.idle(call)) return;
-    const who = await this.who(call);
-    const ctx: CheckContext = { state: this.d.store.state, who, leaseKeys: (id) => this.d.leaseKeys(id) };
-    await rule(req as never, ctx);
+    await this.orFresher(async () => {
+      let who: AuthInfo | null;
+      try {
+        who = await this.who(call);
+      } catch (err) {
+        throw service === 'Maintenance' ? rawAuthError(err) : err;
+      }
+      const ctx: CheckContext = { state: this.d.store.state, who, leaseKeys: (id) => this.d.leaseKeys(id) };
+      await rule(req as never, ctx);
+    });
+  }
+
+  /**
+   * Runs a check; when it refuses, reads the auth state again and, if another replica changed
+   * it meanwhile, checks once more: a grant made through any replica works at once everywhere
+   * (revocations reach this replica through its coordinator watch).
+   */
+  private async orFresher(run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err;
+      const before = this.d.store.state;
+      const after = await this.d.store.refresh().catch(() => before);
+      if (after === before) throw err;
+      await run();
+    }
   }
 
   /** For a watch create request: etcd's cancel reason, or null when permitted. */
   async watchPermission(call: PeerCall, key: Buffer, rangeEnd: Buffer): Promise<string | null> {
     if (this.idle(call)) return null;
     try {
-      const who = await this.who(call);
-      checkRange(this.d.store.state, who, key, rangeEnd);
+      await this.orFresher(async () => checkRange(this.d.store.state, await this.who(call), key, rangeEnd));
       return null;
     } catch (err) {
       const e = asEtcdError(err);
-      const known = [AuthErrors.invalidAuthToken(), AuthErrors.authOldRevision(), AuthErrors.userEmpty()].map((x) => x.message);
-      return known.includes(e.message) ? e.message : AuthErrors.permissionDenied().message;
+      const known = [AuthErrors.invalidAuthToken(), AuthErrors.authOldRevision(), AuthErrors.userEmpty()];
+      return goStatusText(known.find((k) => k.message === e.message) ?? AuthErrors.permissionDenied());
     }
   }
 

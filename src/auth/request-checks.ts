@@ -12,6 +12,8 @@
  *   (etcd does not look at the token there).
  * A check returns null when the method needs nothing at all.
  */
+import { status } from '@grpc/grpc-js';
+import { EtcdError } from '../etcd/errors.js';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../etcd/types.js';
 import { checkAdmin, checkDelete, checkPut, checkRange, hasRole, type AuthInfo } from './authorize.js';
 import type { AuthState } from './state.js';
@@ -65,6 +67,31 @@ function txn(c: CheckContext, r: TxnRequest): void {
 const tokenOnly: RequestCheck = () => undefined;
 const admin: RequestCheck = (_req: never, c: CheckContext) => checkAdmin(c.state, c.who);
 
+/**
+ * etcd's Maintenance server returns the auth package's own errors untranslated: gRPC UNKNOWN
+ * with "auth: ..." messages (api/v3rpc/maintenance.go isAuthenticated).
+ */
+const RAW_AUTH_MESSAGES: Record<string, string> = {
+  'etcdserver: user name is empty': 'auth: user name is empty',
+  'etcdserver: user name not found': 'auth: user not found',
+  'etcdserver: permission denied': 'auth: permission denied',
+  'etcdserver: invalid auth token': 'auth: invalid auth token',
+};
+
+export function rawAuthError(err: unknown): unknown {
+  if (!(err instanceof EtcdError)) return err;
+  const raw = RAW_AUTH_MESSAGES[err.message];
+  return raw ? new EtcdError(status.UNKNOWN, raw) : err;
+}
+
+const maintenanceAdmin: RequestCheck = (_req: never, c: CheckContext) => {
+  try {
+    checkAdmin(c.state, c.who);
+  } catch (err) {
+    throw rawAuthError(err);
+  }
+};
+
 /** service -> method -> check; a method not listed needs nothing (not even a valid token). */
 export const REQUEST_CHECKS: Record<string, Record<string, RequestCheck>> = {
   KV: {
@@ -87,10 +114,10 @@ export const REQUEST_CHECKS: Record<string, Record<string, RequestCheck>> = {
   },
   Maintenance: {
     Alarm: tokenOnly,
-    Defragment: admin,
-    Hash: admin,
-    HashKV: admin,
-    Snapshot: admin,
+    Defragment: maintenanceAdmin,
+    Hash: maintenanceAdmin,
+    HashKV: maintenanceAdmin,
+    Snapshot: maintenanceAdmin,
   },
   Auth: {
     AuthEnable: admin,

@@ -8,10 +8,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { etcdctl, metaPerFile } from './harness.js';
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { etcdctl, metaPerFile, waitFor } from './harness.js';
 import { b, prefixEnd, RawClient, type CallResult } from './grpc-raw.js';
 
-const file = metaPerFile({ tag: 'auth', shards: 1, proxies: 2, oracleName: 'auth-oracle' }) // one shard: write txns over any keys;
+// A third replica, added by the JWT test, signs JWT tokens with a key made here.
+const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-jwt-'));
+fs.writeFileSync(path.join(keyDir, 'priv.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }));
+const file = metaPerFile({
+  tag: 'auth',
+  shards: 1, // one shard: write txns over any keys
+  proxies: 2,
+  oracleName: 'auth-oracle',
+  configure: (cfg, i) => {
+    if (i === 2) cfg.auth = { token: `jwt,priv-key=${path.join(keyDir, 'priv.pem')},sign-method=RS256,ttl=5m`, tokenTtl: 300, bcryptCost: 10 };
+  },
+});
+file.cleanup.add('remove the JWT key', () => fs.rmSync(keyDir, { recursive: true, force: true }));
 const TIMEOUT = 240_000;
 
 type Msg = Record<string, unknown>;
@@ -63,6 +79,20 @@ function watchCreate(c: RawClient, key: Buffer, rangeEnd: Buffer, token?: string
     });
     stream.on('error', () => undefined);
     stream.write({ create_request: { key, range_end: rangeEnd } });
+  });
+}
+
+/** The first message of a Snapshot stream, or its error. */
+function snapshotFirst(c: RawClient, token?: string): Promise<CallResult> {
+  return new Promise((resolve) => {
+    const md = new grpc.Metadata();
+    if (token !== undefined) md.set('token', token);
+    const stream = (c.service('Maintenance') as unknown as { Snapshot(req: Msg, md: grpc.Metadata): grpc.ClientReadableStream<Msg> }).Snapshot({}, md);
+    stream.on('data', () => {
+      stream.cancel();
+      resolve({ ok: true, res: {} });
+    });
+    stream.on('error', (err: grpc.ServiceError) => resolve({ ok: false, code: err.code, details: err.details }));
   });
 }
 
@@ -189,6 +219,7 @@ test('auth: the same answers as etcd for users, roles, permissions and every kin
     await both(sides, `${u ?? 'anonymous'} defragment`, (s) => s.client.call('Maintenance', 'Defragment', {}, t(s)));
     await both(sides, `${u ?? 'anonymous'} alarm list`, (s) => s.client.call('Maintenance', 'Alarm', { action: 0, memberID: '0', alarm: 0 }, t(s)), (r) => (r.alarms as unknown[]).length);
     await both(sides, `${u ?? 'anonymous'} lease grant`, (s) => s.client.call('Lease', 'LeaseGrant', { TTL: '60', ID: '0' }, t(s)), (r) => r.TTL);
+    await both(sides, `${u ?? 'anonymous'} snapshot`, (s) => snapshotFirst(s.client, tokenOf(s, u)));
     await both(sides, `${u ?? 'anonymous'} member list`, (s) => s.client.call('Cluster', 'MemberList', {}, t(s)), (r) => (r.members as unknown[]).length > 0);
   }
   // A lease holding key b (bob may write it, alice may not): revoking needs write on its keys.
@@ -263,9 +294,45 @@ test('auth: a token from one replica works on the other, and a grant made on one
   await ok(p0.call('Auth', 'UserGrantRole', { user: 'dave', role: 'd' }, { token: root }), 'dave gets d');
   // At once on the other replica (it re-reads the auth state before it refuses).
   await ok(p1.call('KV', 'Put', { key: b('d/1'), value: b('x') }, { token: dave }), 'dave writes d/1 on replica 1');
+  // A revocation on replica 0 reaches replica 1 through its coordinator watch.
+  await ok(p0.call('Auth', 'UserRevokeRole', { name: 'dave', role: 'd' }, { token: root }), 'revoke d from dave');
+  await waitFor(async () => {
+    const r = await p1.call('KV', 'Put', { key: b('d/2'), value: b('x') }, { token: dave });
+    return !r.ok && r.details === 'etcdserver: permission denied';
+  }, 5_000, 'the revocation on replica 1');
   const bad = await p1.call('KV', 'Put', { key: b('d/1'), value: b('x') }, { token: 'abcdefghijklmnop.1' });
   assert.deepEqual(bad.ok ? 'ok' : [bad.code, bad.details], [grpc.status.UNAUTHENTICATED, 'etcdserver: invalid auth token']);
   await ok(p1.call('Auth', 'AuthDisable', {}, { token: root }), 'disable');
+});
+
+test('auth: JWT tokens from a replica configured with --auth-token jwt; an older token is refused as etcd does', { timeout: TIMEOUT }, async () => {
+  const { meta, clients } = await file.started();
+  const p0 = clients[0]!;
+  const jwtProxy = await meta.addProxy();
+  const j = new RawClient(jwtProxy.address);
+  file.cleanup.add('close the JWT replica client', () => j.close());
+  const ok = async (r: Promise<CallResult>, what: string) => {
+    const x = await r;
+    assert.ok(x.ok, `${what}: ${x.ok ? '' : x.details}`);
+    return x.res as Msg;
+  };
+  await ok(p0.call('Auth', 'AuthEnable', {}), 'enable');
+  const simpleRoot = (await ok(p0.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), 'simple root login')).token as string;
+  const jwtRoot = (await ok(j.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), 'jwt root login')).token as string;
+  assert.equal(jwtRoot.split('.').length, 3, 'a JWT');
+  await ok(j.call('KV', 'Put', { key: b('j/1'), value: b('x') }, { token: jwtRoot }), 'put with the JWT');
+  const foreign = await j.call('KV', 'Put', { key: b('j/1'), value: b('x') }, { token: simpleRoot });
+  assert.deepEqual(foreign.ok ? 'ok' : foreign.details, 'etcdserver: invalid auth token', 'a simple token means nothing to a JWT replica');
+  // Any auth change makes the JWT's revision old, for root too (etcd checks it first).
+  await ok(p0.call('Auth', 'RoleAdd', { name: 'jwt-bump' }, { token: simpleRoot }), 'bump the auth revision');
+  await waitFor(async () => {
+    const r = await j.call('KV', 'Put', { key: b('j/1'), value: b('y') }, { token: jwtRoot });
+    return !r.ok && r.code === grpc.status.INVALID_ARGUMENT && r.details === 'etcdserver: revision of auth store is old';
+  }, 5_000, 'an old JWT refused');
+  const fresh = (await ok(j.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), 'login again')).token as string;
+  await ok(j.call('KV', 'Put', { key: b('j/1'), value: b('z') }, { token: fresh }), 'put with the fresh JWT');
+  await ok(j.call('Auth', 'RoleDelete', { role: 'jwt-bump' }, { token: fresh }), 'admin calls do not check the revision');
+  await ok(j.call('Auth', 'AuthDisable', {}, { token: fresh }), 'disable');
 });
 
 test('auth: etcdctl user, role and auth commands, and --user, answer as etcd', { timeout: TIMEOUT }, async () => {

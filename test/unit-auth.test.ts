@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { covered } from '../src/auth/perms.js';
+import { IntervalTree } from '../src/auth/interval-tree.js';
 import * as manage from '../src/auth/manage.js';
 import { checkAdmin, checkPut, checkRange } from '../src/auth/authorize.js';
 import { decodeState, EMPTY_STATE, encodeState, READ, READWRITE, WRITE, type AuthState } from '../src/auth/state.js';
@@ -14,16 +15,21 @@ import { goDurationSeconds, parseAuthToken } from '../src/auth/options.js';
 
 const b = (s: string) => Buffer.from(s);
 const iv = (begin: string, end: string) => ({ begin: b(begin), end: b(end) });
+function tree(...ivs: Array<{ begin: Buffer; end: Buffer }>): IntervalTree {
+  const t = new IntervalTree();
+  for (const i of ivs) t.insert(i);
+  return t;
+}
 const NUL = Buffer.from([0]);
 
 test('a single key needs one permission touching it; a range needs its whole interval covered', () => {
-  const perms = [iv('a', 'c'), iv('c', 'e'), iv('g', 'h')];
+  const perms = tree(iv('a', 'c'), iv('c', 'e'), iv('g', 'h'));
   assert.equal(covered(perms, b('b'), b('')), true);
   assert.equal(covered(perms, b('f'), b('')), false);
   assert.equal(covered(perms, b('a'), b('e')), true, 'contiguous [a,c)+[c,e)');
   assert.equal(covered(perms, b('a'), b('f')), false, 'gap at [e,g)');
   assert.equal(covered(perms, b('b'), NUL), false, '"\\0" as range end means +inf');
-  assert.equal(covered([{ begin: b('x'), end: Buffer.alloc(0) }], b('y'), NUL), true, 'a from-key permission covers every key after it');
+  assert.equal(covered(tree({ begin: b('x'), end: Buffer.alloc(0) }), b('y'), NUL), true, 'a from-key permission covers every key after it');
 });
 
 function withUsers(): AuthState {

@@ -43,6 +43,8 @@ function id64(v: unknown): bigint {
 
 async function leasePuts(c: CheckContext, lease: bigint): Promise<void> {
   if (lease === 0n || !c.state.enabled) return;
+  // Root may write every key: no need to list the lease's keys (etcd's answer is the same).
+  if (c.who && c.who.revision >= c.state.revision && c.state.users.get(c.who.user)?.roles.includes('root')) return;
   for (const key of await c.leaseKeys(lease)) checkPut(c.state, c.who, key);
 }
 

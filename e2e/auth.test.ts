@@ -26,6 +26,7 @@ const file = metaPerFile({
   oracleName: 'auth-oracle',
   configure: (cfg, i) => {
     if (i === 2) cfg.auth = { token: `jwt,priv-key=${path.join(keyDir, 'priv.pem')},sign-method=RS256,ttl=5m`, tokenTtl: 300, bcryptCost: 10 };
+    if (i === 3) cfg.auth = { token: 'simple', tokenTtl: 3, bcryptCost: 4 };
   },
 });
 file.cleanup.add('remove the JWT key', () => fs.rmSync(keyDir, { recursive: true, force: true }));
@@ -388,6 +389,46 @@ test('auth: JWT tokens from a replica configured with --auth-token jwt; an older
   await ok(j.call('KV', 'Put', { key: b('j/1'), value: b('z') }, { token: fresh }), 'put with the fresh JWT');
   await ok(j.call('Auth', 'RoleDelete', { role: 'jwt-bump' }, { token: fresh }), 'admin calls do not check the revision');
   await ok(j.call('Auth', 'AuthDisable', {}, { token: fresh }), 'disable');
+});
+
+test('auth: a simple token lives while it is used and expires once unused for its TTL', { timeout: TIMEOUT }, async () => {
+  const { meta, clients } = await file.started();
+  const shortTtl = await meta.addProxy(); // index 3: auth.tokenTtl 3 s
+  const c = new RawClient(shortTtl.address);
+  file.cleanup.add('close the short-TTL replica client', () => c.close());
+  const ok = async (r: Promise<CallResult>, what: string) => {
+    const x = await r;
+    assert.ok(x.ok, `${what}: ${x.ok ? '' : x.details}`);
+    return x.res as Msg;
+  };
+  await ok(c.call('Auth', 'AuthEnable', {}), 'enable');
+  const token = (await ok(c.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), 'login')).token as string;
+  // Used every half second for twice its TTL: refreshed on use, so it stays valid.
+  const until = Date.now() + 6_000;
+  while (Date.now() < until) {
+    await ok(c.call('KV', 'Range', { key: b('t') }, { token }), 'a token in use');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  // Also on another replica, which has never seen it used.
+  await ok(clients[0]!.call('KV', 'Range', { key: b('t') }, { token }), 'the token on another replica');
+  // Unused now: its coordinator record goes with its lease (watched without touching the token).
+  const coordinator = new RawClient(meta.cluster.coordinator.clientUrl);
+  file.cleanup.add('close the coordinator client', () => coordinator.close());
+  const record = Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), b('metaproxy/auth/tokens/'), b(token)]);
+  assert.equal(Number(((await ok(coordinator.call('KV', 'Range', { key: record, count_only: true }), 'token record')) as { count: string }).count), 1);
+  await waitFor(async () => {
+    const r = await coordinator.call('KV', 'Range', { key: record, count_only: true });
+    return r.ok && Number((r.res as { count: string }).count) === 0;
+  }, 15_000, 'the unused token to expire');
+  // Every replica drops it once the deletion reaches its watch (or its next refresh finds no lease).
+  for (const client of [c, clients[0]!]) {
+    await waitFor(async () => {
+      const r = await client.call('KV', 'Range', { key: b('t') }, { token });
+      return !r.ok && r.code === grpc.status.UNAUTHENTICATED && r.details === 'etcdserver: invalid auth token';
+    }, 5_000, 'the expired token refused');
+  }
+  const again = (await ok(c.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), 'login again')).token as string;
+  await ok(c.call('Auth', 'AuthDisable', {}, { token: again }), 'disable');
 });
 
 test('auth: etcdctl user, role and auth commands, and --user, answer as etcd', { timeout: TIMEOUT }, async () => {

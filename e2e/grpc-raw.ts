@@ -32,9 +32,11 @@ export class RawCallError extends Error {
 export interface RawCallOptions {
   /** Per-call deadline in ms (default 10 s). */
   deadlineMs?: number;
+  /** Sent as the `token` metadata, as etcd clients send their auth token. */
+  token?: string;
 }
 
-type Service = 'KV' | 'Lease' | 'Cluster' | 'Maintenance' | 'Watch';
+type Service = 'KV' | 'Lease' | 'Cluster' | 'Maintenance' | 'Watch' | 'Auth';
 
 /**
  * Clients for every service on one endpoint (host:port, no scheme). One channel is shared by all
@@ -61,6 +63,7 @@ export class RawClient {
       Cluster: make('Cluster'),
       Maintenance: make('Maintenance'),
       Watch: make('Watch'),
+      Auth: make('Auth'),
     };
   }
 
@@ -71,7 +74,9 @@ export class RawClient {
     if (typeof fn !== 'function') throw new Error(`no method ${service}.${method}`);
     const deadline = new Date(Date.now() + (opts.deadlineMs ?? 10_000));
     return new Promise((resolve) => {
-      fn.call(client, req, { deadline }, (err: grpc.ServiceError | null, res: T) => {
+      const md = new grpc.Metadata();
+      if (opts.token !== undefined) md.set('token', opts.token);
+      fn.call(client, req, md, { deadline }, (err: grpc.ServiceError | null, res: T) => {
         if (err) resolve({ ok: false, code: err.code, details: err.details });
         else resolve({ ok: true, res });
       });

@@ -60,6 +60,7 @@ test('YAML file with defaults filled in and endpoints normalised', () => {
     watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },
     cache: { enabled: true, waitMs: 1000, snapshots: 32, snapshotIdleMs: 60000, maxUndoEvents: 20000, loadPageKeys: 10000 },
     ownership: { ttlSec: 3, pollMs: 200, peerUrl: '' },
+    auth: { token: 'simple', tokenTtl: 300, bcryptCost: 10 },
     log: { level: 'debug' },
   });
 });

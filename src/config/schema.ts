@@ -54,6 +54,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ownership.ttlSec', format: 'metaproxy-int', default: 3, doc: "TTL of a replica's shard-ownership lease: how soon another replica takes over the writes of a dead owner (s)" },
   { path: 'ownership.pollMs', format: 'metaproxy-int', default: 200, doc: 'how often each replica reads the shard owners from the coordinator (ms)' },
   { path: 'ownership.peerUrl', format: 'metaproxy-string', default: '', doc: 'URL other replicas forward writes to (default: the first advertised client URL)' },
+  { path: 'auth.token', format: 'metaproxy-string', default: 'simple', doc: "etcd's --auth-token: simple, or jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m" },
+  { path: 'auth.tokenTtl', format: 'metaproxy-int', default: 300, doc: "etcd's --auth-token-ttl: seconds an unused simple token lives" },
+  { path: 'auth.bcryptCost', format: 'metaproxy-int', default: 10, doc: "etcd's --bcrypt-cost: bcrypt cost of stored password hashes (4..31)" },
   { path: 'log.level', format: 'metaproxy-string', default: 'info', doc: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 

@@ -1,4 +1,5 @@
 /** The proxy's configuration, as loaded and validated by config/load.ts. */
+import type { AuthConfig } from '../auth/options.js';
 
 /** How the proxy talks TLS to one upstream cluster's https:// endpoints (files are PEM). */
 export interface UpstreamTls {
@@ -104,5 +105,7 @@ export interface ProxyConfig {
     /** Where other replicas forward writes to this one; empty: the first advertised client URL. */
     peerUrl: string;
   };
+  /** etcd's Auth options (src/auth/); absent: etcd's defaults (auth/options.ts). */
+  auth?: AuthConfig;
   log: { level: string };
 }

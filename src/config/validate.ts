@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ClientTls, ProxyConfig, ShardConfig, UpstreamTls } from './types.js';
 import { formatHostPort, normaliseEndpoint, parseHostPort } from './address.js';
+import { parseAuthToken } from '../auth/options.js';
 
 /**
  * Checks the merged raw configuration and builds a ProxyConfig. Every problem is reported as
@@ -63,6 +64,15 @@ export function validateConfig(raw: Raw): ValidationResult {
   if (typeof ownership.peerUrl !== 'string' || (ownership.peerUrl !== '' && !/^https?:\/\/[^/]+\/?$/.test(ownership.peerUrl))) {
     fail('ownership.peerUrl', `must be empty or an http(s)://host:port URL (got ${show(ownership.peerUrl)})`);
   }
+  const auth = sub(raw, 'auth');
+  const authToken = typeof auth.token === 'string' ? auth.token : '';
+  try {
+    parseAuthToken(authToken);
+  } catch (err) {
+    fail('auth.token', (err as Error).message);
+  }
+  const tokenTtl = int(auth.tokenTtl, 'auth.tokenTtl', 1, 2 ** 31 - 1, fail);
+  const bcryptCost = int(auth.bcryptCost, 'auth.bcryptCost', 4, 31, fail);
   const level = sub(raw, 'log').level;
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
     fail('log.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${show(level)})`);
@@ -101,6 +111,7 @@ export function validateConfig(raw: Raw): ValidationResult {
         maxUndoEvents: maxUndoEvents as number,
         loadPageKeys: loadPageKeys as number,
       },
+      auth: { token: authToken, tokenTtl: tokenTtl as number, bcryptCost: bcryptCost as number },
       log: { level: level as string },
     },
   };

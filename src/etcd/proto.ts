@@ -45,7 +45,7 @@ export function etcdGrpcObject(): grpc.GrpcObject {
 
 type ServiceCtor = grpc.ServiceClientConstructor;
 
-export function etcdService(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance'): ServiceCtor {
+export function etcdService(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth'): ServiceCtor {
   const pkg = etcdGrpcObject()['etcdserverpb'] as grpc.GrpcObject;
   return pkg[name] as ServiceCtor;
 }

@@ -51,6 +51,7 @@ import { Owners } from '../ownership/owners.js';
 import { reapOnOwner } from '../lease/reap.js';
 import { wireGuardInterceptor } from './wire-guard.js';
 import { serverTls } from '../tls/server.js';
+import { startAuth } from './auth-setup.js';
 
 export type { RunningProxy, StartOptions } from './proxy-api.js';
 
@@ -89,6 +90,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     peers?.close();
   };
   let closeWatch = () => {};
+  let closeAuth = () => {};
   try {
     await Promise.all([coordinator, ...upstreams].map((u) => waitReachable(u, cfg.timeouts.dialMs, log)));
     const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
@@ -145,15 +147,20 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       interceptors: [wireGuardInterceptor],
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
-    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
-    server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
-    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
+    // etcd's Auth (src/auth/): every service's handlers pass the guard before they run.
+    const auth = await startAuth({ ...common, cfg, store, coordinator });
+    closeAuth = () => auth.close();
+    const add = (name: 'KV' | 'Maintenance' | 'Lease' | 'Cluster' | 'Auth', impl: grpc.UntypedServiceImplementation) => {
+      const def = serviceDefinition(name);
+      server.addService(def, auth.guard.wrap(name, def, impl));
+    };
+    add('KV', kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
+    add('Maintenance', maintenanceService({ ...common, store }));
+    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard });
     server.addService(serviceDefinition('Watch'), watch.service);
-    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store, reader }));
-    server.addService(
-      serviceDefinition('Cluster'),
-      clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
-    );
+    add('Lease', leaseService({ ...common, store, reader }));
+    add('Cluster', clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }));
+    add('Auth', auth.service);
     server.addService(
       metaproxyService('Topology').service,
       topologyService({ ...common, cfg, self: () => ({ name: self?.name ?? '', version: version() }) }),
@@ -262,6 +269,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         // etcd ends watch streams when it stops; clients resume from their last revision elsewhere.
         watch.closeAll();
         closeWatch();
+        closeAuth();
         await reaper.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
@@ -281,6 +289,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
   } catch (err) {
     closeOwners();
     closeWatch();
+    closeAuth();
     closeUpstreams();
     throw err;
   }

@@ -14,7 +14,7 @@ export class Encoded {
   constructor(readonly bytes: Buffer) {}
 }
 
-export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance'): grpc.ServiceDefinition {
+export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth'): grpc.ServiceDefinition {
   const base = etcdService(name).service;
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [method, def] of Object.entries(base)) {

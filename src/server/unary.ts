@@ -23,7 +23,8 @@ export interface UnaryOptions {
   isWrite?: (req: never) => boolean;
 }
 
-export type Handler<Req, Res> = (req: Req) => Promise<Res>;
+/** The call is passed for the few handlers that read its metadata (auth). */
+export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 export function unary<Req extends object, Res>(
   method: string,
@@ -52,7 +53,7 @@ export function unary<Req extends object, Res>(
       write = false;
     }
     if (write && size + RAFT_OVERHEAD > opts.maxRequestBytes) return finish(Errors.requestTooLarge());
-    handler(req).then(
+    handler(req, call).then(
       (res) => finish(null, res),
       (err: unknown) => {
         if (err instanceof EtcdError) return finish(err);

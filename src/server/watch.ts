@@ -11,6 +11,7 @@ import { watchStreams } from '../metrics/registry.js';
 import type { WatchHub } from '../watch/hub.js';
 import { WatchSession } from '../watch/session.js';
 import type { HeaderSource } from './header.js';
+import type { RequestGuard } from '../auth/guard.js';
 
 export interface WatchDeps {
   hub: WatchHub;
@@ -19,6 +20,8 @@ export interface WatchDeps {
   logger: Logger;
   maxPendingEvents: number;
   maxRequestBytes: number;
+  /** Checks each create request's read permission (auth/guard.ts); absent: no auth. */
+  guard?: RequestGuard;
 }
 
 interface CreateRequest {
@@ -73,7 +76,7 @@ export function watchService(d: WatchDeps): WatchService {
       let inbox: Promise<void> = Promise.resolve();
       call.on('data', (raw: unknown) => {
         inbox = inbox.then(() =>
-          handle(session, raw as WatchRequest).catch((err: unknown) => {
+          handle(session, raw as WatchRequest, call, d.guard).catch((err: unknown) => {
             d.logger.warn({ err: (err as Error).message }, 'watch request ignored');
           }),
         );
@@ -98,12 +101,16 @@ export function watchService(d: WatchDeps): WatchService {
   };
 }
 
-async function handle(session: WatchSession, req: WatchRequest): Promise<void> {
+async function handle(session: WatchSession, req: WatchRequest, call: grpc.ServerDuplexStream<unknown, unknown>, guard?: RequestGuard): Promise<void> {
   if (req.create_request) {
     const c = req.create_request;
     // etcd: an empty key watches from "\0"; range_end "\0" means every key from `key` on.
     const key = c.key.length ? c.key : Buffer.from([0]);
     const end = c.range_end.length === 0 ? null : c.range_end.length === 1 && c.range_end[0] === 0 ? Buffer.alloc(0) : c.range_end;
+    // etcd checks read permission on (key, end) after this normalisation, so "\0" (every key
+    // from `key` on) is checked as the single key, as etcd does.
+    const refused = guard ? await guard.watchPermission(call, key, end ?? Buffer.alloc(0)) : null;
+    if (refused !== null) return session.refuse(refused);
     const filters = c.filters ?? [];
     session.create(
       {

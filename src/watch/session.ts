@@ -74,6 +74,12 @@ export class WatchSession implements WatchSink {
 
   // ----------------------------------------------------------------------------- requests
 
+  /** A create request refused by auth: etcd answers created+canceled with the reason, watch id -1. */
+  refuse(reason: string): void {
+    if (this.closed) return;
+    this.send(this.response(this.d.hub.released, -1n, { created: true, canceled: true, cancel_reason: reason }));
+  }
+
   create(spec: WatcherSpec, startRev: bigint): void {
     if (this.closed) return;
     const hub = this.d.hub;

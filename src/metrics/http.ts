@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../config/address.js';
 import { checks, health, type HttpAnswer, type Probes } from './health.js';
 import { registry } from './registry.js';
+import { ownsPath, type Gateway } from '../gateway/gateway.js';
+import { sendError } from '../gateway/respond.js';
 
 export type { Probes, UpstreamProbe } from './health.js';
 
@@ -12,12 +14,15 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts). */
-export async function startMetricsServer(listen: string, probes: Probes): Promise<MetricsServer> {
+/**
+ * Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts), and, given the
+ * proxy's gateway, etcd's JSON API (/v3/..., /version) as etcd serves it beside them.
+ */
+export async function startMetricsServer(listen: string, probes: Probes, gateway?: () => Gateway | null): Promise<MetricsServer> {
   const hp = parseHostPort(listen);
   if (!hp) throw new Error(`metrics: listen must be host:port, got ${JSON.stringify(listen)}`);
   const server = http.createServer((req, res) => {
-    void handle(req, res, probes);
+    void handle(req, res, probes, gateway);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -37,9 +42,15 @@ export async function startMetricsServer(listen: string, probes: Probes): Promis
   };
 }
 
-async function handle(req: http.IncomingMessage, res: http.ServerResponse, probes: Probes): Promise<void> {
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, probes: Probes, gateway?: () => Gateway | null): Promise<void> {
   try {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (gateway && ownsPath(url.pathname)) {
+      const gw = gateway();
+      if (gw) return gw.serve(req, res);
+      req.resume();
+      return sendError(res, { code: 14, message: 'etcd-metaproxy: the proxy has not started yet' });
+    }
     if (url.pathname === '/metrics') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, { status: 405, type: 'text/plain', body: 'method not allowed\n' });
       return send(res, { status: 200, type: registry.contentType, body: await registry.metrics() });

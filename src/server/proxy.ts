@@ -34,10 +34,11 @@ import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { LeaseReaper } from '../lease/reaper.js';
-import { maintenanceService } from './maintenance.js';
+import { maintenanceService, REPORTED_ETCD_VERSION } from './maintenance.js';
+import { Gateway } from '../gateway/gateway.js';
 import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
-import { serviceDefinition } from './service.js';
+import { serviceDefinition, type ServiceName } from './service.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
 
@@ -130,15 +131,28 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       'grpc.enable_channelz': 0,
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
-    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
-    server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
-    server.addService(serviceDefinition('Watch'), watch.service);
-    server.addService(serviceDefinition('Lease'), leaseService({ ...common, store, reader }));
-    server.addService(
-      serviceDefinition('Cluster'),
-      clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
-    );
+    // One set of implementations serves gRPC and the JSON gateway (src/gateway/).
+    const implementations: Record<ServiceName, grpc.UntypedServiceImplementation> = {
+      KV: kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }),
+      Maintenance: maintenanceService({ ...common, store }),
+      Watch: watch.service,
+      Lease: leaseService({ ...common, store, reader }),
+      Cluster: clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
+    };
+    const definitions: Record<string, grpc.ServiceDefinition> = {};
+    for (const [name, impl] of Object.entries(implementations) as Array<[ServiceName, grpc.UntypedServiceImplementation]>) {
+      definitions[name] = serviceDefinition(name);
+      server.addService(definitions[name], impl);
+    }
+    const gateway = new Gateway({
+      definitions,
+      implementations,
+      logger: log,
+      maxRequestBytes: cfg.limits.maxRequestBytes,
+      grpcOverheadBytes: GRPC_OVERHEAD_BYTES,
+      etcdVersion: REPORTED_ETCD_VERSION,
+    });
     const health = new HealthImplementation({ '': 'SERVING' });
     health.addToServer(server);
 
@@ -177,6 +191,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
 
     return {
       address,
+      gateway,
       healthy: () => check(),
       probeUpstreams: (which) =>
         Promise.all(

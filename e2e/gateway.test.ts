@@ -10,7 +10,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMetricsServer } from '../src/metrics/http.js';
-import { metaPerFile } from './harness.js';
+import { metaPerFile, metricTotal, waitFor } from './harness.js';
 
 const TEST_TIMEOUT = 60_000;
 const setup = metaPerFile({ shards: 3, tag: 'gateway', oracleName: 'gateway-oracle' });
@@ -266,6 +266,7 @@ test('errors: empty key, bad JSON and values, unknown paths and methods, too lar
   await same(base, '/v3/kv/range', { key: b64('k'), sort_order: 'FOO' }, 'an unknown enum name');
   await same(base, '/v3/kv/range', { key: b64('k'), unknown_field: 1 }, 'unknown fields are ignored');
   await same(base, '/v3/kv/nope', {}, 'an unknown path');
+  await same(base, '/v3alpha/kv/range', {}, 'a path outside the gateway');
   await same(base, '/v3/kv/range', null, 'GET on a POST path', 'GET');
   await same(base, '/v3/watch', '{bad', 'a bad first watch request');
   await same(base, '/v3/watch', { create_request: { key: '!!' } }, 'a bad value in the first watch request');
@@ -273,6 +274,15 @@ test('errors: empty key, bad JSON and values, unknown paths and methods, too lar
   await same(base, '/v3/kv/txn', { success: Array.from({ length: 200 }, (_, i) => ({ request_put: { key: b64(`gw-err/${i}`) } })) }, 'too many txn ops');
   await same(base, '/v3/kv/put', { key: b64('gw-err/big'), value: b64(Buffer.alloc(1_600_000)) }, 'a request over --max-request-bytes');
   await same(base, '/v3/kv/put', { key: b64('gw-err/big'), value: b64(Buffer.alloc(3_000_000)) }, 'a message over the gRPC receive limit');
+});
+
+test('gateway requests are counted by method and HTTP status', { timeout: TEST_TIMEOUT }, async () => {
+  const before = await metricTotal('etcd_metaproxy_gateway_requests_total', { method: 'KV.Put', status: '400' });
+  const a = await post(proxy, '/v3/kv/put', { key: '' });
+  assert.equal(a.status, 400);
+  await waitFor(async () => (await metricTotal('etcd_metaproxy_gateway_requests_total', { method: 'KV.Put', status: '400' })) === before + 1, 5_000, 'the counter');
+  // The gRPC method's own metrics count it too: the request went through the KV service.
+  assert.ok((await metricTotal('etcd_metaproxy_grpc_requests_total', { method: 'Put', code: 'INVALID_ARGUMENT' })) >= 1);
 });
 
 test('maintenance status, member list, /version, /health', { timeout: TEST_TIMEOUT }, async () => {

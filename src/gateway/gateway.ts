@@ -15,6 +15,7 @@ import { statusOf, type GatewayStatus } from './errors.js';
 import { GoJsonError, readJsonValue } from './json-parse.js';
 import { CORS_HEADERS, sendError, sendJson, sendText } from './respond.js';
 import { isGatewayPath, routeOf, type Route } from './routes.js';
+import { gatewayRequests } from '../metrics/registry.js';
 import { serveBidi, serveServerStream, type StreamTarget } from './stream.js';
 
 export interface GatewayOptions {
@@ -57,6 +58,10 @@ export class Gateway {
 
   /** Answers one HTTP request for a path that ownsPath() accepts. */
   serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = routeOf(pathname);
+    const method = route ? `${route.service}.${route.method}` : pathname === '/version' ? 'version' : 'unknown';
+    res.once('close', () => gatewayRequests.inc({ method, status: String(res.statusCode) }));
     this.dispatch(req, res).catch((err: unknown) => {
       this.opts.logger.error({ err, url: req.url }, 'gateway request failed');
       sendError(res, { code: grpc.status.UNKNOWN, message: err instanceof Error ? err.message : String(err) });

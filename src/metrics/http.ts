@@ -56,7 +56,8 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, probe
       return send(res, { status: 200, type: registry.contentType, body: await registry.metrics() });
     }
     const isHealth = url.pathname === '/health' || /^\/(livez|readyz)(\/|$)/.test(url.pathname);
-    if (!isHealth) return send(res, { status: 404, type: 'text/plain', body: 'not found\n' });
+    // Worded as Go's http.NotFound, which etcd answers for paths it does not serve.
+    if (!isHealth) return send(res, { status: 404, type: 'text/plain; charset=utf-8', body: '404 page not found\n' });
     // etcd answers only GET on its health endpoints.
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET');

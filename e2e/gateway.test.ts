@@ -147,6 +147,11 @@ test('lease: grant, streaming keepalive, timetolive with keys, leases, revoke (a
   await same(base, '/v3/kv/put', { key: b64('gw-lease/k'), value: b64('v'), lease: id }, 'put with the lease');
   // Two keepalives in one streaming body: two result lines, then the stream ends.
   await same(base, '/v3/lease/keepalive', `{"ID":"${id}"}\n{"ID":"${id}"}`, 'keepalive stream');
+  // A body still being sent: the proxy answers each keepalive as it arrives (etcd's Go HTTP/1
+  // server answers only once the body has ended), with what etcd answers to one keepalive.
+  const one = await post(etcd, '/v3/lease/keepalive', `{"ID":"${id}"}`);
+  const streamed = (await keepaliveAsSent(proxy, id, 3)).map((l) => normalise(JSON.parse(l), base.proxy));
+  assert.deepEqual(streamed, [1, 2, 3].map(() => parsed(one, base.etcd)).flat());
   await same(base, '/v3/lease/keepalive', '{"ID":"424242"}', 'keepalive of an unknown lease');
   await same(base, '/v3/lease/keepalive', '', 'keepalive with an empty body');
   const ttl = async (path: string, body: object) => {
@@ -172,6 +177,40 @@ test('lease: grant, streaming keepalive, timetolive with keys, leases, revoke (a
   await same(base, '/v3/kv/lease/revoke', { ID: id }, 'revoke again (alias): lease not found');
   await same(base, '/v3/lease/leases', {}, 'no leases left');
 });
+
+/**
+ * Keepalives sent one at a time in one chunked request body: each next one is sent only after
+ * the answer to the previous one arrived; then the body ends and so does the answer.
+ */
+async function keepaliveAsSent(side: Side, id: string, count: number): Promise<string[]> {
+  let push!: (s: string | null) => void;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      push = (s) => (s === null ? controller.close() : controller.enqueue(new TextEncoder().encode(s)));
+    },
+  });
+  push(`{"ID":"${id}"}`);
+  const ac = new AbortController();
+  const guard = setTimeout(() => ac.abort(), 15_000);
+  const res = await fetch(`${side.url}/v3/lease/keepalive`, { method: 'POST', body, duplex: 'half', signal: ac.signal } as RequestInit);
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const lines: string[] = [];
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString('utf8');
+    let nl: number;
+    while ((nl = text.indexOf('\n')) >= 0) {
+      lines.push(text.slice(0, nl));
+      text = text.slice(nl + 1);
+      push(lines.length < count ? `\n{"ID":"${id}"}` : null);
+    }
+  }
+  clearTimeout(guard);
+  return lines.filter((l) => l.trim() !== '');
+}
 
 /** Opens a watch (the create request as the streaming body), reads `count` lines, closes. */
 async function watchLines(side: Side, create: object, count: number, writes: () => Promise<void>): Promise<string[]> {
@@ -225,7 +264,46 @@ test('watch: a streaming response of newline-delimited {"result": ...} objects',
     history[side.name] = lines.map((l) => normalise(JSON.parse(l), base[side.name]));
   }
   assert.deepEqual(history.proxy, history.etcd);
+  // More requests in the same body: a second watch (its own id) and a cancel of the first.
+  const more: Record<string, unknown> = {};
+  for (const side of [etcd, proxy]) {
+    const body = [
+      { create_request: { key: b64('gw-watch/a') } },
+      { create_request: { key: b64('gw-watch/b'), watch_id: '7' } },
+      { cancel_request: { watch_id: '0' } },
+    ];
+    const lines = await rawWatch(side, body.map((x) => JSON.stringify(x)).join('\n'), 3);
+    more[side.name] = lines.map((l) => normalise(JSON.parse(l), base[side.name]));
+  }
+  assert.deepEqual(more.proxy, more.etcd);
+  // Closed watches free their sessions on the proxy.
+  await waitFor(async () => (await metricTotal('etcd_metaproxy_watch_streams')) === 0, 10_000, 'watch streams to close');
 });
+
+/** A watch whose whole request body is `body`; reads `count` lines, closes. */
+async function rawWatch(side: Side, body: string, count: number): Promise<string[]> {
+  const ac = new AbortController();
+  const res = await fetch(`${side.url}/v3/watch`, { method: 'POST', body, signal: ac.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const lines: string[] = [];
+  let text = '';
+  try {
+    while (lines.length < count) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString('utf8');
+      let nl: number;
+      while ((nl = text.indexOf('\n')) >= 0) {
+        lines.push(text.slice(0, nl));
+        text = text.slice(nl + 1);
+      }
+    }
+  } finally {
+    ac.abort();
+  }
+  return lines.slice(0, count);
+}
 
 test('compaction and reads of compacted and future revisions', { timeout: TEST_TIMEOUT }, async () => {
   const base = await bases('gw-compact');

@@ -127,3 +127,18 @@ test('errors and routes as etcd 3.4 answers them', () => {
   assert.equal(routeOf('/v3alpha/kv/range'), null);
   assert.ok(ownsPath('/version') && ownsPath('/v3/anything') && !ownsPath('/metrics') && !ownsPath('/health'));
 });
+
+test('the metrics listener answers gateway paths with UNAVAILABLE until the proxy has started', async () => {
+  const { startMetricsServer } = await import('../src/metrics/http.js');
+  const server = await startMetricsServer('127.0.0.1:0', { ready: () => false, upstreams: async () => [] }, () => null);
+  try {
+    const res = await fetch(`http://${server.address}/v3/kv/range`, { method: 'POST', body: '{}' });
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), { error: 'etcd-metaproxy: the proxy has not started yet', message: 'etcd-metaproxy: the proxy has not started yet', code: 14 });
+    const other = await fetch(`http://${server.address}/nothing`);
+    assert.equal(other.status, 404);
+    assert.equal(await other.text(), '404 page not found\n');
+  } finally {
+    await server.close();
+  }
+});

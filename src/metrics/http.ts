@@ -21,7 +21,9 @@ export interface MetricsServer {
 export async function startMetricsServer(listen: string, probes: Probes, gateway?: () => Gateway | null): Promise<MetricsServer> {
   const hp = parseHostPort(listen);
   if (!hp) throw new Error(`metrics: listen must be host:port, got ${JSON.stringify(listen)}`);
-  const server = http.createServer((req, res) => {
+  // No limit on receiving a whole request: a gateway watch or keepalive body stays open as long
+  // as the client streams requests (headers must still arrive within headersTimeout).
+  const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
     void handle(req, res, probes, gateway);
   });
   await new Promise<void>((resolve, reject) => {

@@ -18,7 +18,7 @@ export interface ConfigKey {
 export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'listen', format: 'metaproxy-string', default: '127.0.0.1:2379', doc: 'client gRPC listen address host:port' },
   { path: 'advertiseClientUrls', format: 'metaproxy-list', default: [], doc: 'client URLs announced by Cluster.MemberList (default http://<listen>)' },
-  { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP /metrics, /health, /readyz listen address; empty disables' },
+  { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP listen address for /metrics, /health, /readyz and the JSON gateway (/v3/..., /version); empty disables' },
   { path: 'coordinator.endpoints', format: 'metaproxy-list', default: [], doc: 'coordinator cluster client URLs' },
   { path: 'shards', format: 'metaproxy-shards', default: [], doc: 'member clusters: list of {name, endpoints}; as text name=url1,url2;name2=url3 or JSON' },
   { path: 'partitions', format: 'metaproxy-int', default: 1024, doc: 'number of hash partitions (fixed once recorded)' },

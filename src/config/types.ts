@@ -11,7 +11,7 @@ export interface ProxyConfig {
   listen: string;
   /** URLs clients should use to reach this proxy (Cluster.MemberList). Defaults to http://<listen>. */
   advertiseClientUrls: string[];
-  /** HTTP listener for /metrics, /health, /readyz; empty string disables it. */
+  /** HTTP listener for /metrics, /health, /readyz and the JSON gateway; empty string disables it. */
   metrics: { listen: string };
   coordinator: { endpoints: string[] };
   shards: ShardConfig[];

@@ -142,3 +142,33 @@ test('the metrics listener answers gateway paths with UNAVAILABLE until the prox
     await server.close();
   }
 });
+
+test('request size: etcd\'s request-too-large check runs on the decoded message; larger bodies are refused as by gRPC', async () => {
+  const { startMetricsServer } = await import('../src/metrics/http.js');
+  const { Gateway } = await import('../src/gateway/gateway.js');
+  const { serviceDefinition } = await import('../src/server/service.js');
+  const { unary } = await import('../src/server/unary.js');
+  const pino = (await import('pino')).default;
+  const logger = pino({ level: 'silent' });
+  const opts = { logger, maxRequestBytes: 1000 };
+  // A stand-in KV service: only the unary wrapper's own checks matter here.
+  const kv = { Put: unary<object, object>('Put', async () => ({ header: { revision: '5' } }), opts, () => true) };
+  const gateway = new Gateway({ definitions: { KV: serviceDefinition('KV') }, implementations: { KV: kv }, logger, maxRequestBytes: 1000, grpcOverheadBytes: 100, etcdVersion: '3.5.17' });
+  const server = await startMetricsServer('127.0.0.1:0', { ready: () => true, upstreams: async () => [] }, () => gateway);
+  const put = async (valueBytes: number) => {
+    const res = await fetch(`http://${server.address}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: 'YQ==', value: Buffer.alloc(valueBytes).toString('base64') }) });
+    return { status: res.status, body: (await res.json()) as { code?: number; message?: string; header?: object } };
+  };
+  try {
+    assert.deepEqual(await put(10), { status: 200, body: { header: { revision: '5' } } });
+    assert.deepEqual((await put(990)).body, { error: 'etcdserver: request is too large', message: 'etcdserver: request is too large', code: 3 });
+    const over = await put(1200);
+    assert.equal(over.status, 429);
+    assert.match(over.body.message!, /^grpc: received message larger than max \(120[0-9] vs\. 1100\)$/);
+    const huge = await put(100_000);
+    assert.equal(huge.status, 429);
+    assert.match(huge.body.message!, /^grpc: received message larger than max \([0-9]+ vs\. 1100\)$/);
+  } finally {
+    await server.close();
+  }
+});

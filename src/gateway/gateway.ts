@@ -86,7 +86,7 @@ export class Gateway {
     if (target.def.requestStream) {
       return serveBidi(this.streamTarget(target, route, peer, path, authorization), req, res);
     }
-    const decoded = await this.unaryRequest(req, target);
+    const decoded = await this.unaryRequest(req, target, res);
     if ('error' in decoded) return sendError(res, decoded.error);
     if (target.def.responseStream) {
       return serveServerStream(this.streamTarget(target, route, peer, path, authorization), decoded.req, res);
@@ -101,12 +101,16 @@ export class Gateway {
   }
 
   /** The request message of a unary or server-streaming call: the body's first JSON value. */
-  private async unaryRequest(req: http.IncomingMessage, t: Target): Promise<{ req: object } | { error: GatewayStatus }> {
+  private async unaryRequest(req: http.IncomingMessage, t: Target, res: http.ServerResponse): Promise<{ req: object } | { error: GatewayStatus }> {
     let text: string;
     try {
       text = await readBody(req, this.maxBodyBytes);
     } catch (err) {
-      if (err instanceof BodyTooLarge) return { error: this.tooLarge(err.received) };
+      if (err instanceof BodyTooLarge) {
+        // The rest of the body is not read: the connection closes after the answer.
+        res.shouldKeepAlive = false;
+        return { error: this.tooLarge(err.received) };
+      }
       throw err;
     }
     try {

@@ -324,6 +324,14 @@ test('compaction and reads of compacted and future revisions', { timeout: TEST_T
   await rel('/v3/kv/range', (s) => ({ key: b64('gw-compact/k'), revision: String(base[s.name] + 1000n) }), 'a future revision');
   await rel('/v3/kv/compaction', (s) => ({ revision: String(base[s.name]) }), 'compacting again below');
   await rel('/v3/kv/compaction', (s) => ({ revision: String(base[s.name] + 1000n) }), 'compacting a future revision');
+  // A watch from a compacted revision: created, then canceled with the compact revision.
+  const watched: Record<string, unknown> = {};
+  for (const side of [etcd, proxy]) {
+    const lines = await rawWatch(side, JSON.stringify({ create_request: { key: b64('gw-compact/k'), start_revision: String(base[side.name]) } }), 2);
+    watched[side.name] = lines.map((l) => normalise(JSON.parse(l), base[side.name]));
+  }
+  assert.equal((watched.etcd as unknown[]).length, 2);
+  assert.deepEqual(watched.proxy, watched.etcd);
 });
 
 test('errors: empty key, bad JSON and values, unknown paths and methods, too large', { timeout: TEST_TIMEOUT }, async () => {

@@ -22,7 +22,7 @@ export async function runProxy(cfg: ProxyConfig, logger: Logger, io: CliIO, shut
         upstreams: (which) => (proxy ? proxy.probeUpstreams(which) : Promise.resolve([{ name: 'proxy', error: 'not started' }])),
         ready: () => proxy?.ready() ?? false,
         cacheNotReady: () => (proxy ? proxy.cacheNotReady() : 'the proxy has not started'),
-      }, cfg.clientTls);
+      }, cfg.clientTls, () => proxy?.gateway ?? null);
       logger.info({ address: metrics.address }, 'metrics endpoint listening');
     }
     // Loaded lazily so that argument and configuration errors never depend on the server code.

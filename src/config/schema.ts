@@ -22,7 +22,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'keyFile', format: 'metaproxy-string', default: '', doc: "client TLS: the certificate's private key (PEM), as etcd's --key-file" },
   { path: 'trustedCaFile', format: 'metaproxy-string', default: '', doc: "client TLS: CA bundle that client certificates must chain to, as etcd's --trusted-ca-file" },
   { path: 'clientCertAuth', format: 'metaproxy-string', default: false, doc: "client TLS: refuse clients without a certificate from trustedCaFile, as etcd's --client-cert-auth" },
-  { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP /metrics, /health, /readyz listen address; empty disables' },
+    { path: 'metrics.listen', format: 'metaproxy-string', default: '127.0.0.1:9379', doc: 'HTTP listen address for /metrics, /health, /readyz and the JSON gateway (/v3/..., /version); empty disables' },
   { path: 'coordinator.endpoints', format: 'metaproxy-list', default: [], doc: 'coordinator cluster client URLs' },
   { path: 'coordinator.caFile', format: 'metaproxy-string', default: '', doc: "upstream TLS: CA bundle for the coordinator's https:// endpoints (default upstream.caFile)" },
   { path: 'coordinator.certFile', format: 'metaproxy-string', default: '', doc: 'upstream TLS: client certificate the proxy shows the coordinator (default upstream.certFile)' },

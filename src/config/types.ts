@@ -34,7 +34,7 @@ export interface ProxyConfig {
   listen: string;
   /** URLs clients should use to reach this proxy (Cluster.MemberList). Defaults to http://<listen>. */
   advertiseClientUrls: string[];
-  /** HTTP listener for /metrics, /health, /readyz; empty string disables it. */
+  /** HTTP listener for /metrics, /health, /readyz and the JSON gateway; empty string disables it. */
   metrics: { listen: string };
   /** Client TLS (absent: plain text). The metrics listener serves TLS with it too. */
   clientTls?: ClientTls;

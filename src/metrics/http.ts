@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../config/address.js';
 import { checks, health, type HttpAnswer, type Probes } from './health.js';
 import { registry } from './registry.js';
+import { ownsPath, type Gateway } from '../gateway/gateway.js';
+import { sendError } from '../gateway/respond.js';
 
 export type { Probes, UpstreamProbe } from './health.js';
 
@@ -16,21 +18,24 @@ export interface MetricsServer {
 }
 
 /**
- * Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts). With the proxy's
- * client TLS it serves HTTPS with the same certificate (re-read when it changes) and, with
- * client-cert-auth, requires the same client certificates, as etcd's client port does.
+ * Serves /metrics, /health (etcd-style JSON), /readyz and /livez (health.ts), and, given the
+ * proxy's gateway, etcd's JSON API (/v3/..., /version) as etcd serves it beside them. With the
+ * proxy's client TLS it serves HTTPS with the same certificate (re-read when it changes) and,
+ * with client-cert-auth, requires the same client certificates, as etcd's client port does.
  */
-export async function startMetricsServer(listen: string, probes: Probes, tls?: ClientTls): Promise<MetricsServer> {
+export async function startMetricsServer(listen: string, probes: Probes, tls?: ClientTls, gateway?: () => Gateway | null): Promise<MetricsServer> {
   const hp = parseHostPort(listen);
   if (!hp) throw new Error(`metrics: listen must be host:port, got ${JSON.stringify(listen)}`);
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => void handle(req, res, probes);
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => void handle(req, res, probes, gateway);
+  // No limit on receiving a whole request: a gateway watch or keepalive body stays open as long
+  // as the client streams requests (headers must still arrive within headersTimeout).
   let stopWatching = (): void => undefined;
   let server: http.Server;
   if (tls) {
     const identity = new CheckedCertificateProvider({ certFile: tls.certFile, keyFile: tls.keyFile }, 'metrics TLS');
     const ca = tls.clientCertAuth ? new CheckedCertificateProvider({ caFile: tls.trustedCaFile }, 'metrics TLS trusted CA') : null;
     const current: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {};
-    const secure = https.createServer({ requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth }, onRequest);
+    const secure = https.createServer({ requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, requestTimeout: 0 }, onRequest);
     const apply = (): void => {
       if (current.cert && current.key && (!ca || current.ca)) secure.setSecureContext({ cert: current.cert, key: current.key, ca: current.ca });
     };
@@ -52,7 +57,7 @@ export async function startMetricsServer(listen: string, probes: Probes, tls?: C
     };
     server = secure;
   } else {
-    server = http.createServer(onRequest);
+    server = http.createServer({ requestTimeout: 0 }, onRequest);
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -73,15 +78,22 @@ export async function startMetricsServer(listen: string, probes: Probes, tls?: C
   };
 }
 
-async function handle(req: http.IncomingMessage, res: http.ServerResponse, probes: Probes): Promise<void> {
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, probes: Probes, gateway?: () => Gateway | null): Promise<void> {
   try {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (gateway && ownsPath(url.pathname)) {
+      const gw = gateway();
+      if (gw) return gw.serve(req, res);
+      req.resume();
+      return sendError(res, { code: 14, message: 'etcd-metaproxy: the proxy has not started yet' });
+    }
     if (url.pathname === '/metrics') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, { status: 405, type: 'text/plain', body: 'method not allowed\n' });
       return send(res, { status: 200, type: registry.contentType, body: await registry.metrics() });
     }
     const isHealth = url.pathname === '/health' || /^\/(livez|readyz)(\/|$)/.test(url.pathname);
-    if (!isHealth) return send(res, { status: 404, type: 'text/plain', body: 'not found\n' });
+    // Worded as Go's http.NotFound, which etcd answers for paths it does not serve.
+    if (!isHealth) return send(res, { status: 404, type: 'text/plain; charset=utf-8', body: '404 page not found\n' });
     // etcd answers only GET on its health endpoints.
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET');

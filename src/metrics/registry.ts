@@ -28,6 +28,13 @@ export const grpcDuration = new Histogram({
   registers: [registry],
 });
 
+export const gatewayRequests = new Counter({
+  name: 'etcd_metaproxy_gateway_requests_total',
+  help: 'JSON gateway (HTTP) requests answered, by gRPC method (or "version", "unknown") and HTTP status code.',
+  labelNames: ['method', 'status'] as const,
+  registers: [registry],
+});
+
 export const upstreamRequests = new Counter({
   name: 'etcd_metaproxy_upstream_requests_total',
   help: 'Calls to member clusters and the coordinator, by cluster, method and gRPC status code.',

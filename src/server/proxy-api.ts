@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import type { UpstreamProbe } from '../metrics/health.js';
 import type { ReaperOptions } from '../lease/reaper.js';
+import type { Gateway } from '../gateway/gateway.js';
 
 /** A running proxy: what the CLI, e2e tests and benchmarks hold. */
 export interface RunningProxy {
   /** host:port the client gRPC server is bound to (the real port when 0 was asked). */
   readonly address: string;
+  /** etcd's HTTP/JSON gateway over this proxy's services (served on the metrics listener). */
+  readonly gateway: Gateway;
   /** Resolves true when the coordinator and every shard answer. */
   healthy(): Promise<boolean>;
   /** Asks the coordinator, or every shard, whether it answers (for /health and /readyz). */

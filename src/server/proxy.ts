@@ -36,10 +36,11 @@ import { HeaderSource } from './header.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { LeaseReaper } from '../lease/reaper.js';
-import { maintenanceService } from './maintenance.js';
+import { maintenanceService, REPORTED_ETCD_VERSION } from './maintenance.js';
+import { Gateway } from '../gateway/gateway.js';
 import { watchService } from './watch.js';
 import type { RunningProxy, StartOptions } from './proxy-api.js';
-import { serviceDefinition } from './service.js';
+import { serviceDefinition, type ServiceName } from './service.js';
 import { topologyService } from './topology.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
@@ -150,17 +151,31 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     // etcd's Auth (src/auth/): every service's handlers pass the guard before they run.
     const auth = await startAuth({ ...common, cfg, store, coordinator });
     closeAuth = () => auth.close();
-    const add = (name: 'KV' | 'Maintenance' | 'Lease' | 'Cluster' | 'Auth', impl: grpc.UntypedServiceImplementation) => {
-      const def = serviceDefinition(name);
-      server.addService(def, auth.guard.wrap(name, def, impl));
-    };
-    add('KV', kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
-    add('Maintenance', maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard });
-    server.addService(serviceDefinition('Watch'), watch.service);
-    add('Lease', leaseService({ ...common, store, reader }));
-    add('Cluster', clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }));
-    add('Auth', auth.service);
+    // One set of implementations, behind the auth guard, serves gRPC and the JSON gateway (src/gateway/).
+    const implementations: Record<ServiceName, grpc.UntypedServiceImplementation> = {
+      KV: kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }),
+      Maintenance: maintenanceService({ ...common, store }),
+      Watch: watch.service,
+      Lease: leaseService({ ...common, store, reader }),
+      Cluster: clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
+      Auth: auth.service,
+    };
+    const definitions: Record<string, grpc.ServiceDefinition> = {};
+    for (const [name, impl] of Object.entries(implementations) as Array<[ServiceName, grpc.UntypedServiceImplementation]>) {
+      definitions[name] = serviceDefinition(name);
+      // Watch checks each create request itself (the guard is in the watch session).
+      if (name !== 'Watch') implementations[name] = auth.guard.wrap(name, definitions[name], impl);
+      server.addService(definitions[name], implementations[name]);
+    }
+    const gateway = new Gateway({
+      definitions,
+      implementations,
+      logger: log,
+      maxRequestBytes: cfg.limits.maxRequestBytes,
+      grpcOverheadBytes: GRPC_OVERHEAD_BYTES,
+      etcdVersion: REPORTED_ETCD_VERSION,
+    });
     server.addService(
       metaproxyService('Topology').service,
       topologyService({ ...common, cfg, self: () => ({ name: self?.name ?? '', version: version() }) }),
@@ -246,6 +261,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
 
     return {
       address,
+      gateway,
       healthy: () => check(),
       probeUpstreams: (which) =>
         Promise.all(

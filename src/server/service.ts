@@ -14,7 +14,9 @@ export class Encoded {
   constructor(readonly bytes: Buffer) {}
 }
 
-export function serviceDefinition(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth'): grpc.ServiceDefinition {
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
+
+export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
   const base = etcdService(name).service;
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [method, def] of Object.entries(base)) {

@@ -145,3 +145,20 @@ test('writer: after a batch whose outcome is unknown (the member call failed), i
   assert.equal((await submit(writer, 'b', 7n)).applied, true);
   assert.notEqual(await writer.settle(200n), null, 'a later batch answered: the clock is past it');
 });
+
+test('key turns: writes to one key wait for each other in order, other keys do not wait, a key named twice does not deadlock', async () => {
+  const { KeyTurns } = await import('../src/kv/key-turns.js');
+  const turns = new KeyTurns();
+  const order: string[] = [];
+  const first = await turns.take(['k', 'k']);
+  const second = turns.take(['k']).then((done) => (order.push('second'), done));
+  const other = await turns.take(['x']);
+  order.push('other');
+  other();
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(order, ['other'], 'the second write to k waits for the first');
+  first();
+  (await second)();
+  assert.deepEqual(order, ['other', 'second']);
+  (await turns.take(['k']))();
+});

@@ -11,6 +11,7 @@ import type { Upstream } from '../shard/upstream.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
+import { KeyTurns } from './key-turns.js';
 import { LeaseDirectory } from '../lease/directory.js';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { rangeOp } from '../shard/shard.js';
@@ -57,6 +58,8 @@ export function decodeCompacted(raw: Buffer | undefined): bigint {
 
 export class MetaStore {
   readonly revmaps: RevisionMap[];
+  /** Per shard: writes to one key take turns on the owner (key-turns.ts). */
+  readonly keyTurns: KeyTurns[];
   /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
   readonly hints = new StateHints();
   /** Meta leases, canonical on the coordinator (lease/directory.ts). */
@@ -82,6 +85,7 @@ export class MetaStore {
     readonly coordinator: Upstream,
   ) {
     this.revmaps = shards.map((s) => new RevisionMap(s));
+    this.keyTurns = shards.map(() => new KeyTurns());
     this.leases = new LeaseDirectory(coordinator, ks.namespace);
   }
 

@@ -52,7 +52,7 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
     if (attempt > MAX_REROUTES) throw Errors.unavailable(`shard ${shard.name}`, 'its ownership is moving, try again');
     const route = await routing.route(shard.index);
     try {
-      if (route.local) return await runOwnedTxn(store, shard, txn, route.epoch);
+      if (route.local) return await runInTurn(store, shard, txn, route.epoch);
       // A write forwarded here by a replica whose view was stale goes on once more at most;
       // after that it waits for this replica's view to catch up.
       if (hops < MAX_HOPS) return await routing.forward(route.owner.url, shard.name, txn, hops + 1);
@@ -61,6 +61,18 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
       if (!(err instanceof NotOwnerError || err instanceof OwnerUnreachableError)) throw err;
     }
     await routing.refresh();
+  }
+}
+
+/** On the owner, a write's turn on its keys comes after the earlier writes to them (key-turns.ts). */
+async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint): Promise<TxnOutcome> {
+  const keys = StateReads.forTxn(txn, store.ks).batchKeys();
+  if (!keys) return runOwnedTxn(store, shard, txn, epoch);
+  const done = await store.keyTurns[shard.index].take(keys);
+  try {
+    return await runOwnedTxn(store, shard, txn, epoch);
+  } finally {
+    done();
   }
 }
 

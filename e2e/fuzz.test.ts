@@ -224,6 +224,8 @@ test(`fuzz: random and mutated protobuf to every method for ${SECONDS} s`, { tim
           stats.refusedByDecoder++;
           stats.oracleChecks++;
           const o = await call(toOracle, m, bytes);
+          // A method the 3.4 oracle does not have (etcd 3.5's AuthStatus) cannot be compared.
+          if (!o.ok && o.code === Code.UNIMPLEMENTED) return;
           assert.deepEqual({ code: Code[p.code], details: p.details }, o.ok ? 'accepted by etcd' : { code: Code[o.code], details: o.details }, `${m.path} ${bytes.toString('hex')}`);
         } else if (p.ok && SAFE_ON_ORACLE.has(m.path)) {
           stats.oracleChecks++;

@@ -84,11 +84,6 @@ export class Owners {
     return this.resigning ? null : this.held[shard];
   }
 
-  /** Shards this replica owns now. */
-  owned(): string[] {
-    return this.shards.filter((s) => this.localEpoch(s.index) !== null).map((s) => s.name);
-  }
-
   /** Where a write to `shard` goes now, or null while it has no owner (never waits). */
   current(shard: number): Route | null {
     const epoch = this.localEpoch(shard);

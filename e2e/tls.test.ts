@@ -6,7 +6,9 @@
  * - etcdctl with --cacert/--cert/--key works through the proxy;
  * - clients without a certificate, with one from another CA, or in plain text are refused;
  * - a certificate file replaced on disk is served to new connections without a restart;
- * - the metrics/health listener serves HTTPS with the same rules.
+ * - the metrics/health listener serves HTTPS with the same rules;
+ * - with auth on, a client certificate's common name is the user;
+ * - a second replica forwards writes to the shards' owner over TLS.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,7 @@ import {
   issueTestCert,
   makeTestCerts,
   metaPerFile,
+  metricTotal,
   tempDir,
   tlsCredentials,
   waitFor,
@@ -190,4 +193,46 @@ test('status reads the TLS clusters with the configured CA and client certificat
   const cli = spawnSync(process.execPath, ['--import', 'tsx', main, 'status', '--config', file], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(cli.status, 0, `${cli.stdout}\n${cli.stderr}`);
   assert.match(cli.stdout, /https:\/\/127\.0\.0\.1:\d+ +\| healthy/);
+});
+
+test("with auth on, a client certificate's common name is the user (etcd's --client-cert-auth)", { timeout: T }, async () => {
+  const alice = issueTestCert(certs, 'alice', 'alice');
+  const asAlice = new RawClient(address, tlsCredentials(certs, alice));
+  suite.cleanup.add('close alice', () => asAlice.close());
+  const ok = async (what: string, p: Promise<{ ok: boolean; details?: string }>) => {
+    const r = await p;
+    assert.ok(r.ok, `${what}: ${r.details ?? ''}`);
+  };
+  await ok('add root', client.call('Auth', 'UserAdd', { name: 'root', password: 'rootpw' }));
+  await ok('root role', client.call('Auth', 'UserGrantRole', { user: 'root', role: 'root' }));
+  await ok('add alice', client.call('Auth', 'UserAdd', { name: 'alice', password: 'alicepw' }));
+  await ok('add role', client.call('Auth', 'RoleAdd', { name: 'cn-writer' }));
+  await ok('grant', client.call('Auth', 'RoleGrantPermission', { name: 'cn-writer', perm: { permType: 2, key: b('cn/'), range_end: b('cn0') } }));
+  await ok('alice role', client.call('Auth', 'UserGrantRole', { user: 'alice', role: 'cn-writer' }));
+  await ok('enable', client.call('Auth', 'AuthEnable', {}));
+  try {
+    // No token: the verified certificate's common name is the user.
+    await ok('alice writes under cn/', asAlice.kv('Put', { key: b('cn/x'), value: b('1') }));
+    const denied = await asAlice.kv('Put', { key: b('other/x'), value: b('1') });
+    assert.deepEqual(denied.ok ? 'accepted' : { code: Code[denied.code], details: denied.details }, { code: 'PERMISSION_DENIED', details: 'etcdserver: permission denied' });
+    await ok('the root certificate writes anywhere', client.kv('Put', { key: b('other/x'), value: b('root') }));
+  } finally {
+    await ok('disable', client.call('Auth', 'AuthDisable', {}));
+  }
+});
+
+test('a second replica forwards its writes to the owner over TLS (the replicas present their certificates)', { timeout: T }, async () => {
+  const second = await meta.addProxy();
+  const viaSecond = new RawClient(second.address, tlsCredentials(certs));
+  suite.cleanup.add('close second', () => viaSecond.close());
+  // The first replica owns every shard: these writes are forwarded to it.
+  const forwarded = await metricTotal('etcd_metaproxy_forwarded_writes_total', { code: 'OK' });
+  for (let i = 0; i < 6; i++) {
+    const r = await viaSecond.kv('Put', { key: b(`fw/${i}`), value: b('v') });
+    assert.ok(r.ok, r.ok ? '' : r.details);
+  }
+  assert.equal((await metricTotal('etcd_metaproxy_forwarded_writes_total', { code: 'OK' })) - forwarded, 6, 'forwarded to the owner');
+  const got = await client.kv('Range', { key: b('fw/'), range_end: b('fw0'), count_only: true });
+  assert.ok(got.ok);
+  assert.equal(String(got.res.count), '6');
 });

@@ -44,9 +44,13 @@ export class Watcher {
   }
 
   wants(e: MetaEvent): boolean {
+    return this.takes(e) && this.covers(e.key);
+  }
+
+  /** wants() for an event whose key is known to be in its range (found by the hub's index). */
+  takes(e: MetaEvent): boolean {
     if (e.rev < this.nextRev) return false;
-    if (e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete) return false;
-    return this.covers(e.key);
+    return !(e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete);
   }
 
   select(events: MetaEvent[]): MetaEvent[] {

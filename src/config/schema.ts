@@ -26,6 +26,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'namespace', format: 'metaproxy-string', default: '', doc: 'prefix for user keys inside every member' },
   { path: 'limits.maxTxnOps', format: 'metaproxy-int', default: 128, doc: 'max operations per client txn' },
   { path: 'limits.maxRequestBytes', format: 'metaproxy-int', default: 1572864, doc: 'max client request size in bytes' },
+  { path: 'limits.memoryBudgetBytes', format: 'metaproxy-int', default: 536870912, doc: 'one memory budget for responses in flight, queued watch events and events held for a shard that is down; past it big reads wait or get "etcdserver: too many requests", slow watchers are resynced, held events are dropped and re-read' },
   { path: 'memberLimits.maxTxnOps', format: 'metaproxy-int', default: 128, doc: "the member clusters' --max-txn-ops (bounds write batches)" },
   { path: 'memberLimits.maxRequestBytes', format: 'metaproxy-int', default: 1572864, doc: "the member clusters' --max-request-bytes (bounds write batches)" },
   { path: 'timeouts.requestMs', format: 'metaproxy-int', default: 5000, doc: 'deadline of one upstream call (ms)' },

@@ -1,6 +1,9 @@
 /** The KV service: validates like etcd, then hands each verb to the meta store. */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
+import { holdUntilSent } from '../budget/release-on-send.js';
+import { decodedRangeSize, encodedRangeSize } from '../budget/response-size.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
 import type {
   CompactionRequest,
@@ -37,6 +40,13 @@ export interface KvDeps {
   logger: Logger;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** Responses in flight are reserved here before they are built (budget/memory-budget.ts). */
+  budget: MemoryBudget;
+}
+
+/** Reads whose member answer is small by shape: one key, or a count. */
+function smallByShape(r: RangeRequest): boolean {
+  return r.range_end.length === 0 || r.count_only;
 }
 
 export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
@@ -44,12 +54,30 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
-      async (r) => {
+      async (r, cancelled) => {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
-        if (hit) return new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count));
-        const res = await range(d.store, r);
-        return { ...res, header: d.header.fill(res.header) };
+        if (hit) {
+          // The size is known before the response exists: room first, then the bytes.
+          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancelled);
+          try {
+            return holdUntilSent(new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count)), room);
+          } catch (err) {
+            room.release();
+            throw err;
+          }
+        }
+        // A member answer's size is known once it arrived: a read that may be big waits for
+        // room as a big one before it asks the members, then holds what it got.
+        const room = smallByShape(r) ? d.budget.reserveNow(0) : await d.budget.reserve(d.budget.opts.smallBytes + 1, cancelled);
+        try {
+          const res = await range(d.store, r);
+          room.resize(decodedRangeSize(res.kvs));
+          return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
+        } catch (err) {
+          room.release();
+          throw err;
+        }
       },
       o,
     ),

@@ -6,6 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { MemoryBudget } from '../budget/memory-budget.js';
+import { releaseOnSend } from '../budget/release-on-send.js';
 import { ClockAllocator } from '../clock/allocator.js';
 import { ClockProbe } from '../clock/probe.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -91,6 +93,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
+    // One budget for responses in flight, queued watch events and held events (src/budget/).
+    const budget = new MemoryBudget(cfg.limits.memoryBudgetBytes, {
+      smallBytes: Math.min(1 << 20, Math.floor(cfg.limits.memoryBudgetBytes / 16)),
+      waitMs: cfg.timeouts.requestMs,
+    });
     const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs);
     closeWatch = () => merged.close();
     await merged.start();
@@ -124,13 +131,15 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
 
     useEtcdMessageLimitWording();
     const server = new grpc.Server({
+      // Responses' budget reservations end when they were written (budget/release-on-send.ts).
+      interceptors: [releaseOnSend],
       // etcd's own limit: a larger message is refused before it is read whole.
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.enable_channelz': 0,
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
-    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }));
+    server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps, budget }));
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
     const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
     server.addService(serviceDefinition('Watch'), watch.service);

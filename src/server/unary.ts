@@ -23,7 +23,8 @@ export interface UnaryOptions {
   isWrite?: (req: never) => boolean;
 }
 
-export type Handler<Req, Res> = (req: Req) => Promise<Res>;
+/** `cancelled` aborts when the client cancels the call (a handler waiting for room stops waiting). */
+export type Handler<Req, Res> = (req: Req, cancelled: AbortSignal) => Promise<Res>;
 
 export function unary<Req extends object, Res>(
   method: string,
@@ -52,7 +53,9 @@ export function unary<Req extends object, Res>(
       write = false;
     }
     if (write && size + RAFT_OVERHEAD > opts.maxRequestBytes) return finish(Errors.requestTooLarge());
-    handler(req).then(
+    const cancel = new AbortController();
+    call.once('cancelled', () => cancel.abort());
+    handler(req, cancel.signal).then(
       (res) => finish(null, res),
       (err: unknown) => {
         if (err instanceof EtcdError) return finish(err);

@@ -10,6 +10,12 @@
 import { Errors } from '../etcd/errors.js';
 import { budgetBytes, budgetRejections, budgetWaits } from '../metrics/registry.js';
 
+/**
+ * Responses may wait for up to this many budgets' worth of bytes: a waiting read holds next to
+ * nothing (its size, a list of references), and a longer queue would only wait past its time.
+ */
+const WAITING_BUDGETS = 8;
+
 export type BudgetUse = 'responses' | 'watch' | 'held';
 
 export interface BudgetOptions {
@@ -106,13 +112,13 @@ export class MemoryBudget {
   /**
    * Room for a response of `bytes`: at once when it is small or fits (or when no other response
    * is in flight: a response larger than the whole budget goes alone), else after the responses
-   * before it were written. Rejects with etcd's "too many requests" when more than a budget's
-   * worth is already waiting or the wait exceeds `waitMs`, and with `signal`'s reason when the
+   * before it were written. Rejects with etcd's "too many requests" when more than
+   * WAITING_BUDGETS budgets' worth is already waiting or the wait exceeds `waitMs`, and with `signal`'s reason when the
    * call is cancelled meanwhile.
    */
   reserve(bytes: number, signal?: AbortSignal): Promise<Reservation> {
     if (bytes <= this.opts.smallBytes || (this.waiters.length === 0 && this.fits(bytes))) return Promise.resolve(this.grant(bytes));
-    if (this.waitingBytes + bytes > this.limit && this.waiters.length > 0) {
+    if (this.waitingBytes + bytes > WAITING_BUDGETS * this.limit && this.waiters.length > 0) {
       budgetRejections.inc();
       return Promise.reject(Errors.tooManyRequests());
     }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
 import { holdUntilSent } from '../budget/release-on-send.js';
 import { decodedRangeSize, encodedRangeSize } from '../budget/response-size.js';
+import { SizeHints } from '../budget/size-hints.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
 import type {
   CompactionRequest,
@@ -51,6 +52,7 @@ function smallByShape(r: RangeRequest): boolean {
 
 export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
+  const hints = new SizeHints(d.budget.opts.smallBytes + 1, Math.floor(d.budget.limit / 4));
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
@@ -68,11 +70,15 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
           }
         }
         // A member answer's size is known once it arrived: a read that may be big waits for
-        // room as a big one before it asks the members, then holds what it got.
-        const room = smallByShape(r) ? d.budget.reserveNow(0) : await d.budget.reserve(d.budget.opts.smallBytes + 1, cancelled);
+        // room (what the same range took last time) before it asks the members, then holds
+        // what it got.
+        const small = smallByShape(r);
+        const room = small ? d.budget.reserveNow(0) : await d.budget.reserve(hints.estimate(r.key, r.range_end), cancelled);
         try {
           const res = await range(d.store, r);
-          room.resize(decodedRangeSize(res.kvs));
+          const size = decodedRangeSize(res.kvs);
+          if (!small) hints.record(r.key, r.range_end, size);
+          room.resize(size);
           return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
         } catch (err) {
           room.release();

@@ -98,7 +98,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       smallBytes: Math.min(1 << 20, Math.floor(cfg.limits.memoryBudgetBytes / 16)),
       waitMs: cfg.timeouts.requestMs,
     });
-    const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs);
+    const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs, budget);
     closeWatch = () => merged.close();
     await merged.start();
     // One coalesced coordinator read (clock and compaction) serves watch progress and cached reads.
@@ -141,7 +141,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     server.addService(serviceDefinition('KV'), kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps, budget }));
     server.addService(serviceDefinition('Maintenance'), maintenanceService({ ...common, store }));
-    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents });
+    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, budget });
     server.addService(serviceDefinition('Watch'), watch.service);
     server.addService(serviceDefinition('Lease'), leaseService({ ...common, store, reader }));
     server.addService(

@@ -6,9 +6,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { MetaStore } from '../kv/store.js';
 import { watchStreams } from '../metrics/registry.js';
 import type { WatchHub } from '../watch/hub.js';
+import { ReplaySlots } from '../watch/replay-slots.js';
 import { WatchSession } from '../watch/session.js';
 import type { HeaderSource } from './header.js';
 
@@ -19,6 +21,7 @@ export interface WatchDeps {
   logger: Logger;
   maxPendingEvents: number;
   maxRequestBytes: number;
+  budget: MemoryBudget;
 }
 
 interface CreateRequest {
@@ -38,6 +41,9 @@ interface WatchRequest {
   progress_request?: object | null;
 }
 
+/** Watchers reading history from the members at once (watch/replay-slots.ts). */
+const REPLAY_SLOTS = 8;
+
 const NOPUT = 0;
 const NODELETE = 1;
 
@@ -49,6 +55,7 @@ export interface WatchService {
 
 export function watchService(d: WatchDeps): WatchService {
   const sessions = new Map<WatchSession, grpc.ServerDuplexStream<unknown, unknown>>();
+  const replaySlots = new ReplaySlots(REPLAY_SLOTS);
   const service: grpc.UntypedServiceImplementation = {
     Watch: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
       const session = new WatchSession(call, {
@@ -58,6 +65,8 @@ export function watchService(d: WatchDeps): WatchService {
         header: (rev) => d.header.fill({ cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' }),
         maxPendingEvents: d.maxPendingEvents,
         maxResponseBytes: d.maxRequestBytes,
+        budget: d.budget,
+        replaySlots,
       });
       sessions.set(session, call);
       watchStreams.inc();

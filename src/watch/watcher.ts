@@ -24,6 +24,8 @@ export class Watcher {
   canceled = false;
   /** Events queued for it in its stream and not yet written. */
   pending = 0;
+  /** Their bytes (charged to the memory budget). */
+  pendingBytes = 0;
   /** It was sent events since the last progress tick (etcd skips the notification then). */
   sentSinceTick = false;
 

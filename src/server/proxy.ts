@@ -10,6 +10,7 @@ import { MemoryBudget } from '../budget/memory-budget.js';
 import { releaseOnSend } from '../budget/release-on-send.js';
 import { ClockAllocator } from '../clock/allocator.js';
 import { ClockProbe } from '../clock/probe.js';
+import { CoordinatorRecords } from '../coordinator/records.js';
 import type { ProxyConfig } from '../config/types.js';
 import { initCompactRecord } from '../kv/compact.js';
 import { MetaStore } from '../kv/store.js';
@@ -93,13 +94,19 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
+    // Written back by this proxy if the coordinator comes back empty while it runs.
+    const records = new CoordinatorRecords(coordinator, clock, map, store, log);
+    records.start();
     // One budget for responses in flight, queued watch events and held events (src/budget/).
     const budget = new MemoryBudget(cfg.limits.memoryBudgetBytes, {
       smallBytes: Math.min(1 << 20, Math.floor(cfg.limits.memoryBudgetBytes / 16)),
       waitMs: cfg.timeouts.requestMs,
     });
     const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs, budget);
-    closeWatch = () => merged.close();
+    closeWatch = () => {
+      records.close();
+      merged.close();
+    };
     await merged.start();
     // One coalesced coordinator read (clock and compaction) serves watch progress and cached reads.
     const coordinatorProbe = new ClockProbe(() => store.coordinatorView());
@@ -116,6 +123,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       : () => undefined;
     void cache?.load();
     closeWatch = () => {
+      records.close();
       cache?.close();
       dropCacheStats();
       hub.close();

@@ -1,13 +1,15 @@
 /**
- * Issue 12, slow watchers: many watchers whose clients never read while writers go on. The
- * proxy (memory budget 8 MiB, a history shorter than the run so that early resyncs read the
- * members) must keep the bytes of queued watch events bounded (slow watchers are resynced:
- * etcd_metaproxy_watch_slow_resyncs_total), keep the writers going, and every watcher that
- * later reads must get every event of its prefix from its start revision, in order, exactly
- * once — or a compaction cancel as etcd would send, never a silent gap.
+ * Issue 12, slow watchers: many watchers whose clients never read while writers go on. Two
+ * proxies with a memory budget of 8 MiB each: the first keeps the default history (its slow
+ * watchers are resynced from memory), the second a history shorter than the run (200 watchers:
+ * their resyncs read the members). The bytes of queued watch events must stay bounded (slow
+ * watchers are resynced: etcd_metaproxy_watch_slow_resyncs_total), the writers must keep
+ * going, and every watcher that later reads must get every event of its prefix from its start
+ * revision, in order, exactly once — or a compaction cancel as etcd would send, never a
+ * silent gap.
  *
- * E2E_SLOW_WATCHERS sets the number of watchers (default 2000; the issue's 10,000 runs too,
- * slower: the test process decodes every event of every watcher).
+ * E2E_SLOW_WATCHERS sets the number of watchers on the first proxy (default 2000; the issue's
+ * 10,000 runs too, slower: the test process decodes every event of every watcher).
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +17,9 @@ import { RawClient, metaPerFile, metricTotal, waitFor, type Meta } from './harne
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
 
-const WATCHERS = Number(process.env.E2E_SLOW_WATCHERS ?? 2000);
+const HISTORY_WATCHERS = Number(process.env.E2E_SLOW_WATCHERS ?? 2000);
+const REPLAY_WATCHERS = 200;
+const WATCHERS = HISTORY_WATCHERS + REPLAY_WATCHERS;
 const STREAMS = 20;
 const PREFIXES = 10;
 const WRITES = 1000;
@@ -28,10 +32,10 @@ const suite = metaPerFile(
   {
     tag: 'slowwatch',
     shards: 3,
-    proxies: 1,
-    configure: (cfg) => {
+    proxies: 2,
+    configure: (cfg, i) => {
       cfg.limits.memoryBudgetBytes = BUDGET;
-      cfg.watch = { ...cfg.watch, historyEvents: 400 };
+      if (i === 1) cfg.watch = { ...cfg.watch, historyEvents: 300 };
     },
   },
   SETUP_TIMEOUT,
@@ -72,14 +76,18 @@ async function write(tag: string): Promise<{ acks: Map<number, bigint[]>; perSec
 test(`${WATCHERS} watchers that never read while writers go on: bounded queue bytes, writers keep going, every watcher later gets every event in order or a compaction cancel`, { timeout: 600_000 }, async () => {
   const baseline = await write('base');
   const start = (await client.callOrThrow<{ header: { revision: string } }>('KV', 'Put', { key: b('sw/start'), value: b('x') })).header.revision;
-  const conns = Array.from({ length: STREAMS }, () => new RawClient(meta.addresses[0]!));
+  // The last stream goes to the second proxy and carries its REPLAY_WATCHERS watchers.
+  const conns = Array.from({ length: STREAMS + 1 }, (_, i) => new RawClient(meta.addresses[i === STREAMS ? 1 : 0]!));
+  const streamOf = (i: number) => (i >= HISTORY_WATCHERS ? STREAMS : i % STREAMS);
   const streams = conns.map((c) => new WatchStream(c));
   try {
+    const perStream = streams.map(() => [] as number[]);
     for (let i = 0; i < WATCHERS; i++) {
       const p = i % PREFIXES;
-      streams[i % STREAMS]!.create({ key: prefix(p), rangeEnd: prefixEnd(prefix(p)), startRevision: BigInt(start) + 1n, watchId: i + 1 });
+      streams[streamOf(i)]!.create({ key: prefix(p), rangeEnd: prefixEnd(prefix(p)), startRevision: BigInt(start) + 1n, watchId: i + 1 });
+      perStream[streamOf(i)]!.push(i);
     }
-    await Promise.all(streams.map((s, i) => s.until(() => s.responses.filter((r: WatchResponse) => r.created).length >= Math.ceil((WATCHERS - i) / STREAMS), 60_000, 'created')));
+    await Promise.all(streams.map((s, si) => s.until(() => s.responses.filter((r: WatchResponse) => r.created).length >= perStream[si]!.length, 60_000, 'created')));
     for (const s of streams) s.pause();
     const resyncsBefore = await metricTotal('etcd_metaproxy_watch_slow_resyncs_total');
 
@@ -99,11 +107,12 @@ test(`${WATCHERS} watchers that never read while writers go on: bounded queue by
     const rss = process.memoryUsage().rss;
     process.stdout.write(
       `# ${WATCHERS} watchers not reading: writers ${loaded.perSec.toFixed(0)} puts/s (without them ${baseline.perSec.toFixed(0)} puts/s); ` +
-        `peak queued watch bytes ${(peak / 2 ** 20).toFixed(1)} MiB (budget ${BUDGET / 2 ** 20} MiB); ${resyncs} resyncs; test process RSS ${(rss / 2 ** 20).toFixed(0)} MiB\n`,
+        `peak queued watch bytes ${(peak / 2 ** 20).toFixed(1)} MiB (budget ${BUDGET / 2 ** 20} MiB per proxy); ${resyncs} resyncs; test process RSS ${(rss / 2 ** 20).toFixed(0)} MiB\n`,
     );
     assert.ok(resyncs > 0, 'slow watchers were resynced');
-    // Past the budget, a watcher keeps at most a few KiB queued and one batch beyond.
-    assert.ok(peak <= BUDGET + WATCHERS * 8192, `queued watch bytes ${peak} stay bounded`);
+    // Past the budget, a watcher keeps at most a few KiB queued and one batch beyond (two
+    // proxies in this process: two budgets).
+    assert.ok(peak <= 2 * BUDGET + WATCHERS * 8192, `queued watch bytes ${peak} stay bounded`);
 
     for (const s of streams) s.resume();
     const expected = (i: number) => loaded.acks.get(i % PREFIXES)!;
@@ -115,7 +124,7 @@ test(`${WATCHERS} watchers that never read while writers go on: bounded queue by
       streams.map((s, si) =>
         s.until(
           () => {
-            for (let i = si; i < WATCHERS; i += STREAMS) if (!finished(s, i + 1)) return false;
+            for (const i of perStream[si]!) if (!finished(s, i + 1)) return false;
             return true;
           },
           300_000,
@@ -125,7 +134,7 @@ test(`${WATCHERS} watchers that never read while writers go on: bounded queue by
     );
     let canceled = 0;
     for (let i = 0; i < WATCHERS; i++) {
-      const s = streams[i % STREAMS]!;
+      const s = streams[streamOf(i)]!;
       const id = i + 1;
       const cancel = s.responses.find((r: WatchResponse) => r.watch_id === String(id) && r.canceled);
       const revs = s.events(id).map((e: WatchResponse) => BigInt(e.kv.mod_revision));

@@ -70,7 +70,8 @@ export class MemoryBudget {
     readonly limit: number,
     readonly opts: BudgetOptions,
   ) {
-    budgetBytes.set({ use: 'limit' }, limit);
+    // inc/dec, not set: budgets of several proxies in one process (tests) add up.
+    budgetBytes.inc({ use: 'limit' }, limit);
   }
 
   get inUse(): number {
@@ -95,7 +96,7 @@ export class MemoryBudget {
     if (bytes === 0) return;
     this.used[use] += bytes;
     this.total += bytes;
-    budgetBytes.set({ use }, this.used[use]);
+    budgetBytes.inc({ use }, bytes);
   }
 
   release(use: BudgetUse, bytes: number): void {

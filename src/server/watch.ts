@@ -42,7 +42,7 @@ interface WatchRequest {
 }
 
 /** Watchers reading history from the members at once (watch/replay-slots.ts). */
-const REPLAY_SLOTS = 8;
+const REPLAY_SLOTS = 16;
 
 const NOPUT = 0;
 const NODELETE = 1;

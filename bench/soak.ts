@@ -1,0 +1,171 @@
+/**
+ * Soak benchmark: a proxy (3 shards, child process) under a steady mixed load — puts and
+ * deletes, single-key gets, paged prefix ranges, prefix watchers that read, leases granted with
+ * keys that expire or are revoked, and a compaction every 30 s — for about 10 minutes, printing
+ * the proxy's RSS over time and the slope of a least-squares line through the samples after
+ * the first fifth (warm-up). A slope near zero means nothing accumulates.
+ *
+ *   node --import tsx bench/soak.ts [--duration 600] [--sample 10] [--short] [--shards 3] [--no-fsync]
+ *
+ * --short: 90 s, a sample every 5 s (a quick check).
+ */
+import { parseArgs } from 'node:util';
+import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
+import { vmRssBytes } from './lib/cache-probe.js';
+import { startProxyTarget } from './lib/proxy-target.js';
+import { RawClient, b, prefixEnd } from '../e2e/grpc-raw.js';
+import { WatchStream } from '../e2e/watch-client.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '600' },
+    sample: { type: 'string', default: '10' },
+    short: { type: 'boolean', default: false },
+    shards: { type: 'string', default: '3' },
+    'no-fsync': { type: 'boolean', default: false },
+  },
+});
+
+const DURATION_S = args.short ? 90 : Number(args.duration);
+const SAMPLE_S = args.short ? 5 : Number(args.sample);
+const KEYS = 2000;
+const PREFIX = 'soak/';
+const VALUE = Buffer.alloc(256, 0x73);
+
+interface Counts {
+  puts: number;
+  deletes: number;
+  gets: number;
+  ranges: number;
+  leases: number;
+  compactions: number;
+  events: number;
+  errors: number;
+}
+
+function slope(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((s, p) => s + p[0], 0) / n;
+  const my = points.reduce((s, p) => s + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den ? num / den : 0;
+}
+
+async function main(): Promise<void> {
+  installSignalHandlers();
+  const target = await startProxyTarget({ shards: Number(args.shards), noFsync: args['no-fsync'], partitions: 64 });
+  const client = new RawClient(target.endpoint);
+  const counts: Counts = { puts: 0, deletes: 0, gets: 0, ranges: 0, leases: 0, compactions: 0, events: 0, errors: 0 };
+  const rand = (n: number) => Math.floor(Math.random() * n);
+  const key = () => b(`${PREFIX}k${rand(KEYS)}`);
+  const end = Date.now() + DURATION_S * 1000;
+  const running = () => Date.now() < end;
+  const count = (ok: boolean, field: keyof Counts) => (ok ? counts[field]++ : counts.errors++);
+
+  const watchers = Array.from({ length: 5 }, () => new WatchStream(client));
+  watchers.forEach((s, i) => {
+    for (let j = 0; j < 10; j++) s.create({ key: PREFIX, rangeEnd: prefixEnd(PREFIX), watchId: i * 10 + j + 1, prevKv: j % 2 === 0 });
+    // Count and forget what arrives: the client keeps nothing.
+    s.responses.push = (...rs) => {
+      for (const r of rs) counts.events += r.events?.length ?? 0;
+      return 0;
+    };
+  });
+
+  const loops: Array<Promise<void>> = [];
+  for (let w = 0; w < 4; w++) {
+    loops.push(
+      (async () => {
+        while (running()) {
+          if (Math.random() < 0.1) count((await client.kv('DeleteRange', { key: key() })).ok, 'deletes');
+          else count((await client.kv('Put', { key: key(), value: VALUE })).ok, 'puts');
+        }
+      })(),
+    );
+  }
+  for (let r = 0; r < 2; r++) {
+    loops.push(
+      (async () => {
+        while (running()) count((await client.kv('Range', { key: key(), serializable: r === 1 })).ok, 'gets');
+      })(),
+    );
+  }
+  loops.push(
+    (async () => {
+      while (running()) {
+        count((await client.kv('Range', { key: b(PREFIX), range_end: prefixEnd(PREFIX), limit: '500' })).ok, 'ranges');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })(),
+  );
+  loops.push(
+    (async () => {
+      let n = 0;
+      while (running()) {
+        const g = await client.call<{ ID: string }>('Lease', 'LeaseGrant', { TTL: '3', ID: '0' });
+        if (!g.ok) {
+          counts.errors++;
+          continue;
+        }
+        const put = await client.kv('Put', { key: b(`${PREFIX}lease/${n % 50}`), value: VALUE, lease: g.res.ID });
+        count(put.ok, 'leases');
+        // Every other lease is revoked; the others expire and the proxy deletes their keys.
+        if (n++ % 2 === 0) await client.call('Lease', 'LeaseRevoke', { ID: g.res.ID });
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })(),
+  );
+  loops.push(
+    (async () => {
+      while (running()) {
+        await new Promise((res) => setTimeout(res, Math.min(30_000, Math.max(0, end - Date.now()))));
+        if (!running()) break;
+        const head = await client.kv('Range', { key: key() });
+        if (!head.ok) continue;
+        const rev = BigInt((head.res as { header: { revision: string } }).header.revision) - 1000n;
+        if (rev > 0n) count((await client.kv('Compact', { revision: rev.toString() })).ok, 'compactions');
+      }
+    })(),
+  );
+
+  const started = Date.now();
+  const samples: Array<[number, number]> = [];
+  process.stdout.write(`soak: ${DURATION_S} s, RSS every ${SAMPLE_S} s (proxy pid ${target.pid})\n`);
+  process.stdout.write('  t(s)   RSS MiB    puts    gets  ranges  leases  events  errors\n');
+  const sampler = (async () => {
+    while (running()) {
+      await new Promise((res) => setTimeout(res, SAMPLE_S * 1000));
+      const rss = vmRssBytes(target.pid);
+      if (rss === undefined) continue;
+      const t = (Date.now() - started) / 1000;
+      samples.push([t, rss / 2 ** 20]);
+      process.stdout.write(
+        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}\n`,
+      );
+    }
+  })();
+  await Promise.all([...loops, sampler]);
+  for (const s of watchers) s.close();
+  client.close();
+  const steady = samples.filter(([t]) => t >= DURATION_S / 5);
+  const perMin = slope(steady) * 60;
+  const first = steady[0]?.[1] ?? 0;
+  const last = steady[steady.length - 1]?.[1] ?? 0;
+  process.stdout.write(
+    `RSS after warm-up: ${first.toFixed(1)} -> ${last.toFixed(1)} MiB; slope ${perMin.toFixed(2)} MiB/min over ${steady.length} samples; ` +
+      `${counts.puts} puts, ${counts.deletes} deletes, ${counts.gets} gets, ${counts.ranges} ranges, ${counts.leases} leases, ${counts.compactions} compactions, ${counts.events} events, ${counts.errors} errors\n`,
+  );
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`soak failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => runCleanups());

@@ -10,10 +10,16 @@
  *    gone, no response bytes are held (the issue's repro kept growing after cancels).
  * 3. The same through the member read path (cache off on a second proxy), where an answer's
  *    size is known only once the members sent it.
+ * 4. A proxy run as its own process (`serve --config`) under whole-keyspace Ranges from four
+ *    clients asking in a loop: SIGTERM ends it within 10 s (the issue's repro ignored it).
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawClient, metaPerFile, metricTotal, waitFor, type Meta } from './harness.js';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../src/local/ports.js';
+import { RawClient, metaPerFile, metricTotal, proxyConfig, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd } from './grpc-raw.js';
 
 const BUDGET = 16 * 1024 * 1024;
@@ -156,5 +162,52 @@ test('member read path (cache off): 30 concurrent whole-keyspace Ranges complete
     await waitFor(async () => (await responsesInFlight()) === 0, 10_000, 'every response released');
   } finally {
     small.close();
+  }
+});
+
+test('SIGTERM under whole-keyspace Ranges: the proxy process exits within 10 s', { timeout: 120_000 }, async () => {
+  const listen = `127.0.0.1:${await freePort()}`;
+  const file = path.join(meta.dataDir, 'sigterm-proxy.json');
+  const cfg = proxyConfig(meta.cluster, listen, { log: { level: 'info' } });
+  cfg.limits.memoryBudgetBytes = BUDGET;
+  fs.writeFileSync(file, JSON.stringify(cfg));
+  const log = fs.openSync(path.join(meta.dataDir, 'sigterm-proxy.log'), 'a');
+  const main = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--config', file], { stdio: ['ignore', 'pipe', log] });
+  fs.closeSync(log);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  suite.cleanup.add('stop SIGTERM proxy', async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (/^etcd-metaproxy ready on /m.test(out)) resolve();
+    });
+    void exited.then((code) => reject(new Error(`the proxy exited (${code}) before it was ready`)));
+  });
+  const clients = Array.from({ length: 4 }, () => new RawClient(listen));
+  let loading = true;
+  const load = clients.map(async (c) => {
+    while (loading) await c.kv('Range', { key: b(PREFIX), range_end: prefixEnd(PREFIX) }, { deadlineMs: 30_000 });
+  });
+  try {
+    // Under load: some Ranges were answered or refused.
+    await waitFor(async () => {
+      const r = await clients[0]!.kv('Range', { key: b(PREFIX), range_end: prefixEnd(PREFIX), count_only: true });
+      return r.ok;
+    }, 30_000, 'the process proxy answers');
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 10_000))]);
+    const ms = Date.now() - t0;
+    process.stdout.write(`# SIGTERM under load: exited ${code} after ${ms} ms\n`);
+    assert.notEqual(code, 'late', 'the proxy exits within 10 s of SIGTERM');
+  } finally {
+    loading = false;
+    await Promise.all(load);
+    clients.forEach((c) => c.close());
   }
 });

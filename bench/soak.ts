@@ -2,8 +2,10 @@
  * Soak benchmark: a proxy (3 shards, child process) under a steady mixed load — puts and
  * deletes, single-key gets, paged prefix ranges, prefix watchers that read, leases granted with
  * keys that expire or are revoked, and a compaction every 30 s — for about 10 minutes, printing
- * the proxy's RSS over time and the slope of a least-squares line through the samples after
- * the first fifth (warm-up). A slope near zero means nothing accumulates.
+ * the proxy's RSS over time, and its JS heap after a full GC (the proxy runs with --expose-gc),
+ * with the slopes of least-squares lines through the samples after the first fifth (warm-up).
+ * RSS follows V8's lazy heap growth; the heap after GC is what the proxy really keeps. Slopes
+ * near zero mean nothing accumulates.
  *
  *   node --import tsx bench/soak.ts [--duration 600] [--sample 10] [--short] [--shards 3] [--no-fsync]
  *
@@ -59,7 +61,7 @@ function slope(points: Array<[number, number]>): number {
 
 async function main(): Promise<void> {
   installSignalHandlers();
-  const target = await startProxyTarget({ shards: Number(args.shards), noFsync: args['no-fsync'], partitions: 64 });
+  const target = await startProxyTarget({ shards: Number(args.shards), noFsync: args['no-fsync'], partitions: 64, exposeGc: true });
   const client = new RawClient(target.endpoint);
   const counts: Counts = { puts: 0, deletes: 0, gets: 0, ranges: 0, leases: 0, compactions: 0, events: 0, errors: 0 };
   const rand = (n: number) => Math.floor(Math.random() * n);
@@ -136,29 +138,33 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   const samples: Array<[number, number]> = [];
+  const heapSamples: Array<[number, number]> = [];
   process.stdout.write(`soak: ${DURATION_S} s, RSS every ${SAMPLE_S} s (proxy pid ${target.pid})\n`);
-  process.stdout.write('  t(s)   RSS MiB    puts    gets  ranges  leases  events  errors\n');
+  process.stdout.write('  t(s)   RSS MiB  heap MiB    puts    gets  ranges  leases  events  errors\n');
   const sampler = (async () => {
     while (running()) {
       await new Promise((res) => setTimeout(res, SAMPLE_S * 1000));
+      const heap = (await target.process.sampleMemory()).memory.heapUsed / 2 ** 20;
       const rss = vmRssBytes(target.pid);
       if (rss === undefined) continue;
       const t = (Date.now() - started) / 1000;
       samples.push([t, rss / 2 ** 20]);
+      heapSamples.push([t, heap]);
       process.stdout.write(
-        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}\n`,
+        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${heap.toFixed(1).padStart(8)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}\n`,
       );
     }
   })();
   await Promise.all([...loops, sampler]);
   for (const s of watchers) s.close();
   client.close();
-  const steady = samples.filter(([t]) => t >= DURATION_S / 5);
-  const perMin = slope(steady) * 60;
-  const first = steady[0]?.[1] ?? 0;
-  const last = steady[steady.length - 1]?.[1] ?? 0;
+  const warm = ([t]: [number, number]) => t >= DURATION_S / 5;
+  const steady = samples.filter(warm);
+  const steadyHeap = heapSamples.filter(warm);
+  const range = (xs: Array<[number, number]>) => `${(xs[0]?.[1] ?? 0).toFixed(1)} -> ${(xs[xs.length - 1]?.[1] ?? 0).toFixed(1)} MiB`;
   process.stdout.write(
-    `RSS after warm-up: ${first.toFixed(1)} -> ${last.toFixed(1)} MiB; slope ${perMin.toFixed(2)} MiB/min over ${steady.length} samples; ` +
+    `after warm-up (${steady.length} samples): RSS ${range(steady)}, slope ${(slope(steady) * 60).toFixed(2)} MiB/min; ` +
+      `heap after GC ${range(steadyHeap)}, slope ${(slope(steadyHeap) * 60).toFixed(2)} MiB/min\n` +
       `${counts.puts} puts, ${counts.deletes} deletes, ${counts.gets} gets, ${counts.ranges} ranges, ${counts.leases} leases, ${counts.compactions} compactions, ${counts.events} events, ${counts.errors} errors\n`,
   );
 }

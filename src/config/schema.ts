@@ -33,7 +33,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'timeouts.dialMs', format: 'metaproxy-int', default: 10000, doc: 'deadline of the first connection to a cluster (ms)' },
   { path: 'watch.historyEvents', format: 'metaproxy-int', default: 100000, doc: 'recent events kept in memory for watches that start in the past' },
   { path: 'watch.historyBytes', format: 'metaproxy-int', default: 134217728, doc: 'bytes of recent events kept in memory (keys, values and previous values)' },
-  { path: 'watch.maxPendingEvents', format: 'metaproxy-int', default: 10000, doc: "events queued for one slow watcher before it is resynced from history" },
+  { path: 'watch.maxPendingEvents', format: 'metaproxy-int', default: 10000, doc: 'events queued for one slow watcher before it is resynced from history or the members (also resynced past 4 KiB while the memory budget is spent)' },
   { path: 'watch.fenceDelayMs', format: 'metaproxy-int', default: 5, doc: 'how long events held back by an idle shard wait before it is fenced (ms)' },
   { path: 'watch.progressNotifyIntervalMs', format: 'metaproxy-int', default: 600000, doc: 'interval of progress notifications for watchers that ask for them (etcd: 10 min)' },
   { path: 'cache.enabled', format: 'metaproxy-string', default: true, doc: 'serve reads from the in-memory per-shard caches (false: every read goes to the members)' },

@@ -72,7 +72,8 @@ export class WatchSession implements WatchSink {
   private queue: Outgoing[] = [];
   private blocked = false;
   private closed = false;
-  private drainWaiters: Array<() => void> = [];
+  /** Catching-up watchers waiting until their own queued events were written. */
+  private ownDrainWaiters = new Map<Watcher, Array<() => void>>();
   private catchingUp = 0;
   private liveWaiters: Array<() => void> = [];
 
@@ -137,7 +138,8 @@ export class WatchSession implements WatchSink {
     this.d.hub.unregister(this);
     this.releaseQueued(this.queue);
     this.queue = [];
-    for (const r of this.drainWaiters.splice(0)) r();
+    for (const rs of this.ownDrainWaiters.values()) for (const r of rs) r();
+    this.ownDrainWaiters.clear();
     for (const r of this.liveWaiters.splice(0)) r();
   }
 
@@ -171,7 +173,7 @@ export class WatchSession implements WatchSink {
     this.catchingUp++;
     try {
       // A resynced watcher's client is not reading: nothing more is queued for it until it does.
-      await this.drained();
+      await this.sent(w);
       const compacted = await this.d.store.refreshCompacted().catch(() => this.d.store.compactedRevision);
       while (!w.canceled && !this.closed) {
         const hub = this.d.hub;
@@ -195,11 +197,11 @@ export class WatchSession implements WatchSink {
             return;
           }
           w.nextRev = held.events[held.events.length - 1].rev + 1n;
-          await this.drained();
+          await this.sent(w);
           continue;
         }
         if (!(await this.replayFromMembers(w, from, released))) return;
-        await this.drained();
+        await this.sent(w);
       }
     } catch (err) {
       this.d.log.warn({ watchId: w.id.toString(), err: (err as Error).message }, 'watch catch-up failed; canceling the watcher');
@@ -331,6 +333,8 @@ export class WatchSession implements WatchSink {
     }
     w.pending = 0;
     w.pendingBytes = 0;
+    for (const r of this.ownDrainWaiters.get(w) ?? []) r();
+    this.ownDrainWaiters.delete(w);
   }
 
   private response(rev: bigint, id: bigint, fields: Partial<WatchResponseMsg>): WatchResponseMsg {
@@ -379,16 +383,28 @@ export class WatchSession implements WatchSink {
         return;
       }
     }
-    if (!this.blocked && !this.queue.length) {
-      for (const r of this.drainWaiters.splice(0)) r();
-      for (const r of this.replays.values()) r.resume();
+    if (!this.blocked) {
+      for (const [w, rs] of this.ownDrainWaiters) {
+        if (w.pending > 0) continue;
+        this.ownDrainWaiters.delete(w);
+        for (const r of rs) r();
+      }
     }
+    if (!this.blocked) for (const r of this.replays.values()) r.resume();
   }
 
-  /** Resolves when everything queued so far has been handed to the client stream. */
-  private drained(): Promise<void> {
-    if (!this.blocked && !this.queue.length) return Promise.resolve();
-    return new Promise((r) => this.drainWaiters.push(r));
+  /**
+   * Resolves once everything queued for `w` was handed to the client stream and the stream
+   * takes more: a catching-up watcher sends its next part then, whatever its siblings queue
+   * (waiting for the whole stream to drain could starve it behind busy live watchers).
+   */
+  private sent(w: Watcher): Promise<void> {
+    if (this.closed || (!this.blocked && w.pending === 0)) return Promise.resolve();
+    return new Promise((r) => {
+      const rs = this.ownDrainWaiters.get(w);
+      if (rs) rs.push(r);
+      else this.ownDrainWaiters.set(w, [r]);
+    });
   }
 }
 

@@ -65,6 +65,12 @@ export class MemoryBudget {
   private readonly waiters: Waiter[] = [];
   private waitingBytes = 0;
   private readonly listeners = new Set<() => void>();
+  /** Gauge children bound once: every read charges and releases, prom-client label lookups add up. */
+  private readonly gauges = {
+    responses: budgetBytes.labels({ use: 'responses' }),
+    watch: budgetBytes.labels({ use: 'watch' }),
+    held: budgetBytes.labels({ use: 'held' }),
+  };
 
   constructor(
     readonly limit: number,
@@ -96,7 +102,7 @@ export class MemoryBudget {
     if (bytes === 0) return;
     this.used[use] += bytes;
     this.total += bytes;
-    budgetBytes.inc({ use }, bytes);
+    this.gauges[use].inc(bytes);
   }
 
   release(use: BudgetUse, bytes: number): void {

@@ -3,7 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
 import { holdUntilSent } from '../budget/release-on-send.js';
-import { decodedRangeSize, encodedRangeSize } from '../budget/response-size.js';
+import { decodedRangeSize, encodedRangeSize, txnReadsRanges, txnResponseSize } from '../budget/response-size.js';
 import { SizeHints } from '../budget/size-hints.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
 import type {
@@ -113,18 +113,28 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
     ),
     Txn: unary<TxnRequest, TxnResponse>(
       'Txn',
-      async (r) => {
+      async (r, cancelled) => {
         checkTxn(r, { maxTxnOps: d.maxTxnOps });
-        const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
-        if (out.wrote) {
-          clientWrites.inc();
-          d.reader?.noteWrite(out.revision);
+        // A Txn that may read many keys waits for room as a read of unknown size (a quarter of
+        // the budget, as a member Range not seen before); its answer is held once built.
+        const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancelled) : d.budget.reserveNow(0);
+        try {
+          const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
+          if (out.wrote) {
+            clientWrites.inc();
+            d.reader?.noteWrite(out.revision);
+          }
+          room.resize(txnResponseSize(out.responses));
+          const res = {
+            header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
+            succeeded: out.succeeded,
+            responses: out.responses,
+          };
+          return holdUntilSent(res, room);
+        } catch (err) {
+          room.release();
+          throw err;
         }
-        return {
-          header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
-          succeeded: out.succeeded,
-          responses: out.responses,
-        };
       },
       o,
       // etcd sends every txn but an all-Range one through raft, where the size limit applies.

@@ -183,7 +183,7 @@ export function proxyConfig(cluster: LocalMetaCluster, listen: string, change: P
     partitions: 64,
     routingPrefixSegments: 0,
     namespace: '',
-    limits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
+    limits: { maxTxnOps: 128, maxRequestBytes: 1572864, memoryBudgetBytes: 536870912 },
     memberLimits: { ...LOCAL_MEMBER_LIMITS },
     timeouts: { requestMs: 5000, dialMs: 10000 },
     watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },

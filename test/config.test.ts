@@ -54,7 +54,7 @@ test('YAML file with defaults filled in and endpoints normalised', () => {
     partitions: 64,
     routingPrefixSegments: 0,
     namespace: '/meta/',
-    limits: { maxTxnOps: 256, maxRequestBytes: 1572864 },
+    limits: { maxTxnOps: 256, maxRequestBytes: 1572864, memoryBudgetBytes: 536870912 },
     memberLimits: { maxTxnOps: 128, maxRequestBytes: 1572864 },
     timeouts: { requestMs: 5000, dialMs: 10000 },
     watch: { historyEvents: 100000, historyBytes: 134217728, maxPendingEvents: 10000, fenceDelayMs: 5, progressNotifyIntervalMs: 600000 },

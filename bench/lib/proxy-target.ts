@@ -95,7 +95,7 @@ export async function proxyConfig(cluster: BenchCluster, opts: ProxyConfigOption
     partitions: opts.partitions,
     routingPrefixSegments: 0,
     namespace: '',
-    limits: { maxTxnOps: 128, maxRequestBytes: 1.5 * 1024 * 1024 },
+    limits: { maxTxnOps: 128, maxRequestBytes: 1.5 * 1024 * 1024, memoryBudgetBytes: 512 * 1024 * 1024 },
     memberLimits: { ...LOCAL_MEMBER_LIMITS },
     timeouts: { requestMs: 10_000, dialMs: 10_000 },
     watch: {

@@ -32,6 +32,15 @@ function parseClock(raw: Buffer | undefined): bigint {
   return decodeClock(raw);
 }
 
+/** A clock recreated from the shards' clocks: where this proxy stood, and where it restarts. */
+export interface ClockRebuilt {
+  /** The highest revision this proxy knew allocated before (0n when none). */
+  previous: bigint;
+  rebuilt: bigint;
+  /** rebuilt - previous: the revisions skipped. */
+  jump: bigint;
+}
+
 interface Waiter {
   /** How many consecutive revisions this caller needs. */
   count: bigint;
@@ -50,6 +59,7 @@ export class ClockAllocator {
   private queue: Waiter[] = [];
   private inFlight = false;
   private shardClocks: () => Promise<bigint[]> = async () => [];
+  private readonly rebuiltListeners: Array<(r: ClockRebuilt) => void> = [];
 
   constructor(
     private readonly coordinator: Upstream,
@@ -76,12 +86,26 @@ export class ClockAllocator {
    * proxy handed out (DESIGN invariant 6); the gap covers revisions other proxies hold in flight.
    */
   private async rebuild(): Promise<void> {
+    const previous = this.last ?? 0n;
     let high = max(await this.shardClocks());
     if (this.last !== null && this.last > high) high = this.last;
     // Shards start at clock 1 (an empty etcd's revision): above that, they hold data.
     const start = high > 1n ? high + REBUILD_GAP : 1n;
     const existing = await createIfAbsent(this.coordinator, COORDINATOR_CLOCK_KEY, encodeClock(start));
     this.last = existing === null ? start : parseClock(existing);
+    // This proxy wrote the clock back: say so (once, whichever proxy won).
+    if (existing === null) for (const f of this.rebuiltListeners) f({ previous, rebuilt: start, jump: start - previous });
+  }
+
+  /** Called when this proxy recreated a missing clock (proxy.ts logs it and restores the other records). */
+  onRebuilt(f: (r: ClockRebuilt) => void): void {
+    this.rebuiltListeners.push(f);
+  }
+
+  /** Recreates the clock if the coordinator has none (a coordinator that came back empty). */
+  async ensure(): Promise<void> {
+    const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
+    if (!cur.kvs.length) await this.rebuild();
   }
 
   /** Raises the clock to at least `target` (compare-and-swap; someone else may raise it first). */

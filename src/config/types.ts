@@ -54,6 +54,13 @@ export interface ProxyConfig {
     maxTxnOps: number;
     /** etcd's --max-request-bytes for clients (etcd default 1.5 MiB). */
     maxRequestBytes: number;
+    /**
+     * One budget (bytes) for responses in flight, watch events queued for clients and events
+     * held for a shard that is down (src/budget/). Past it, big reads wait their turn or get
+     * "etcdserver: too many requests", slow watchers are resynced, held events are dropped and
+     * re-read from the members.
+     */
+    memoryBudgetBytes: number;
   };
   /**
    * The member clusters' own --max-txn-ops and --max-request-bytes. Writes to one shard are

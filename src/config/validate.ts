@@ -39,6 +39,7 @@ export function validateConfig(raw: Raw): ValidationResult {
   const limits = sub(raw, 'limits');
   const maxTxnOps = int(limits.maxTxnOps, 'limits.maxTxnOps', 1, 1_000_000, fail);
   const maxRequestBytes = int(limits.maxRequestBytes, 'limits.maxRequestBytes', 1, 2 ** 31 - 1, fail);
+  const memoryBudgetBytes = int(limits.memoryBudgetBytes, 'limits.memoryBudgetBytes', 1 << 20, Number.MAX_SAFE_INTEGER, fail);
   const memberLimits = sub(raw, 'memberLimits');
   const memberMaxTxnOps = int(memberLimits.maxTxnOps, 'memberLimits.maxTxnOps', 8, 1_000_000, fail);
   const memberMaxRequestBytes = int(memberLimits.maxRequestBytes, 'memberLimits.maxRequestBytes', 65536, 2 ** 31 - 1, fail);
@@ -92,7 +93,7 @@ export function validateConfig(raw: Raw): ValidationResult {
       partitions: partitions as number,
       routingPrefixSegments: routingPrefixSegments as number,
       namespace: raw.namespace as string,
-      limits: { maxTxnOps: maxTxnOps as number, maxRequestBytes: maxRequestBytes as number },
+      limits: { maxTxnOps: maxTxnOps as number, maxRequestBytes: maxRequestBytes as number, memoryBudgetBytes: memoryBudgetBytes as number },
       memberLimits: { maxTxnOps: memberMaxTxnOps as number, maxRequestBytes: memberMaxRequestBytes as number },
       timeouts: { requestMs: requestMs as number, dialMs: dialMs as number },
       ownership: { ttlSec: ttlSec as number, pollMs: pollMs as number, peerUrl: ownership.peerUrl as string },

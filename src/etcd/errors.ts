@@ -28,6 +28,10 @@ export const Errors = {
   compacted: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
   futureRev: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
   leaseNotFound: e(status.NOT_FOUND, 'etcdserver: requested lease not found'),
+  /** etcd's overload answer (ErrTooManyRequests); the proxy's when its memory budget is spent. */
+  tooManyRequests: e(status.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
+  /** A call the client cancelled (its answer is never seen). */
+  cancelled: e(status.CANCELLED, 'context canceled'),
   noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
   badLeaderTransferee: e(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
   notSupported: (what: string) => new EtcdError(status.UNIMPLEMENTED, `etcd-metaproxy: ${what} is not supported yet`),

@@ -143,7 +143,33 @@ export const watchEventsSent = new Counter({
 
 export const watchResyncs = new Counter({
   name: 'etcd_metaproxy_watch_slow_resyncs_total',
-  help: 'Watchers whose client fell behind: their queued events were dropped and they were fed again from history.',
+  help: 'Watchers whose client fell behind: their queued events were dropped and they were fed again from history, by reason (events: watch.maxPendingEvents; bytes: the memory budget was spent).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const budgetBytes = new Gauge({
+  name: 'etcd_metaproxy_memory_budget_bytes',
+  help: 'Bytes held against limits.memoryBudgetBytes, by use (responses in flight, queued watch events, events held for a lagging shard; limit: the budget).',
+  labelNames: ['use'] as const,
+  registers: [registry],
+});
+
+export const budgetRejections = new Counter({
+  name: 'etcd_metaproxy_memory_budget_rejections_total',
+  help: 'Reads refused with "etcdserver: too many requests" because the memory budget was spent.',
+  registers: [registry],
+});
+
+export const budgetWaits = new Counter({
+  name: 'etcd_metaproxy_memory_budget_waits_total',
+  help: 'Reads that waited for room in the memory budget before their response was built.',
+  registers: [registry],
+});
+
+export const heldEventsDropped = new Counter({
+  name: 'etcd_metaproxy_watch_held_drops_total',
+  help: 'Times the events held for a lagging shard exceeded the memory budget and were dropped, to be re-read from the members.',
   registers: [registry],
 });
 

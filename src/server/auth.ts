@@ -84,7 +84,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
     ),
     Authenticate: unary<Named, object>(
       'Authenticate',
-      async (r, call) => {
+      async (r, _cancelled, call) => {
         const s = await d.auth.refresh();
         if (!s.enabled) throw AuthErrors.authNotEnabled();
         const user = s.users.get(r.name ?? '');

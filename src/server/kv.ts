@@ -1,6 +1,10 @@
 /** The KV service: validates like etcd, then hands each verb to the meta store. */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
+import { holdUntilSent } from '../budget/release-on-send.js';
+import { decodedRangeSize, encodedRangeSize, txnReadsRanges, txnResponseSize } from '../budget/response-size.js';
+import { SizeHints } from '../budget/size-hints.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
 import type {
   CompactionRequest,
@@ -37,19 +41,49 @@ export interface KvDeps {
   logger: Logger;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** Responses in flight are reserved here before they are built (budget/memory-budget.ts). */
+  budget: MemoryBudget;
+}
+
+/** Reads whose member answer is small by shape: one key, or a count. */
+function smallByShape(r: RangeRequest): boolean {
+  return r.range_end.length === 0 || r.count_only;
 }
 
 export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
+  const hints = new SizeHints(d.budget.opts.smallBytes + 1, Math.floor(d.budget.limit / 4));
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
-      async (r) => {
+      async (r, cancelled) => {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
-        if (hit) return new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count));
-        const res = await range(d.store, r);
-        return { ...res, header: d.header.fill(res.header) };
+        if (hit) {
+          // The size is known before the response exists: room first, then the bytes.
+          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancelled);
+          try {
+            return holdUntilSent(new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count)), room);
+          } catch (err) {
+            room.release();
+            throw err;
+          }
+        }
+        // A member answer's size is known once it arrived: a read that may be big waits for
+        // room (what the same range took last time) before it asks the members, then holds
+        // what it got.
+        const small = smallByShape(r);
+        const room = small ? d.budget.reserveNow(0) : await d.budget.reserve(hints.estimate(r.key, r.range_end), cancelled);
+        try {
+          const res = await range(d.store, r);
+          const size = decodedRangeSize(res.kvs);
+          if (!small) hints.record(r.key, r.range_end, size);
+          room.resize(size);
+          return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
+        } catch (err) {
+          room.release();
+          throw err;
+        }
       },
       o,
     ),
@@ -79,18 +113,28 @@ export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
     ),
     Txn: unary<TxnRequest, TxnResponse>(
       'Txn',
-      async (r) => {
+      async (r, cancelled) => {
         checkTxn(r, { maxTxnOps: d.maxTxnOps });
-        const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
-        if (out.wrote) {
-          clientWrites.inc();
-          d.reader?.noteWrite(out.revision);
+        // A Txn that may read many keys waits for room as a read of unknown size (a quarter of
+        // the budget, as a member Range not seen before); its answer is held once built.
+        const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancelled) : d.budget.reserveNow(0);
+        try {
+          const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
+          if (out.wrote) {
+            clientWrites.inc();
+            d.reader?.noteWrite(out.revision);
+          }
+          room.resize(txnResponseSize(out.responses));
+          const res = {
+            header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
+            succeeded: out.succeeded,
+            responses: out.responses,
+          };
+          return holdUntilSent(res, room);
+        } catch (err) {
+          room.release();
+          throw err;
         }
-        return {
-          header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),
-          succeeded: out.succeeded,
-          responses: out.responses,
-        };
       },
       o,
       // etcd sends every txn but an all-Range one through raft, where the size limit applies.

@@ -6,8 +6,11 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { MemoryBudget } from '../budget/memory-budget.js';
+import { releaseOnSend } from '../budget/release-on-send.js';
 import { ClockAllocator } from '../clock/allocator.js';
 import { ClockProbe } from '../clock/probe.js';
+import { CoordinatorRecords } from '../coordinator/records.js';
 import type { ProxyConfig } from '../config/types.js';
 import { initCompactRecord } from '../kv/compact.js';
 import { MetaStore } from '../kv/store.js';
@@ -107,8 +110,19 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
     await store.refreshCompacted();
-    const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs);
-    closeWatch = () => merged.close();
+    // Written back by this proxy if the coordinator comes back empty while it runs.
+    const records = new CoordinatorRecords(coordinator, clock, map, store, log);
+    records.start();
+    // One budget for responses in flight, queued watch events and held events (src/budget/).
+    const budget = new MemoryBudget(cfg.limits.memoryBudgetBytes, {
+      smallBytes: Math.min(1 << 20, Math.floor(cfg.limits.memoryBudgetBytes / 16)),
+      waitMs: cfg.timeouts.requestMs,
+    });
+    const merged = new MergedStream(store, log, cfg.watch.fenceDelayMs, budget);
+    closeWatch = () => {
+      records.close();
+      merged.close();
+    };
     await merged.start();
     // One coalesced coordinator read (clock and compaction) serves watch progress and cached reads.
     const coordinatorProbe = new ClockProbe(() => store.coordinatorView());
@@ -125,6 +139,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       : () => undefined;
     void cache?.load();
     closeWatch = () => {
+      records.close();
       cache?.close();
       dropCacheStats();
       hub.close();
@@ -140,21 +155,22 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
 
     useEtcdMessageLimitWording();
     const server = new grpc.Server({
+      // Malformed requests get etcd's decoder errors (wire-guard.ts); responses' budget
+      // reservations end when they were written (budget/release-on-send.ts).
+      interceptors: [wireGuardInterceptor, releaseOnSend],
       // etcd's own limit: a larger message is refused before it is read whole.
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.enable_channelz': 0,
-      // Malformed requests get etcd's decoder errors (wire-guard.ts).
-      interceptors: [wireGuardInterceptor],
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     // etcd's Auth (src/auth/): every service's handlers pass the guard before they run.
     const auth = await startAuth({ ...common, cfg, store, coordinator });
     closeAuth = () => auth.close();
-    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard });
+    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard, budget });
     // One set of implementations, behind the auth guard, serves gRPC and the JSON gateway (src/gateway/).
     const implementations: Record<ServiceName, grpc.UntypedServiceImplementation> = {
-      KV: kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps }),
+      KV: kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps, budget }),
       Maintenance: maintenanceService({ ...common, store }),
       Watch: watch.service,
       Lease: leaseService({ ...common, store, reader }),

@@ -23,8 +23,11 @@ export interface UnaryOptions {
   isWrite?: (req: never) => boolean;
 }
 
-/** The call is passed for the few handlers that read its metadata (auth). */
-export type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+/**
+ * `cancelled` aborts when the client cancels the call (a handler waiting for room stops waiting);
+ * the call is passed for the few handlers that read its metadata (auth).
+ */
+export type Handler<Req, Res> = (req: Req, cancelled: AbortSignal, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 export function unary<Req extends object, Res>(
   method: string,
@@ -53,7 +56,9 @@ export function unary<Req extends object, Res>(
       write = false;
     }
     if (write && size + RAFT_OVERHEAD > opts.maxRequestBytes) return finish(Errors.requestTooLarge());
-    handler(req, call).then(
+    const cancel = new AbortController();
+    call.once('cancelled', () => cancel.abort());
+    handler(req, cancel.signal, call).then(
       (res) => finish(null, res),
       (err: unknown) => {
         if (err instanceof EtcdError) return finish(err);

@@ -6,9 +6,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { MetaStore } from '../kv/store.js';
 import { watchStreams } from '../metrics/registry.js';
 import type { WatchHub } from '../watch/hub.js';
+import { ReplaySlots } from '../watch/replay-slots.js';
 import { WatchSession } from '../watch/session.js';
 import type { HeaderSource } from './header.js';
 import type { RequestGuard } from '../auth/guard.js';
@@ -22,6 +24,7 @@ export interface WatchDeps {
   maxRequestBytes: number;
   /** Checks each create request's read permission (auth/guard.ts); absent: no auth. */
   guard?: RequestGuard;
+  budget: MemoryBudget;
 }
 
 interface CreateRequest {
@@ -41,6 +44,9 @@ interface WatchRequest {
   progress_request?: object | null;
 }
 
+/** Watchers reading history from the members at once (watch/replay-slots.ts). */
+const REPLAY_SLOTS = 16;
+
 const NOPUT = 0;
 const NODELETE = 1;
 
@@ -52,6 +58,7 @@ export interface WatchService {
 
 export function watchService(d: WatchDeps): WatchService {
   const sessions = new Map<WatchSession, grpc.ServerDuplexStream<unknown, unknown>>();
+  const replaySlots = new ReplaySlots(REPLAY_SLOTS);
   const service: grpc.UntypedServiceImplementation = {
     Watch: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
       const session = new WatchSession(call, {
@@ -61,6 +68,8 @@ export function watchService(d: WatchDeps): WatchService {
         header: (rev) => d.header.fill({ cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' }),
         maxPendingEvents: d.maxPendingEvents,
         maxResponseBytes: d.maxRequestBytes,
+        budget: d.budget,
+        replaySlots,
       });
       sessions.set(session, call);
       watchStreams.inc();

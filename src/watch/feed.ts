@@ -2,7 +2,9 @@
  * One member watch (DESIGN "Watch path"): the shard's whole user keyspace plus its system keys
  * (the clock), with prev_kv, decoded into meta events. A stream that breaks
  * is reopened from the member revision after the last one read, on the next endpoint, so
- * nothing is lost or repeated; consumers simply wait meanwhile.
+ * nothing is lost or repeated; consumers simply wait meanwhile. It also remembers where each
+ * response's events start (member revision, highest meta revision), so that events not yet
+ * released can be dropped and read again later (rewind, watch/held-events.ts).
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -48,9 +50,17 @@ export function feedRange(ks: Keyspace): { key: Buffer; range_end: Buffer } {
   return { key: ks.namespace.length ? ks.namespace : Buffer.from([0]), range_end: prefixEnd(SYS_PREFIX) };
 }
 
+/** A decoded response: its first member revision and its highest meta event revision. */
+interface Checkpoint {
+  memberRev: bigint;
+  top: bigint;
+}
+
 export class ShardFeed {
-  private readonly decoder: ShardDecoder;
+  private decoder: ShardDecoder;
   private next: bigint;
+  private checkpoints: Checkpoint[] = [];
+  private checkpointHead = 0;
   private call: grpc.ClientDuplexStream<object, unknown> | null = null;
   private closed = false;
   private paused = false;
@@ -124,6 +134,10 @@ export class ShardFeed {
         return;
       }
       const d = this.decoder.decode(res.events);
+      if (d.events.length) {
+        const first = res.events.find((e) => e.kv)?.kv;
+        if (first) this.checkpoints.push({ memberRev: BigInt(first.mod_revision), top: d.events[d.events.length - 1].rev });
+      }
       if (d.memberRev >= this.next) this.next = d.memberRev + 1n;
       if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events the proxy did not write ignored');
       this.o.onDecoded(d);
@@ -133,6 +147,45 @@ export class ShardFeed {
     const range = feedRange(this.o.ks);
     stream.write({ create_request: { ...range, start_revision: wire64(this.next), prev_kv: true } });
     if (this.paused) stream.pause();
+  }
+
+  /** Every event at or below `rev` was released: their checkpoints are no longer needed. */
+  released(rev: bigint): void {
+    const c = this.checkpoints;
+    while (this.checkpointHead < c.length && c[this.checkpointHead].top <= rev) this.checkpointHead++;
+    if (this.checkpointHead > 256 && this.checkpointHead * 2 > c.length) {
+      this.checkpoints = c.slice(this.checkpointHead);
+      this.checkpointHead = 0;
+    }
+  }
+
+  /**
+   * Forgets everything read above meta revision `rev` and stops: start() reads it again from
+   * the first member revision holding an event above `rev` (events at or below it are skipped,
+   * and the watermark starts at `rev`). The member keeps that history unless it is compacted,
+   * in which case onLost reports it as for any feed.
+   */
+  rewind(rev: bigint): void {
+    this.released(rev);
+    const from = this.checkpointHead < this.checkpoints.length ? this.checkpoints[this.checkpointHead].memberRev : this.next;
+    this.stop();
+    this.checkpoints = [];
+    this.checkpointHead = 0;
+    this.next = from;
+    this.decoder = new ShardDecoder(this.o.ks, rev, rev, this.o.shard.index);
+  }
+
+  /** Stops reading until start(); reading resumes where it stopped. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const c = this.call;
+    this.call = null;
+    if (c) {
+      c.removeAllListeners();
+      c.on('error', () => undefined);
+      c.cancel();
+    }
   }
 
   /** Stops reading (flow control pushes back on the member) until resume(). */
@@ -148,13 +201,6 @@ export class ShardFeed {
 
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    const c = this.call;
-    this.call = null;
-    if (c) {
-      c.removeAllListeners();
-      c.on('error', () => undefined);
-      c.cancel();
-    }
+    this.stop();
   }
 }

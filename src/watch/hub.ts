@@ -1,13 +1,14 @@
 /**
  * Serves every client watcher from the one merged stream: released batches go into the history
  * and to the live watchers whose range covers them (single-key watchers are found by key,
- * range watchers by a scan). Progress notifications for watchers that asked for them are sent
+ * prefix and other range watchers through the watcher index, index/watcher-index.ts). Progress notifications for watchers that asked for them are sent
  * from here on a timer, after the merged stream has caught up with the coordinator clock.
  */
 import type { Logger } from 'pino';
 import { watchers as watchersGauge } from '../metrics/registry.js';
 import type { EventBatch, MetaEvent } from './event.js';
 import { History } from './history.js';
+import { WatcherIndex } from './index/watcher-index.js';
 import type { MergedStream } from './merged-stream.js';
 import type { Watcher } from './watcher.js';
 
@@ -28,8 +29,7 @@ export interface HubOptions {
 
 export class WatchHub {
   readonly history: History;
-  private readonly single = new Map<string, Map<Watcher, WatchSink>>();
-  private readonly ranged = new Map<Watcher, WatchSink>();
+  private readonly live = new WatcherIndex<Watcher, WatchSink>();
   private readonly sinks = new Set<WatchSink>();
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
@@ -72,28 +72,14 @@ export class WatchHub {
 
   addLive(w: Watcher, sink: WatchSink): void {
     w.live = true;
-    if (w.spec.end === null) {
-      const k = w.spec.key.toString('latin1');
-      let m = this.single.get(k);
-      if (!m) this.single.set(k, (m = new Map()));
-      m.set(w, sink);
-    } else {
-      this.ranged.set(w, sink);
-    }
+    this.live.add(w, w.spec, sink);
     watchersGauge.inc();
   }
 
   removeLive(w: Watcher): void {
     if (!w.live) return;
     w.live = false;
-    if (w.spec.end === null) {
-      const k = w.spec.key.toString('latin1');
-      const m = this.single.get(k);
-      m?.delete(w);
-      if (m && m.size === 0) this.single.delete(k);
-    } else {
-      this.ranged.delete(w);
-    }
+    this.live.remove(w);
     watchersGauge.dec();
   }
 
@@ -106,18 +92,12 @@ export class WatchHub {
     if (!b.events.length) return;
     const hits = new Map<Watcher, { sink: WatchSink; events: MetaEvent[] }>();
     const hit = (w: Watcher, sink: WatchSink, e: MetaEvent) => {
-      if (!w.wants(e)) return;
+      if (!w.takes(e)) return; // the index found it: the key is in its range
       const h = hits.get(w);
       if (h) h.events.push(e);
       else hits.set(w, { sink, events: [e] });
     };
-    for (const e of b.events) {
-      if (this.single.size) {
-        const m = this.single.get(e.key.toString('latin1'));
-        if (m) for (const [w, sink] of m) hit(w, sink, e);
-      }
-      for (const [w, sink] of this.ranged) hit(w, sink, e);
-    }
+    for (const e of b.events) this.live.forEachHolding(e.key, (w, sink) => hit(w, sink, e));
     for (const [w, h] of hits) h.sink.deliver(w, h.events, b.rev);
   }
 

@@ -4,12 +4,14 @@
  * (fencer.ts). Consumers (the watch hub; later the caches) subscribe to released batches.
  */
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { MetaStore } from '../kv/store.js';
 import { mergedRevision, vouchedWatermarks, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
 import { ShardFeed } from './feed.js';
 import { Fencer } from './fencer.js';
+import { HeldEventsGuard } from './held-events.js';
 import { Merger } from './merger.js';
 
 const MAX_START_ROUNDS = 32;
@@ -52,6 +54,8 @@ export class MergedStream {
    * through `memberRev`.
    */
   private vouched: Array<{ rev: bigint; memberRev: bigint; answers: number } | null> = [];
+  /** Bounds the events held for lagging shards (held-events.ts); null without a budget. */
+  private readonly held: HeldEventsGuard | null;
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -62,6 +66,7 @@ export class MergedStream {
     private readonly store: MetaStore,
     private readonly log: Logger,
     private readonly fenceDelayMs = 0,
+    private readonly budget: MemoryBudget | null = null,
   ) {
     this.fencer = new Fencer(
       store.shards,
@@ -70,6 +75,7 @@ export class MergedStream {
       (i, target) => (store.routing ? store.routing.settle(i, target) : Promise.resolve(null)),
       (i, target, memberRev) => this.vouched_(i, target, memberRev),
     );
+    this.held = budget ? new HeldEventsGuard(budget, { merger: () => this.merger, feeds: () => this.feeds, shards: store.shards }, log) : null;
   }
 
   /**
@@ -101,7 +107,9 @@ export class MergedStream {
   async start(): Promise<void> {
     const { rev, heads } = await consistentStart(this.store.shards);
     this.start_ = { rev, heads };
-    this.merger = new Merger(this.store.shards.length, rev, (b) => this.deliver(b));
+    this.merger?.close();
+    this.held?.reset();
+    this.merger = new Merger(this.store.shards.length, rev, (b) => this.deliver(b), this.budget);
     mergedRevision.set(Number(rev));
     this.settle(rev);
     this.feeds = this.store.shards.map(
@@ -115,6 +123,7 @@ export class MergedStream {
           onDecoded: (d) => {
             if (this.closed) return;
             this.merger.push(i, d.events, d.watermark);
+            this.held?.check();
             watermarkRevision.set({ shard: shard.name }, Number(d.watermark));
             this.applyVouched(i);
             this.fenceHeldBack();
@@ -151,6 +160,8 @@ export class MergedStream {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.fencer.close();
+    this.held?.close();
+    this.merger?.close();
     for (const f of this.feeds) f.close();
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
@@ -158,6 +169,7 @@ export class MergedStream {
 
   private deliver(b: EventBatch): void {
     mergedRevision.set(Number(b.rev));
+    this.held?.released(b.rev);
     for (const fn of this.listeners) fn(b);
     this.settle(b.rev);
   }

@@ -3,12 +3,15 @@
  * responses written with the client's flow control. Everything a stream sends goes through that
  * FIFO, so a progress response or a header revision never overtakes an event before it.
  *
- * A watcher whose client does not keep up (more than `maxPendingEvents` queued and unsent) has
- * its queued events dropped and is fed again from history once the stream drains, as etcd does
- * with slow watchers: memory stays bounded and other watchers are not stalled.
+ * A watcher whose client does not keep up (more than `maxPendingEvents` queued and unsent, or
+ * more than a few KiB while the memory budget is spent) has its queued events dropped and is
+ * fed again from history or the members once the stream drains, as etcd moves slow watchers to
+ * its unsynced set: memory stays bounded and other watchers are not stalled. Queued events are
+ * charged to the budget (`watch`) until they are handed to the client stream.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { ResponseHeader } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { MetaStore } from '../kv/store.js';
@@ -17,6 +20,7 @@ import type { MetaEvent, WireEvent } from './event.js';
 import { wireEvent } from './event.js';
 import type { WatchHub, WatchSink } from './hub.js';
 import { Replay, ReplayLost } from './replay.js';
+import type { ReplaySlots } from './replay-slots.js';
 import type { WatcherSpec } from './watcher.js';
 import { Watcher } from './watcher.js';
 
@@ -39,13 +43,24 @@ export interface SessionDeps {
   maxPendingEvents: number;
   /** Responses of fragmenting watchers are split below this size (etcd: --max-request-bytes). */
   maxResponseBytes: number;
+  budget: MemoryBudget;
+  /** Member replays at once, shared by every stream. */
+  replaySlots: ReplaySlots;
 }
+
+/** A replay that failed for another reason than compaction is tried again after this (ms). */
+const REPLAY_RETRY_MS = 1000;
 
 interface Outgoing {
   msg: WatchResponseMsg;
   watcher: Watcher | null;
   events: number;
+  /** Bytes of its events, charged to the budget while queued. */
+  bytes: number;
 }
+
+/** While the budget is spent, a watcher with more than this queued is resynced. */
+export const SLOW_WATCHER_BYTES = 4096;
 
 export const ERR_RANGE_EMPTY = 'mvcc: watcher range is empty';
 export const ERR_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
@@ -57,7 +72,8 @@ export class WatchSession implements WatchSink {
   private queue: Outgoing[] = [];
   private blocked = false;
   private closed = false;
-  private drainWaiters: Array<() => void> = [];
+  /** Catching-up watchers waiting until their own queued events were written. */
+  private ownDrainWaiters = new Map<Watcher, Array<() => void>>();
   private catchingUp = 0;
   private liveWaiters: Array<() => void> = [];
 
@@ -126,8 +142,10 @@ export class WatchSession implements WatchSink {
     this.closed = true;
     for (const w of [...this.watchers.values()]) this.drop(w);
     this.d.hub.unregister(this);
+    this.releaseQueued(this.queue);
     this.queue = [];
-    for (const r of this.drainWaiters.splice(0)) r();
+    for (const rs of this.ownDrainWaiters.values()) for (const r of rs) r();
+    this.ownDrainWaiters.clear();
     for (const r of this.liveWaiters.splice(0)) r();
   }
 
@@ -135,7 +153,8 @@ export class WatchSession implements WatchSink {
 
   deliver(w: Watcher, events: MetaEvent[], _rev: bigint): void {
     this.sendEvents(w, events);
-    if (w.pending > this.d.maxPendingEvents) this.fallBehind(w);
+    if (w.pending > this.d.maxPendingEvents) this.fallBehind(w, 'events');
+    else if (w.pendingBytes > SLOW_WATCHER_BYTES && this.d.budget.over) this.fallBehind(w, 'bytes');
   }
 
   progressTick(_rev: bigint): void {
@@ -159,6 +178,8 @@ export class WatchSession implements WatchSink {
   private async catchUp(w: Watcher): Promise<void> {
     this.catchingUp++;
     try {
+      // A resynced watcher's client is not reading: nothing more is queued for it until it does.
+      await this.sent(w);
       const compacted = await this.d.store.refreshCompacted().catch(() => this.d.store.compactedRevision);
       while (!w.canceled && !this.closed) {
         const hub = this.d.hub;
@@ -182,11 +203,11 @@ export class WatchSession implements WatchSink {
             return;
           }
           w.nextRev = held.events[held.events.length - 1].rev + 1n;
-          await this.drained();
+          await this.sent(w);
           continue;
         }
         if (!(await this.replayFromMembers(w, from, released))) return;
-        await this.drained();
+        await this.sent(w);
       }
     } catch (err) {
       this.d.log.warn({ watchId: w.id.toString(), err: (err as Error).message }, 'watch catch-up failed; canceling the watcher');
@@ -200,25 +221,39 @@ export class WatchSession implements WatchSink {
     }
   }
 
-  /** Sends [from, to] from the members; false when the watcher was canceled meanwhile. */
+  /**
+   * Sends [from, to] from the members; false when the watcher was canceled meanwhile. A replay
+   * that fails for another reason than compaction (a member slow to answer) is tried again from
+   * the first revision not sent: the watcher is never canceled for it.
+   */
   private async replayFromMembers(w: Watcher, from: bigint, to: bigint): Promise<boolean> {
     const s = w.spec;
     const shards = this.d.store.router.shardsForRange(s.key, s.end === null ? Buffer.alloc(0) : s.end.length ? s.end : Buffer.from([0]));
+    let sentUpTo = from - 1n;
     const replay = new Replay(this.d.store, this.d.log, shards, from, to, (events) => {
+      // Whole revisions come together (the replay's merger releases every event up to one).
+      sentUpTo = events[events.length - 1].rev;
       const sel = w.select(events);
       if (sel.length) this.sendEvents(w, sel);
       if (this.blocked) replay.pause();
     });
     this.replays.set(w, replay);
+    await this.d.replaySlots.acquire();
     try {
+      if (w.canceled || this.closed) return false;
       await replay.run();
     } catch (err) {
       if (err instanceof ReplayLost) {
         this.sendCompacted(w, await this.d.store.refreshCompacted().catch(() => err.compactRevision));
         return false;
       }
-      throw err;
+      this.d.log.warn({ watchId: w.id.toString(), err: (err as Error).message }, 'watch replay from the members failed; trying again');
+      replay.close();
+      w.nextRev = sentUpTo + 1n;
+      await new Promise((r) => setTimeout(r, REPLAY_RETRY_MS));
+      return !w.canceled && !this.closed;
     } finally {
+      this.d.replaySlots.release();
       this.replays.delete(w);
     }
     if (w.canceled || this.closed) return false;
@@ -234,7 +269,7 @@ export class WatchSession implements WatchSink {
     const wire = events.map((e) => wireEvent(e, w.spec.prevKv));
     w.sentSinceTick = true;
     if (!w.spec.fragment) {
-      this.enqueue(this.response(rev, w.id, { events: wire }), w, events.length);
+      this.enqueue(this.response(rev, w.id, { events: wire }), w, events.length, sizeOf(events, 0, events.length));
       return;
     }
     // etcd's split: a piece is closed once it holds two or more events and has reached the
@@ -243,13 +278,13 @@ export class WatchSession implements WatchSink {
     let size = 0;
     for (let i = 0; i < events.length; i++) {
       if (i - start >= 2 && size >= this.d.maxResponseBytes) {
-        this.enqueue(this.response(rev, w.id, { events: wire.slice(start, i), fragment: true }), w, i - start);
+        this.enqueue(this.response(rev, w.id, { events: wire.slice(start, i), fragment: true }), w, i - start, size);
         start = i;
         size = 0;
       }
       size += events[i].size;
     }
-    this.enqueue(this.response(rev, w.id, { events: wire.slice(start) }), w, events.length - start);
+    this.enqueue(this.response(rev, w.id, { events: wire.slice(start) }), w, events.length - start, sizeOf(events, start, events.length));
   }
 
   private sendCompacted(w: Watcher, compacted: bigint): void {
@@ -262,20 +297,35 @@ export class WatchSession implements WatchSink {
     for (const w of [...this.watchers.values()]) this.sendCompacted(w, compacted);
   }
 
-  /** Its queued events are dropped; it is fed again from history (from the first one) once the stream drains. */
-  private fallBehind(w: Watcher): void {
+  /**
+   * Its queued events are dropped; it is fed again from history or the members (from the first
+   * one) once the stream drains. `reason`: too many events, or too many bytes with the budget
+   * spent.
+   */
+  private fallBehind(w: Watcher, reason: 'events' | 'bytes'): void {
     let first: bigint | null = null;
+    const dropped: Outgoing[] = [];
     this.queue = this.queue.filter((o) => {
       if (o.watcher !== w || !o.events) return true;
       const rev = BigInt(o.msg.events[0].kv.mod_revision);
       if (first === null || rev < first) first = rev;
+      dropped.push(o);
       return false;
     });
+    this.releaseQueued(dropped);
     w.pending = 0;
+    w.pendingBytes = 0;
     this.d.hub.removeLive(w);
     if (first !== null) w.nextRev = first;
-    watchResyncs.inc();
+    watchResyncs.inc({ reason });
     void this.catchUp(w);
+  }
+
+  /** Their bytes go back to the budget (they will not be sent). */
+  private releaseQueued(out: Outgoing[]): void {
+    let bytes = 0;
+    for (const o of out) bytes += o.bytes;
+    if (bytes) this.d.budget.release('watch', bytes);
   }
 
   private drop(w: Watcher): void {
@@ -283,8 +333,14 @@ export class WatchSession implements WatchSink {
     this.d.hub.removeLive(w);
     this.replays.get(w)?.close();
     this.watchers.delete(w.id);
-    if (w.pending) this.queue = this.queue.filter((o) => o.watcher !== w);
+    if (w.pending) {
+      this.releaseQueued(this.queue.filter((o) => o.watcher === w));
+      this.queue = this.queue.filter((o) => o.watcher !== w);
+    }
     w.pending = 0;
+    w.pendingBytes = 0;
+    for (const r of this.ownDrainWaiters.get(w) ?? []) r();
+    this.ownDrainWaiters.delete(w);
   }
 
   private response(rev: bigint, id: bigint, fields: Partial<WatchResponseMsg>): WatchResponseMsg {
@@ -302,20 +358,28 @@ export class WatchSession implements WatchSink {
   }
 
   private send(msg: WatchResponseMsg): void {
-    this.enqueue(msg, null, 0);
+    this.enqueue(msg, null, 0, 0);
   }
 
-  private enqueue(msg: WatchResponseMsg, watcher: Watcher | null, events: number): void {
+  private enqueue(msg: WatchResponseMsg, watcher: Watcher | null, events: number, bytes: number): void {
     if (this.closed) return;
-    if (watcher) watcher.pending += events;
-    this.queue.push({ msg, watcher, events });
+    if (watcher) {
+      watcher.pending += events;
+      watcher.pendingBytes += bytes;
+    }
+    if (bytes) this.d.budget.charge('watch', bytes);
+    this.queue.push({ msg, watcher, events, bytes });
     this.pump();
   }
 
   private pump(): void {
     while (!this.blocked && this.queue.length && !this.closed) {
       const o = this.queue.shift() as Outgoing;
-      if (o.watcher) o.watcher.pending -= o.events;
+      if (o.watcher) {
+        o.watcher.pending -= o.events;
+        o.watcher.pendingBytes -= o.bytes;
+      }
+      if (o.bytes) this.d.budget.release('watch', o.bytes);
       if (o.events) watchEventsSent.inc(o.events);
       try {
         if (!this.call.write(o.msg)) this.blocked = true;
@@ -325,15 +389,33 @@ export class WatchSession implements WatchSink {
         return;
       }
     }
-    if (!this.blocked && !this.queue.length) {
-      for (const r of this.drainWaiters.splice(0)) r();
-      for (const r of this.replays.values()) r.resume();
+    if (!this.blocked) {
+      for (const [w, rs] of this.ownDrainWaiters) {
+        if (w.pending > 0) continue;
+        this.ownDrainWaiters.delete(w);
+        for (const r of rs) r();
+      }
     }
+    if (!this.blocked) for (const r of this.replays.values()) r.resume();
   }
 
-  /** Resolves when everything queued so far has been handed to the client stream. */
-  private drained(): Promise<void> {
-    if (!this.blocked && !this.queue.length) return Promise.resolve();
-    return new Promise((r) => this.drainWaiters.push(r));
+  /**
+   * Resolves once everything queued for `w` was handed to the client stream and the stream
+   * takes more: a catching-up watcher sends its next part then, whatever its siblings queue
+   * (waiting for the whole stream to drain could starve it behind busy live watchers).
+   */
+  private sent(w: Watcher): Promise<void> {
+    if (this.closed || (!this.blocked && w.pending === 0)) return Promise.resolve();
+    return new Promise((r) => {
+      const rs = this.ownDrainWaiters.get(w);
+      if (rs) rs.push(r);
+      else this.ownDrainWaiters.set(w, [r]);
+    });
   }
+}
+
+function sizeOf(events: MetaEvent[], from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n += events[i].size;
+  return n;
 }

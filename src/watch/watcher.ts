@@ -24,6 +24,8 @@ export class Watcher {
   canceled = false;
   /** Events queued for it in its stream and not yet written. */
   pending = 0;
+  /** Their bytes (charged to the memory budget). */
+  pendingBytes = 0;
   /** It was sent events since the last progress tick (etcd skips the notification then). */
   sentSinceTick = false;
 
@@ -44,9 +46,13 @@ export class Watcher {
   }
 
   wants(e: MetaEvent): boolean {
+    return this.takes(e) && this.covers(e.key);
+  }
+
+  /** wants() for an event whose key is known to be in its range (found by the hub's index). */
+  takes(e: MetaEvent): boolean {
     if (e.rev < this.nextRev) return false;
-    if (e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete) return false;
-    return this.covers(e.key);
+    return !(e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete);
   }
 
   select(events: MetaEvent[]): MetaEvent[] {

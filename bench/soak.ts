@@ -1,0 +1,202 @@
+/**
+ * Soak benchmark: a proxy (3 shards, child process) under a steady mixed load — puts and
+ * deletes, single-key gets, paged prefix ranges, prefix watchers that read, leases granted with
+ * keys that expire or are revoked, and a compaction every 30 s — for about 10 minutes, printing
+ * the proxy's RSS over time, and its JS heap after a full GC (the proxy runs with --expose-gc),
+ * with the slopes of least-squares lines through the samples after the first fifth (warm-up).
+ * RSS follows V8's lazy heap growth; the heap after GC is what the proxy really keeps. Slopes
+ * near zero mean nothing accumulates.
+ *
+ *   node --import tsx bench/soak.ts [--duration 600] [--sample 10] [--short] [--shards 3]
+ *        [--history 100000] [--no-fsync]
+ *
+ * --short: 90 s, a sample every 5 s (a quick check). --history: watch.historyEvents (the
+ * history fills for 100,000 events by default, i.e. for most of a 10-minute run at this load;
+ * a small one shows the steady state sooner).
+ */
+import { parseArgs } from 'node:util';
+import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
+import { vmRssBytes } from './lib/cache-probe.js';
+import { proxyConfig, startBenchCluster, startProxyProcess } from './lib/proxy-target.js';
+import { RawClient, b, prefixEnd } from '../e2e/grpc-raw.js';
+import { WatchStream } from '../e2e/watch-client.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '600' },
+    sample: { type: 'string', default: '10' },
+    short: { type: 'boolean', default: false },
+    shards: { type: 'string', default: '3' },
+    history: { type: 'string', default: '100000' },
+    'no-fsync': { type: 'boolean', default: false },
+  },
+});
+
+const DURATION_S = args.short ? 90 : Number(args.duration);
+const SAMPLE_S = args.short ? 5 : Number(args.sample);
+const KEYS = 2000;
+const PREFIX = 'soak/';
+const VALUE = Buffer.alloc(256, 0x73);
+
+interface Counts {
+  puts: number;
+  deletes: number;
+  gets: number;
+  ranges: number;
+  leases: number;
+  compactions: number;
+  events: number;
+  /** Watchers canceled (compacted while they were resynced) and created again. */
+  rewatches: number;
+  errors: number;
+}
+
+function slope(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((s, p) => s + p[0], 0) / n;
+  const my = points.reduce((s, p) => s + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den ? num / den : 0;
+}
+
+async function main(): Promise<void> {
+  installSignalHandlers();
+  const cluster = await startBenchCluster({ shards: Number(args.shards), noFsync: args['no-fsync'] });
+  const config = await proxyConfig(cluster, { partitions: 64, historyEvents: Number(args.history) });
+  const proxy = await startProxyProcess(config, { exposeGc: true });
+  const target = { endpoint: proxy.endpoint, pid: proxy.pid, process: proxy };
+  const client = new RawClient(target.endpoint);
+  const counts: Counts = { puts: 0, deletes: 0, gets: 0, ranges: 0, leases: 0, compactions: 0, events: 0, rewatches: 0, errors: 0 };
+  const rand = (n: number) => Math.floor(Math.random() * n);
+  const key = () => b(`${PREFIX}k${rand(KEYS)}`);
+  const end = Date.now() + DURATION_S * 1000;
+  const running = () => Date.now() < end;
+  const count = (ok: boolean, field: keyof Counts) => (ok ? counts[field]++ : counts.errors++);
+
+  const watchers = Array.from({ length: 5 }, () => new WatchStream(client));
+  const watch = (s: WatchStream, id: number) => s.create({ key: PREFIX, rangeEnd: prefixEnd(PREFIX), watchId: id, prevKv: id % 2 === 0 });
+  watchers.forEach((s, i) => {
+    for (let j = 0; j < 10; j++) watch(s, i * 10 + j + 1);
+    // Count and forget what arrives: the client keeps nothing. A watcher that fell behind this
+    // busy client and was compacted meanwhile is canceled, as etcd does: watch again, as a
+    // client re-lists and watches.
+    s.responses.push = (...rs) => {
+      for (const r of rs) {
+        counts.events += r.events?.length ?? 0;
+        if (r.canceled && running()) {
+          counts.rewatches++;
+          watch(s, Number(r.watch_id));
+        }
+      }
+      return 0;
+    };
+  });
+
+  const loops: Array<Promise<void>> = [];
+  for (let w = 0; w < 4; w++) {
+    loops.push(
+      (async () => {
+        while (running()) {
+          if (Math.random() < 0.1) count((await client.kv('DeleteRange', { key: key() })).ok, 'deletes');
+          else count((await client.kv('Put', { key: key(), value: VALUE })).ok, 'puts');
+        }
+      })(),
+    );
+  }
+  for (let r = 0; r < 2; r++) {
+    loops.push(
+      (async () => {
+        while (running()) count((await client.kv('Range', { key: key(), serializable: r === 1 })).ok, 'gets');
+      })(),
+    );
+  }
+  loops.push(
+    (async () => {
+      while (running()) {
+        count((await client.kv('Range', { key: b(PREFIX), range_end: prefixEnd(PREFIX), limit: '500' })).ok, 'ranges');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })(),
+  );
+  loops.push(
+    (async () => {
+      let n = 0;
+      while (running()) {
+        const g = await client.call<{ ID: string }>('Lease', 'LeaseGrant', { TTL: '3', ID: '0' });
+        if (!g.ok) {
+          counts.errors++;
+          continue;
+        }
+        const put = await client.kv('Put', { key: b(`${PREFIX}lease/${n % 50}`), value: VALUE, lease: g.res.ID });
+        count(put.ok, 'leases');
+        // Every other lease is revoked; the others expire and the proxy deletes their keys.
+        if (n++ % 2 === 0) await client.call('Lease', 'LeaseRevoke', { ID: g.res.ID });
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })(),
+  );
+  loops.push(
+    (async () => {
+      while (running()) {
+        await new Promise((res) => setTimeout(res, Math.min(30_000, Math.max(0, end - Date.now()))));
+        if (!running()) break;
+        const head = await client.kv('Range', { key: key() });
+        if (!head.ok) continue;
+        const rev = BigInt((head.res as { header: { revision: string } }).header.revision) - 1000n;
+        if (rev > 0n) count((await client.kv('Compact', { revision: rev.toString() })).ok, 'compactions');
+      }
+    })(),
+  );
+
+  const started = Date.now();
+  const samples: Array<[number, number]> = [];
+  const heapSamples: Array<[number, number]> = [];
+  const externalSamples: Array<[number, number]> = [];
+  process.stdout.write(`soak: ${DURATION_S} s, RSS every ${SAMPLE_S} s (proxy pid ${target.pid}, watch.historyEvents ${args.history})\n`);
+  process.stdout.write('  t(s)   RSS MiB  heap MiB  ext MiB    puts    gets  ranges  leases  events  errors\n');
+  const sampler = (async () => {
+    while (running()) {
+      await new Promise((res) => setTimeout(res, SAMPLE_S * 1000));
+      const mem = (await target.process.sampleMemory()).memory;
+      const heap = mem.heapUsed / 2 ** 20;
+      // Buffers (keys and values the history and caches copy) live outside the JS heap.
+      const external = mem.external / 2 ** 20;
+      const rss = vmRssBytes(target.pid);
+      if (rss === undefined) continue;
+      const t = (Date.now() - started) / 1000;
+      samples.push([t, rss / 2 ** 20]);
+      heapSamples.push([t, heap]);
+      externalSamples.push([t, external]);
+      process.stdout.write(
+        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${heap.toFixed(1).padStart(8)}  ${external.toFixed(1).padStart(7)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}\n`,
+      );
+    }
+  })();
+  await Promise.all([...loops, sampler]);
+  for (const s of watchers) s.close();
+  client.close();
+  const warm = ([t]: [number, number]) => t >= DURATION_S / 5;
+  const steady = samples.filter(warm);
+  const steadyHeap = heapSamples.filter(warm);
+  const steadyExternal = externalSamples.filter(warm);
+  const range = (xs: Array<[number, number]>) => `${(xs[0]?.[1] ?? 0).toFixed(1)} -> ${(xs[xs.length - 1]?.[1] ?? 0).toFixed(1)} MiB`;
+  process.stdout.write(
+    `after warm-up (${steady.length} samples): RSS ${range(steady)}, slope ${(slope(steady) * 60).toFixed(2)} MiB/min; ` +
+      `heap after GC ${range(steadyHeap)}, slope ${(slope(steadyHeap) * 60).toFixed(2)} MiB/min; ` +
+      `external ${range(steadyExternal)}, slope ${(slope(steadyExternal) * 60).toFixed(2)} MiB/min\n` +
+      `${counts.puts} puts, ${counts.deletes} deletes, ${counts.gets} gets, ${counts.ranges} ranges, ${counts.leases} leases, ${counts.compactions} compactions, ${counts.events} events, ${counts.rewatches} watches created again after a cancel, ${counts.errors} errors\n`,
+  );
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`soak failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => runCleanups());

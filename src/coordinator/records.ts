@@ -1,0 +1,86 @@
+/**
+ * What a running proxy keeps in the coordinator, written back when the coordinator comes back
+ * empty (wiped, or a tmpfs coordinator that restarted) while proxies run: the partition map,
+ * the compaction record (at the highest compaction this proxy saw, so reads below it stay
+ * refused) and the clock (rebuilt from the shards' clocks plus a gap, clock/allocator.ts).
+ * Registrations come back on their own (membership/registration.ts); leases kept only in the
+ * coordinator are lost with it. A poll notices the loss even when nobody writes; a clock
+ * rebuilt by a write triggers the same restore.
+ */
+import type { Logger } from 'pino';
+import type { ClockAllocator } from '../clock/allocator.js';
+import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
+import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
+import type { MetaStore } from '../kv/store.js';
+import type { PartitionMap } from '../partition/map.js';
+import { mapMismatch, parsePartitionMap } from '../partition/map.js';
+import { PARTITION_MAP_KEY } from '../partition/store.js';
+import { createIfAbsent, rangeOp } from '../shard/shard.js';
+import type { Upstream } from '../shard/upstream.js';
+
+export const RECORDS_CHECK_INTERVAL_MS = 2000;
+
+export class CoordinatorRecords {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly coordinator: Upstream,
+    private readonly clock: ClockAllocator,
+    private readonly map: PartitionMap,
+    private readonly store: MetaStore,
+    private readonly log: Logger,
+    private readonly intervalMs = RECORDS_CHECK_INTERVAL_MS,
+  ) {
+    clock.onRebuilt((r) => {
+      this.log.warn(
+        { previous: r.previous.toString(), rebuilt: r.rebuilt.toString(), jump: r.jump.toString() },
+        `coordinator clock rebuilt from the shards' clocks: revisions jump by ${r.jump} (from ${r.previous} to ${r.rebuilt})`,
+      );
+      void this.check();
+    });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Writes back whichever record is missing (one at a time; errors are retried by the poll). */
+  check(): Promise<void> {
+    this.running ??= this.restore()
+      .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'coordinator records check failed'))
+      .finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async restore(): Promise<void> {
+    const res = await this.coordinator.txn(
+      { compare: [], success: [rangeOp(PARTITION_MAP_KEY), rangeOp(COMPACT_KEY), rangeOp(COORDINATOR_CLOCK_KEY)], failure: [] },
+      true,
+    );
+    const has = res.responses.map((r) => (r.response_range?.kvs.length ?? 0) > 0);
+    if (has.every(Boolean)) return;
+    const restored: string[] = [];
+    if (!has[0]) {
+      const existing = await createIfAbsent(this.coordinator, PARTITION_MAP_KEY, Buffer.from(JSON.stringify(this.map)));
+      if (existing === null) restored.push('partition map');
+      else {
+        const why = mapMismatch(parsePartitionMap(existing), this.map);
+        if (why) this.log.error({ why }, 'the coordinator now records a different partition map than the one this proxy routes by');
+      }
+    }
+    if (!has[1]) {
+      const compacted = this.store.compactedRevision;
+      if ((await createIfAbsent(this.coordinator, COMPACT_KEY, encodeCompacted(compacted))) === null) restored.push(`compaction record (${compacted})`);
+    }
+    // The clock last: its rebuild reads every shard.
+    if (!has[2]) await this.clock.ensure();
+    if (restored.length) this.log.warn({ restored }, `the coordinator came back without the proxy's records: rewrote ${restored.join(', ')}`);
+  }
+}

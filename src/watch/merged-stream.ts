@@ -73,7 +73,7 @@ export class MergedStream {
       (i) => this.merger.watermark(i),
       log,
       (i, target) => (store.routing ? store.routing.settle(i, target) : Promise.resolve(null)),
-      (i, target, memberRev) => this.vouched_(i, target, memberRev),
+      (i, target, memberRev) => this.onVouched(i, target, memberRev),
     );
     this.held = budget ? new HeldEventsGuard(budget, { merger: () => this.merger, feeds: () => this.feeds, shards: store.shards }, log) : null;
   }
@@ -207,7 +207,7 @@ export class MergedStream {
    * `memberRev` (fencer.ts): once the member answered a progress request and the feed has read
    * through it, the watermark is `target`.
    */
-  private vouched_(i: number, target: bigint, memberRev: bigint): void {
+  private onVouched(i: number, target: bigint, memberRev: bigint): void {
     const cur = this.vouched[i];
     if (cur && cur.rev >= target) return;
     const feed = this.feeds[i];

@@ -202,32 +202,4 @@ describe('ClockAllocator', () => {
       own.close(); // ends a runaway loop: calls on a closed channel fail
     }
   });
-
-  test('revision blocks: while exclusive, revisions come without round trips, in order; skipPast and a lost exclusivity end them', async () => {
-    const clock = new ClockAllocator(up);
-    await clock.init(async () => []);
-    let exclusive = true;
-    clock.useBlocks(() => exclusive);
-    const before = await allocations();
-    const first = await clock.next(3);
-    const got = [first];
-    for (let i = 0; i < 50; i++) got.push(await clock.next(1));
-    assert.equal(await allocations(), before + 1, 'one round trip reserved the block');
-    for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, 'strictly increasing');
-    const handed = got[got.length - 1]!;
-    assert.equal(clock.known(), handed, 'known() is the last revision handed out, not the block end');
-    assert.ok((await stored()) > handed, 'the coordinator holds the block end');
-    assert.equal(await clock.current(), handed, 'the current revision is the last handed out while the block lasts');
-    // A revision seen elsewhere inside the block (a vouched watermark, a fenced clock): later ones are above it.
-    clock.skipPast(handed + 100n);
-    assert.equal(await clock.next(1), handed + 101n);
-    // Exclusivity lost: the block is given up for good, the next revision comes from the coordinator, above it.
-    const end = await stored();
-    exclusive = false;
-    const after = await clock.next(1);
-    assert.equal(after, end + 1n, 'above the whole block');
-    exclusive = true;
-    const again = await clock.next(1);
-    assert.ok(again > after, 'a new block, never the old one');
-  });
 });

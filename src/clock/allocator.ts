@@ -53,25 +53,9 @@ const SLOW_COORDINATOR_MS = 10;
 /** The longest an allocation waits for more callers (see flush). */
 const MAX_LINGER_MS = 10;
 
-/** Revisions reserved beyond a caller's need while this replica may allocate from a block. */
-const BLOCK_REVISIONS = 1024n;
-
 export class ClockAllocator {
   private last: bigint | null = null;
   private lastRoundTripMs = 0;
-  /**
-   * A block of revisions reserved on the coordinator and handed out here without a round trip,
-   * used only while `exclusive()` holds (this replica owns every shard, ownership/owners.ts:
-   * then every revision anyone allocates comes from here, so handing them out in order keeps
-   * the global order and real time). blockNext > blockEnd: no block.
-   */
-  private blockNext = 1n;
-  private blockEnd = 0n;
-  /** The coordinator's clock when the block was reserved (what others had allocated). */
-  private blockBase = 0n;
-  /** The highest revision handed out from a block. */
-  private handedOut = 0n;
-  private exclusive: () => boolean = () => false;
   private queue: Waiter[] = [];
   private inFlight = false;
   private shardClocks: () => Promise<bigint[]> = async () => [];
@@ -141,59 +125,18 @@ export class ClockAllocator {
   }
 
   /**
-   * Lets this allocator hand out revisions from a reserved block while `exclusive` holds. It
-   * must turn false before any other replica can allocate (owners.ts: before the ownership
-   * lease can have expired, and at once on resign); a block is never used again once it did.
-   */
-  useBlocks(exclusive: () => boolean): void {
-    this.exclusive = exclusive;
-  }
-
-  /**
    * The first of `count` new consecutive revisions, unique across all proxies and greater than
-   * every revision allocated before the call (and than every revision passed to skipPast).
+   * every revision allocated before the call.
    */
   next(count = 1): Promise<bigint> {
-    const n = BigInt(count);
-    if (this.blockNext <= this.blockEnd) {
-      if (!this.exclusive()) this.dropBlock();
-      else if (this.blockNext + n - 1n <= this.blockEnd) {
-        const first = this.blockNext;
-        this.blockNext += n;
-        this.handedOut = first + n - 1n;
-        return Promise.resolve(first);
-      }
-    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ count: n, resolve, reject });
+      this.queue.push({ count: BigInt(count), resolve, reject });
       if (!this.inFlight) void this.flush();
     });
   }
 
-  /**
-   * Later revisions from the block must be above `rev`: a revision the caller saw allocated or
-   * stored (a watermark vouched for, a shard clock a fence raised), which may lie inside the
-   * block's unused part.
-   */
-  skipPast(rev: bigint): void {
-    if (this.blockNext <= this.blockEnd && this.blockNext <= rev) {
-      this.blockNext = rev + 1n;
-      if (rev > this.handedOut) this.handedOut = rev;
-    }
-  }
-
-  private dropBlock(): void {
-    this.blockNext = this.blockEnd + 1n;
-  }
-
-  /** Whether a block is being handed out (its unused rest is no revision anyone has). */
-  private inBlock(): boolean {
-    return this.blockNext <= this.blockEnd;
-  }
-
   /** The highest revision this proxy knows to be allocated (no coordinator call). */
   known(): bigint {
-    if (this.inBlock()) return this.handedOut > this.blockBase ? this.handedOut : this.blockBase;
     return this.last ?? 0n;
   }
 
@@ -202,21 +145,7 @@ export class ClockAllocator {
     const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
     const v = res.kvs.length ? parseClock(res.kvs[0].value) : 0n;
     if (this.last === null || v > this.last) this.last = v;
-    return this.observe(v);
-  }
-
-  /**
-   * The current revision given the coordinator's clock `v`: while this replica hands out a
-   * block that nobody has passed (v is the block's end), the highest revision it handed out
-   * (the rest of the block belongs to no write); a clock past the block ends the block.
-   */
-  observe(v: bigint): bigint {
-    if (!this.inBlock()) return v;
-    if (v > this.blockEnd) {
-      this.dropBlock();
-      return v;
-    }
-    return this.known();
+    return v;
   }
 
   private async flush(): Promise<void> {
@@ -233,17 +162,8 @@ export class ClockAllocator {
       try {
         const total = batch.reduce((n, w) => n + w.count, 0n);
         const started = performance.now();
-        // While exclusive, reserve a block beyond what is asked: later calls need no round trip.
-        const block = this.exclusive();
-        const extra = block ? BLOCK_REVISIONS : 0n;
-        let next = await this.allocate(total + extra);
+        let next = await this.allocate(total);
         this.lastRoundTripMs = performance.now() - started;
-        if (block) {
-          this.blockBase = next - 1n;
-          this.blockNext = next + total;
-          this.blockEnd = next + total + extra - 1n;
-          this.handedOut = next + total - 1n;
-        }
         for (const w of batch) {
           w.resolve(next);
           next += w.count;

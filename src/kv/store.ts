@@ -106,8 +106,7 @@ export class MetaStore {
       { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY)], failure: [] },
       true,
     );
-    // While this replica hands out a revision block, the current revision is the last it handed out.
-    const clock = this.clock.observe(decodeClock(res.responses[0]?.response_range?.kvs[0]?.value));
+    const clock = decodeClock(res.responses[0]?.response_range?.kvs[0]?.value);
     this.noteCompacted(decodeCompacted(res.responses[1]?.response_range?.kvs[0]?.value));
     return { clock, compacted: this.compacted };
   }

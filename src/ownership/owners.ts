@@ -26,9 +26,6 @@ import { decodeOwner, encodeOwner, ownerKey, ownerRange } from './record.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { epochKey } from '../shard/epoch.js';
 
-/** How much sooner than its TTL this replica stops counting on its lease (clock rates differ). */
-const LEASE_MARGIN_MS = 1000;
-
 export interface OwnershipOptions {
   /** TTL of the ownership lease: how soon another replica takes over from a dead owner. */
   ttlSec: number;
@@ -49,8 +46,6 @@ export class Owners {
   private readonly claimed: Array<bigint | null>;
   private lease: bigint | null = null;
   private renewedAt = 0;
-  /** performance.now() when the keepalive (or grant) that last renewed the lease was sent. */
-  private renewedSentAt = -Infinity;
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private resigning = false;
@@ -87,18 +82,6 @@ export class Owners {
   /** The epoch this replica holds for the shard, or null when it does not own it. */
   localEpoch(shard: number): bigint | null {
     return this.resigning ? null : this.held[shard];
-  }
-
-  /**
-   * True while this replica owns every shard and its ownership lease cannot have expired yet:
-   * no other replica can allocate revisions then (clock/allocator.ts revision blocks). The
-   * lease lives at least TTL after the keepalive that renewed it was sent; the margin covers
-   * the two clocks' rates.
-   */
-  ownsAllSurely(): boolean {
-    if (this.resigning || this.lease === null) return false;
-    if (this.held.some((e) => e === null)) return false;
-    return performance.now() - this.renewedSentAt < this.opts.ttlSec * 1000 - LEASE_MARGIN_MS;
   }
 
   /** Where a write to `shard` goes now, or null while it has no owner (never waits). */
@@ -225,24 +208,18 @@ export class Owners {
   /** Grants the ownership lease, or renews it every third of its TTL. */
   private async keepLease(): Promise<void> {
     const now = Date.now();
-    const sentAt = performance.now();
     if (this.lease !== null && now - this.renewedAt >= (this.opts.ttlSec * 1000) / 3) {
       const ka = await this.coordinator.leaseKeepAlive(this.lease);
       if (BigInt(ka.TTL) <= 0n) {
         this.log.warn('ownership: lease lost (expired or the coordinator lost its data); giving up every shard');
         this.lease = null;
-        this.renewedSentAt = -Infinity;
         for (const s of this.shards) this.drop(s.index);
-      } else {
-        this.renewedAt = now;
-        this.renewedSentAt = sentAt;
-      }
+      } else this.renewedAt = now;
     }
     if (this.lease === null) {
       const g = await this.coordinator.leaseGrant({ TTL: String(this.opts.ttlSec), ID: '0' });
       this.lease = BigInt(g.ID);
       this.renewedAt = now;
-      this.renewedSentAt = sentAt;
     }
   }
 

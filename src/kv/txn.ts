@@ -66,19 +66,25 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
 
 /** On the owner, a write's turn on its keys comes after the earlier writes to them (key-turns.ts). */
 async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint): Promise<TxnOutcome> {
-  const keys = StateReads.forTxn(txn, store.ks).batchKeys();
-  if (!keys) return runOwnedTxn(store, shard, txn, epoch);
+  const reads = StateReads.forTxn(txn, store.ks);
+  const keys = reads.batchKeys();
+  if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads);
   const done = await store.keyTurns[shard.index].take(keys);
   try {
-    return await runOwnedTxn(store, shard, txn, epoch);
+    return await runOwnedTxn(store, shard, txn, epoch, reads);
   } finally {
     done();
   }
 }
 
 /** `epoch`: the owner epoch the write is routed under (undefined: no ownership, any replica writes). */
-async function runOwnedTxn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint | undefined): Promise<TxnOutcome> {
-  const reads = StateReads.forTxn(txn, store.ks);
+async function runOwnedTxn(
+  store: MetaStore,
+  shard: Shard,
+  txn: TxnRequest,
+  epoch: bigint | undefined,
+  reads = StateReads.forTxn(txn, store.ks),
+): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
   const leases = named.length ? await store.leases.lookupAll(named) : NO_LEASES;

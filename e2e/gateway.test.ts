@@ -9,7 +9,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMetricsServer } from '../src/metrics/http.js';
+import { startMetricsServer } from '../src/http/server.js';
 import { metaPerFile, metricTotal, waitFor } from './harness.js';
 
 const TEST_TIMEOUT = 60_000;

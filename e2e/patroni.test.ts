@@ -14,7 +14,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startMetricsServer } from '../src/metrics/http.js';
+import { startMetricsServer } from '../src/http/server.js';
 import { freePort } from '../src/local/ports.js';
 import { metaPerFile, tempDir, waitFor } from './harness.js';
 

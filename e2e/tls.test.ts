@@ -34,7 +34,7 @@ import {
 } from './harness.js';
 import { Cleanup } from './harness.js';
 import { Code, b } from './grpc-raw.js';
-import { startMetricsServer } from '../src/metrics/http.js';
+import { startMetricsServer } from '../src/http/server.js';
 import { collectStatus } from '../src/status/collect.js';
 import { allHealthy } from '../src/status/report.js';
 

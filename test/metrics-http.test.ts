@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMetricsServer } from '../src/metrics/http.js';
+import { startMetricsServer } from '../src/http/server.js';
 import { clockBatchSize, grpcDuration, grpcRequests, registry, upstreamRequests } from '../src/metrics/registry.js';
 
 async function get(base: string, path: string): Promise<{ status: number; type: string; body: string }> {

@@ -11,7 +11,7 @@ import * as manage from '../src/auth/manage.js';
 import { checkAdmin, checkPut, checkRange } from '../src/auth/authorize.js';
 import { decodeState, EMPTY_STATE, encodeState, READ, READWRITE, WRITE, type AuthState } from '../src/auth/state.js';
 import { JwtTokens } from '../src/auth/jwt-tokens.js';
-import { goDurationSeconds, parseAuthToken } from '../src/auth/options.js';
+import { goDurationSeconds, parseAuthToken } from '../src/config/auth-options.js';
 
 const b = (s: string) => Buffer.from(s);
 const iv = (begin: string, end: string) => ({ begin: b(begin), end: b(end) });

@@ -129,7 +129,7 @@ test('errors and routes as etcd 3.4 answers them', () => {
 });
 
 test('the metrics listener answers gateway paths with UNAVAILABLE until the proxy has started', async () => {
-  const { startMetricsServer } = await import('../src/metrics/http.js');
+  const { startMetricsServer } = await import('../src/http/server.js');
   const server = await startMetricsServer('127.0.0.1:0', { ready: () => false, upstreams: async () => [] }, undefined, () => null);
   try {
     const res = await fetch(`http://${server.address}/v3/kv/range`, { method: 'POST', body: '{}' });
@@ -144,7 +144,7 @@ test('the metrics listener answers gateway paths with UNAVAILABLE until the prox
 });
 
 test('request size: etcd\'s request-too-large check runs on the decoded message; larger bodies are refused as by gRPC', async () => {
-  const { startMetricsServer } = await import('../src/metrics/http.js');
+  const { startMetricsServer } = await import('../src/http/server.js');
   const { Gateway } = await import('../src/gateway/gateway.js');
   const { serviceDefinition } = await import('../src/server/service.js');
   const { unary } = await import('../src/server/unary.js');

@@ -13,13 +13,7 @@ import type { AuthState, User } from './state.js';
 import type { TokenProvider } from './tokens.js';
 import { EtcdError } from '../etcd/errors.js';
 import { status } from '@grpc/grpc-js';
-
-export interface JwtOptions {
-  signMethod: string;
-  privateKeyFile: string;
-  publicKeyFile: string;
-  ttlSeconds: number;
-}
+import type { JwtOptions } from '../config/auth-options.js';
 
 const METHODS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
 

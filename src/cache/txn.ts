@@ -6,7 +6,7 @@
 import type { Compare, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { rangeRequest } from '../etcd/defaults.js';
 import { evalCompare } from '../kv/compare.js';
-import { revHeader } from '../kv/txn-response.js';
+import { revHeader } from '../etcd/header.js';
 import type { Router } from '../partition/router.js';
 import { toWire } from '../shard/meta-kv.js';
 import { rangeFromView, type CacheView } from './range.js';

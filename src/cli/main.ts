@@ -7,7 +7,8 @@ import { runLocal } from './run-local.js';
 import { runRestore } from './run-restore.js';
 import { runServe } from './run-serve.js';
 import { runStatus } from './run-status.js';
-import { usage, version } from './usage.js';
+import { usage } from './usage.js';
+import { version } from '../version.js';
 
 /** Runs the command line; resolves with the process exit code. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/types.js';
 import type { RunningProxy } from '../server/proxy-api.js';
-import { startMetricsServer, type MetricsServer } from '../metrics/http.js';
+import { startMetricsServer, type MetricsServer } from '../http/server.js';
 import type { CliIO } from './io.js';
 import type { Shutdown } from './shutdown.js';
 

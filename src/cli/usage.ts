@@ -1,16 +1,4 @@
-import fs from 'node:fs';
 import { CONFIG_KEYS, envName, flagName } from '../config/schema.js';
-
-/** Version from package.json (two levels up from both src/cli and dist/cli). */
-export function version(): string {
-  try {
-    const pkg: unknown = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    const v = (pkg as { version?: unknown }).version;
-    return typeof v === 'string' ? v : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 export function usage(): string {
   const flags = CONFIG_KEYS.map((k) => `    --${flagName(k.path).padEnd(26)} ${envName(k.path).padEnd(40)} ${k.doc}`);

@@ -1,5 +1,5 @@
 /** The proxy's configuration, as loaded and validated by config/load.ts. */
-import type { AuthConfig } from '../auth/options.js';
+import type { AuthConfig } from './auth-options.js';
 
 /** How the proxy talks TLS to one upstream cluster's https:// endpoints (files are PEM). */
 export interface UpstreamTls {
@@ -112,7 +112,7 @@ export interface ProxyConfig {
     /** Where other replicas forward writes to this one; empty: the first advertised client URL. */
     peerUrl: string;
   };
-  /** etcd's Auth options (src/auth/); absent: etcd's defaults (auth/options.ts). */
+  /** etcd's Auth options (src/auth/); absent: etcd's defaults (config/auth-options.ts). */
   auth?: AuthConfig;
   log: { level: string };
 }

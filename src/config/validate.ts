@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { ClientTls, ProxyConfig, ShardConfig, UpstreamTls } from './types.js';
 import { formatHostPort, normaliseEndpoint, parseHostPort } from './address.js';
-import { parseAuthToken } from '../auth/options.js';
+import { parseAuthToken } from './auth-options.js';
 
 /**
  * Checks the merged raw configuration and builds a ProxyConfig. Every problem is reported as

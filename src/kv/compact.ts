@@ -9,7 +9,7 @@ import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
 import { COMPACT_KEY, decodeCompacted, encodeCompacted } from './store.js';
 import type { MetaStore } from './store.js';
-import { revHeader } from './txn-response.js';
+import { revHeader } from '../etcd/header.js';
 
 function ignoreCompacted(err: unknown): void {
   if (err instanceof EtcdError && err.message.includes('required revision has been compacted')) return;

@@ -5,7 +5,7 @@
 import type { DeleteRangeRequest, DeleteRangeResponse, KeyValue } from '../etcd/types.js';
 import type { MetaStore } from './store.js';
 import { runShardTxn } from './txn.js';
-import { revHeader } from './txn-response.js';
+import { revHeader } from '../etcd/header.js';
 
 export async function deleteRange(store: MetaStore, req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
   const shardIdx = store.router.shardsForRange(req.key, req.range_end);

@@ -2,7 +2,7 @@
 import type { PutRequest, PutResponse } from '../etcd/types.js';
 import type { MetaStore } from './store.js';
 import { runShardTxn } from './txn.js';
-import { revHeader } from './txn-response.js';
+import { revHeader } from '../etcd/header.js';
 
 export async function put(store: MetaStore, req: PutRequest): Promise<PutResponse> {
   const shard = store.shards[store.router.shardOf(req.key)];

@@ -27,7 +27,7 @@ import type { TxnResponse } from '../etcd/types.js';
 import { assembleRange, memberShape } from './range-result.js';
 import type { ShardRangePart } from './range-result.js';
 import type { MetaStore } from './store.js';
-import { revHeader } from './txn-response.js';
+import { revHeader } from '../etcd/header.js';
 
 interface ShardAnswer {
   clock: ClockRead;

@@ -13,6 +13,7 @@ import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
 import { KeyTurns } from './key-turns.js';
 import { LeaseDirectory } from '../lease/directory.js';
+import type { ForwardedReap } from '../lease/cluster-view.js';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { rangeOp } from '../shard/shard.js';
 import type { TxnRequest } from '../etcd/types.js';
@@ -33,14 +34,8 @@ export interface WriteRouting {
   reap(url: string, shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }>;
 }
 
-/** A lease to reap, with the part of the lease view that decides which attachments are dead. */
-export interface ForwardedReap {
-  id: bigint;
-  /** The view's coordinator revision. */
-  rev: bigint;
-  /** The lease's live incarnation in the view, null when it is dead. */
-  live: bigint | null;
-}
+/** Defined by the lease verbs that send it (lease/cluster-view.ts). */
+export type { ForwardedReap };
 
 /**
  * The meta compaction revision, stored plus one (so etcd's initial "nothing compacted", -1, is 0

@@ -3,7 +3,7 @@
  * responses carry only a revision (the txn's once it has changed something, the prior one
  * before), nested txn responses carry an empty header.
  */
-import type { DeleteRangeResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../etcd/types.js';
+import type { DeleteRangeResponse, RangeRequest, RangeResponse, ResponseOp, TxnResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { fromMember, toWire } from '../shard/meta-kv.js';
@@ -11,10 +11,7 @@ import { assembleRange } from './range-result.js';
 import type { PlannedOp } from './txn-plan.js';
 import { emitsDelete } from './txn-plan.js';
 import { leaseIndexOpCount } from '../lease/index-ops.js';
-
-export function revHeader(rev: bigint): ResponseHeader {
-  return { cluster_id: '0', member_id: '0', revision: wire64(rev), raft_term: '0' };
-}
+import { revHeader } from '../etcd/header.js';
 
 export interface AssembleContext {
   ks: Keyspace;

@@ -11,7 +11,7 @@ import { consistentRevision, rangeInTxn } from './range.js';
 import { txnShards } from './route-txn.js';
 import type { MetaStore } from './store.js';
 import type { TxnOutcome } from './txn.js';
-import { revHeader } from './txn-response.js';
+import { revHeader } from '../etcd/header.js';
 
 export function txnWrites(t: TxnRequest): boolean {
   return [...t.success, ...t.failure].some((op) => !!op.request_put || !!op.request_delete_range || (!!op.request_txn && txnWrites(op.request_txn)));

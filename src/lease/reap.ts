@@ -8,7 +8,7 @@
 import type { Compare, KeyValue, RequestOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { Errors } from '../etcd/errors.js';
-import type { MetaStore } from '../kv/store.js';
+import type { LeaseCluster } from './cluster-view.js';
 import { leaseKeysDeleted } from '../metrics/registry.js';
 import { decodeEnvelope } from '../shard/envelope.js';
 import { prefixEnd } from '../shard/keyspace.js';
@@ -44,7 +44,7 @@ export function entriesOf(kvs: KeyValue[]): IndexEntry[] {
  * `epoch`: the owner epoch this replica writes the shard under (ownership/); its writes fail
  * with NotOwnerError, applying nothing, once another replica owns the shard.
  */
-export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view: LeaseView, epoch?: bigint): Promise<ReapResult> {
+export async function reapShard(store: LeaseCluster, shard: Shard, id: bigint, view: LeaseView, epoch?: bigint): Promise<ReapResult> {
   const out: ReapResult = { deleted: 0, rev: 0n };
   const end = prefixEnd(indexPrefix(id));
   let start = indexPrefix(id);
@@ -65,7 +65,7 @@ export async function reapShard(store: MetaStore, shard: Shard, id: bigint, view
 }
 
 /** One write deleting these entries and their keys, re-planned on the fresh state if a pin fails. */
-async function reapEntries(store: MetaStore, shard: Shard, entries: IndexEntry[], view: LeaseView, epoch: bigint | undefined): Promise<ReapResult> {
+async function reapEntries(store: LeaseCluster, shard: Shard, entries: IndexEntry[], view: LeaseView, epoch: bigint | undefined): Promise<ReapResult> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     // The entries and their keys, read together (one snapshot).
     const read = await shard.read([...entries.map((e) => rangeOp(e.entryKey)), ...entries.map((e) => rangeOp(e.memberKey))]);
@@ -113,7 +113,7 @@ function deleteOp(key: Buffer): RequestOp {
  * Reaps on the replica that owns the shard's writes: here when this replica owns it, else by
  * asking the owner (which reads nothing of this view but the lease's own incarnation).
  */
-export async function reapOnOwner(store: MetaStore, shard: Shard, id: bigint, view: LeaseView, forwarded = false): Promise<ReapResult> {
+export async function reapOnOwner(store: LeaseCluster, shard: Shard, id: bigint, view: LeaseView, forwarded = false): Promise<ReapResult> {
   const routing = store.routing;
   if (!routing) return reapShard(store, shard, id, view);
   const route = await routing.route(shard.index);

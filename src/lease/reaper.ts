@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { RequestOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
+import type { LeaseCluster } from './cluster-view.js';
 import { leaseReaps } from '../metrics/registry.js';
 import { sysKey } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
@@ -51,7 +51,7 @@ export class LeaseReaper {
   private lastFailure = '';
 
   constructor(
-    private readonly store: MetaStore,
+    private readonly store: LeaseCluster,
     private readonly log: Logger,
     /** Unique per replica (the value of the election key). */
     private readonly me: string,

@@ -7,19 +7,19 @@ import type { Logger } from 'pino';
 import type { LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { Errors } from '../etcd/errors.js';
-import type { MetaStore } from '../kv/store.js';
+import type { LeaseCluster } from './cluster-view.js';
 import { decodeEnvelope } from '../shard/envelope.js';
 import { prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
 import { rangeOp } from '../shard/shard.js';
-import { revHeader } from '../kv/txn-response.js';
+import { revHeader } from '../etcd/header.js';
 import { indexPrefix } from './keys.js';
 import { entriesOf, reapOnOwner } from './reap.js';
 
 const PAGE = 500;
 const KEYS_PER_READ = 100;
 
-export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Promise<LeaseRevokeResponse> {
+export async function revokeLease(store: LeaseCluster, id: bigint, log: Logger): Promise<LeaseRevokeResponse> {
   // Only meta leases: the proxies' own coordinator leases (no marker) do not exist for clients.
   if ((await store.leases.lookup(id)) === null) throw Errors.leaseNotFound();
   const res = await store.coordinator.leaseRevoke(id);
@@ -38,7 +38,7 @@ export async function revokeLease(store: MetaStore, id: bigint, log: Logger): Pr
   return { header: revHeader(rev) };
 }
 
-export async function timeToLive(store: MetaStore, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+export async function timeToLive(store: LeaseCluster, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
   const id = BigInt(req.ID);
   const [res, incarnation] = await Promise.all([store.coordinator.leaseTimeToLive({ ID: req.ID, keys: false }), store.leases.lookup(id)]);
   // No marker: not a meta lease (or not any more), answered as etcd answers an unknown lease.
@@ -51,13 +51,13 @@ export async function timeToLive(store: MetaStore, req: LeaseTimeToLiveRequest):
   return { header: revHeader(store.clock.known()), ID: res.ID, TTL: res.TTL, grantedTTL: res.grantedTTL, keys };
 }
 
-export async function listLeases(store: MetaStore): Promise<LeaseLeasesResponse> {
+export async function listLeases(store: LeaseCluster): Promise<LeaseLeasesResponse> {
   const view = await store.leases.view();
   return { header: revHeader(store.clock.known()), leases: [...view.own].map((id) => ({ ID: wire64(id) })) };
 }
 
 /** The user keys on `shard` attached to this incarnation of the lease (checked against each key's envelope). */
-async function keysOn(store: MetaStore, shard: Shard, id: bigint, incarnation: bigint): Promise<Buffer[]> {
+async function keysOn(store: LeaseCluster, shard: Shard, id: bigint, incarnation: bigint): Promise<Buffer[]> {
   const out: Buffer[] = [];
   const end = prefixEnd(indexPrefix(id));
   let start = indexPrefix(id);

@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { RequestGuard } from '../auth/guard.js';
 import { JwtTokens } from '../auth/jwt-tokens.js';
-import { DEFAULT_AUTH, parseAuthToken } from '../auth/options.js';
+import { DEFAULT_AUTH, parseAuthToken } from '../config/auth-options.js';
 import { SimpleTokens } from '../auth/simple-tokens.js';
 import { AuthStore } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';

@@ -14,7 +14,7 @@ import type { AuthStore } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';
 import type { ResponseHeader } from '../etcd/types.js';
 import type { MetaStore } from '../kv/store.js';
-import { revHeader } from '../kv/txn-response.js';
+import { revHeader } from '../etcd/header.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
 

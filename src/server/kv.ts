@@ -27,7 +27,7 @@ import { encodeRangeResponse } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
-import { revHeader } from '../kv/txn-response.js';
+import { revHeader } from '../etcd/header.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { Encoded } from './service.js';

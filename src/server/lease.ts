@@ -16,7 +16,7 @@ import type {
   LeaseTimeToLiveResponse,
 } from '../etcd/types.js';
 import type { MetaStore } from '../kv/store.js';
-import { revHeader } from '../kv/txn-response.js';
+import { revHeader } from '../etcd/header.js';
 import { listLeases, revokeLease, timeToLive } from '../lease/verbs.js';
 import { grpcRequests } from '../metrics/registry.js';
 import type { CacheReader } from '../cache/reads.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { UpstreamProbe } from '../metrics/health.js';
+import type { UpstreamProbe } from '../http/health.js';
 import type { ReaperOptions } from '../lease/reaper.js';
 import type { Gateway } from '../gateway/gateway.js';
 

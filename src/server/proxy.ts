@@ -29,7 +29,7 @@ import { CacheReader } from '../cache/reads.js';
 import { addCacheSource, startKnownSeries } from '../metrics/registry.js';
 import { WatchHub } from '../watch/hub.js';
 import { MergedStream } from '../watch/merged-stream.js';
-import { version } from '../cli/usage.js';
+import { version } from '../version.js';
 import { CoordinatorLeases } from '../membership/coordinator-lease.js';
 import { memberList } from '../membership/members.js';
 import { listProxies, type ProxyRecord } from '../membership/records.js';

@@ -5,7 +5,7 @@ import { CheckedCertificateProvider } from '../tls/cert-files.js';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../config/address.js';
 import { checks, health, type HttpAnswer, type Probes } from './health.js';
-import { registry } from './registry.js';
+import { registry } from '../metrics/registry.js';
 import { ownsPath, type Gateway } from '../gateway/gateway.js';
 import { sendError } from '../gateway/respond.js';
 

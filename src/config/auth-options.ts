@@ -3,7 +3,6 @@
  * "jwt,pub-key=<file>,priv-key=<file>,sign-method=RS256,ttl=5m" (etcd's defaults: simple;
  * JWT ttl 5m), `--auth-token-ttl` the simple token TTL in seconds (300), `--bcrypt-cost` (10).
  */
-import type { JwtOptions } from './jwt-tokens.js';
 
 export interface AuthConfig {
   /** etcd's --auth-token. */
@@ -15,6 +14,14 @@ export interface AuthConfig {
 }
 
 export const DEFAULT_AUTH: AuthConfig = { token: 'simple', tokenTtl: 300, bcryptCost: 10 };
+
+/** A JWT token provider's options (auth/jwt-tokens.ts). */
+export interface JwtOptions {
+  signMethod: string;
+  privateKeyFile: string;
+  publicKeyFile: string;
+  ttlSeconds: number;
+}
 
 export type TokenKind = { kind: 'simple' } | ({ kind: 'jwt' } & JwtOptions);
 

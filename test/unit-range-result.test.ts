@@ -86,7 +86,7 @@ describe('assembleRange: merge, count, limit', () => {
     assert.equal(out.count, 9n);
     assert.equal(out.more, true);
     // Counts as reported by the members, whatever they returned.
-    const odd = assembleRange(req({ limit: '2' }), [part([A, D], 5n, true), part([B], 4n, true), part([], 1n)]);
+    const odd = assembleRange(req({ limit: '2' }), [part([A, D], 5n), part([B], 4n), part([], 1n)]);
     assert.equal(odd.count, 10n);
   });
 

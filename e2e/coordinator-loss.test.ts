@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RawClient, metaPerFile, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
-import { COORDINATOR_CLOCK_KEY } from '../src/clock/allocator.js';
+import { CLOCK_KEY } from '../src/shard/keyspace.js';
 import { COMPACT_KEY, decodeCompacted } from '../src/kv/store.js';
 import { PARTITION_MAP_KEY } from '../src/partition/store.js';
 
@@ -100,7 +100,7 @@ test('coordinator wiped while the proxies run, with no write: they write the par
     return r.ok ? ((r.res.kvs[0]?.value as Buffer | undefined) ?? null) : null;
   };
   // Nobody writes: the running proxies notice on their own.
-  await waitFor(async () => (await read(PARTITION_MAP_KEY)) !== null && (await read(COMPACT_KEY)) !== null && (await read(COORDINATOR_CLOCK_KEY)) !== null, 60_000, 'the records written back');
+  await waitFor(async () => (await read(PARTITION_MAP_KEY)) !== null && (await read(COMPACT_KEY)) !== null && (await read(CLOCK_KEY)) !== null, 60_000, 'the records written back');
   assert.equal(decodeCompacted((await read(COMPACT_KEY))!), compactedAt, 'the compaction record holds the last compaction');
   const map = JSON.parse((await read(PARTITION_MAP_KEY))!.toString()) as { partitions: number };
   assert.equal(map.partitions, 64);

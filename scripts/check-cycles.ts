@@ -19,8 +19,8 @@ const ALLOWED: ReadonlyArray<readonly [string, string, string]> = [
   ['kv/txn.ts', 'ownership/forward.ts', 'OwnerUnreachableError: move it beside NotOwnerError (or to etcd/errors.ts) and kv/ no longer imports ownership/'],
   ['kv/store.ts', 'kv/txn.ts', 'the TxnOutcome type lives in the txn engine; in a file of its own it cuts kv/store <-> kv/txn'],
   ['kv/txn-snapshot.ts', 'kv/txn.ts', 'the same TxnOutcome type'],
-  ['shard/writer.ts', 'shard/shard.ts', 'CLOCK_KEY, clockOf and the op builders: import them from shard/clock.ts and upstream/ops.ts'],
-  ['shard/epoch.ts', 'shard/shard.ts', 'the op builders: import them from upstream/ops.ts'],
+  ['shard/shard.ts', 'shard/writer.ts', 'a Shard holds its writer, set after construction (useWriter): give the writer to its users instead'],
+  ['shard/epoch.ts', 'shard/shard.ts', 'the op builders, re-exported by shard.ts: import them from upstream/ops.ts'],
 ];
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');

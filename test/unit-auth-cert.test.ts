@@ -15,7 +15,7 @@ import { RequestGuard } from '../src/auth/guard.js';
 import { AuthStore } from '../src/auth/store.js';
 import type { AuthInfo } from '../src/auth/authorize.js';
 import { etcdService } from '../src/etcd/proto.js';
-import { Upstream } from '../src/shard/upstream.js';
+import { Upstream } from '../src/upstream/upstream.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-cert-'));
 const f = (name: string) => path.join(dir, name);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { ClockAllocator, COORDINATOR_CLOCK_KEY, REBUILD_GAP } from '../src/clock/allocator.js';
 import { decodeClock } from '../src/shard/envelope.js';
-import { Upstream } from '../src/shard/upstream.js';
+import { Upstream } from '../src/upstream/upstream.js';
 import { startEtcd } from '../src/local/etcd-process.js';
 import type { EtcdProcess } from '../src/local/etcd-process.js';
 import { clockAllocations } from '../src/metrics/registry.js';

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import type { Compare, RequestOp, TxnRequest, TxnResponse } from '../src/etcd/types.js';
 import { decodeClock, encodeClock } from '../src/shard/envelope.js';
 import { sysKey } from '../src/shard/keyspace.js';
-import { putOp } from '../src/shard/shard.js';
-import type { Upstream } from '../src/shard/upstream.js';
+import { putOp } from '../src/upstream/ops.js';
+import type { Upstream } from '../src/upstream/upstream.js';
 import type { WriteJob } from '../src/shard/writer.js';
 import { NotOwnerError, ShardWriter } from '../src/shard/writer.js';
 

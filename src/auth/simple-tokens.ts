@@ -12,7 +12,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { AuthInfo } from './authorize.js';
 import { TOKENS_PREFIX, tokenKey } from './keys.js';
 import type { AuthState, User } from './state.js';

@@ -8,7 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { EtcdError } from '../etcd/errors.js';
 import type { KeyValue } from '../etcd/types.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { AUTH_DOC_KEY, AUTH_PREFIX, AUTH_PREFIX_END, TOKENS_PREFIX } from './keys.js';
 import { decodeState, EMPTY_STATE, encodeState, type AuthState } from './state.js';
 

@@ -8,8 +8,8 @@
 import type { MemberLimits } from '../shard/writer.js';
 import { encodeEnvelope } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
-import { putOp } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { putOp } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { RequestOp } from '../etcd/types.js';
 import type { SnapshotKey } from './format.js';
 

@@ -17,7 +17,7 @@
  */
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/types.js';
-import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
+import { CLOCK_KEY, Keyspace } from '../shard/keyspace.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
 import { initHash } from '../partition/hash.js';
@@ -25,9 +25,9 @@ import { defaultPartitionMap, mapMismatch, RESTORING_MARKER, type PartitionMap }
 import { Router } from '../partition/router.js';
 import { PARTITION_MAP_KEY } from '../partition/store.js';
 import { encodeClock } from '../shard/envelope.js';
-import { Keyspace } from '../shard/keyspace.js';
-import { CLOCK_KEY, SHARD_ID_KEY, cmp, createIfAbsent, putOp } from '../shard/shard.js';
-import { Upstream } from '../shard/upstream.js';
+import { SHARD_ID_KEY } from '../shard/shard.js';
+import { cmp, createIfAbsent, putOp } from '../upstream/ops.js';
+import { Upstream } from '../upstream/upstream.js';
 import { KeyLoader } from './load-keys.js';
 import { readSnapshot, SnapshotError, verifySnapshot } from './reader.js';
 
@@ -124,7 +124,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
       {
         compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, PARTITION_MAP_KEY, { value: marker })],
         success: [
-          putOp(COORDINATOR_CLOCK_KEY, encodeClock(revision)),
+          putOp(CLOCK_KEY, encodeClock(revision)),
           putOp(COMPACT_KEY, encodeCompacted(revision)),
           putOp(PARTITION_MAP_KEY, Buffer.from(JSON.stringify(map))),
         ],

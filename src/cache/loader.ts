@@ -7,7 +7,7 @@
  */
 import { fromMember } from '../shard/meta-kv.js';
 import type { Keyspace } from '../shard/keyspace.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { KeyTree } from './store.js';
 import { emptyTree } from './store.js';
 import { encodeKeyValue } from './wire.js';

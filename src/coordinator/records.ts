@@ -9,14 +9,14 @@
  */
 import type { Logger } from 'pino';
 import type { ClockAllocator } from '../clock/allocator.js';
-import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
+import { CLOCK_KEY } from '../shard/keyspace.js';
 import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
 import type { MetaStore } from '../kv/store.js';
 import type { PartitionMap } from '../partition/map.js';
 import { mapMismatch, parsePartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/store.js';
-import { createIfAbsent, rangeOp } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { createIfAbsent, rangeOp } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 export const RECORDS_CHECK_INTERVAL_MS = 2000;
 
@@ -61,7 +61,7 @@ export class CoordinatorRecords {
 
   private async restore(): Promise<void> {
     const res = await this.coordinator.txn(
-      { compare: [], success: [rangeOp(PARTITION_MAP_KEY), rangeOp(COMPACT_KEY), rangeOp(COORDINATOR_CLOCK_KEY)], failure: [] },
+      { compare: [], success: [rangeOp(PARTITION_MAP_KEY), rangeOp(COMPACT_KEY), rangeOp(CLOCK_KEY)], failure: [] },
       true,
     );
     const has = res.responses.map((r) => (r.response_range?.kvs.length ?? 0) > 0);

@@ -5,8 +5,8 @@
 import { Errors, EtcdError } from '../etcd/errors.js';
 import type { CompactionRequest, CompactionResponse } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { COMPACT_KEY, decodeCompacted, encodeCompacted } from './store.js';
 import type { MetaStore } from './store.js';
 import { revHeader } from '../etcd/header.js';

@@ -16,14 +16,13 @@
  *   below R, else at its member revision for R.
  */
 import { Errors } from '../etcd/errors.js';
-import type { RangeRequest, RangeResponse, RequestOp } from '../etcd/types.js';
+import type { RangeRequest, RangeResponse, RequestOp, TxnResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { MemberRange } from '../shard/keyspace.js';
 import { fromMember } from '../shard/meta-kv.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
-import { rangeOp } from '../shard/shard.js';
-import type { TxnResponse } from '../etcd/types.js';
+import { rangeOp } from '../upstream/ops.js';
 import { assembleRange, memberShape } from './range-result.js';
 import type { ShardRangePart } from './range-result.js';
 import type { MetaStore } from './store.js';

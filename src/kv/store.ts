@@ -7,15 +7,14 @@ import type { Router } from '../partition/router.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { RevisionMap } from '../shard/revmap.js';
 import type { Shard } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
-import { sysKey } from '../shard/keyspace.js';
+import { sysKey, CLOCK_KEY } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
 import { KeyTurns } from './key-turns.js';
 import { LeaseDirectory } from '../lease/directory.js';
 import type { ForwardedReap } from '../lease/cluster-view.js';
-import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
-import { rangeOp } from '../shard/shard.js';
+import { rangeOp } from '../upstream/ops.js';
 import type { TxnRequest } from '../etcd/types.js';
 import type { TxnOutcome } from './txn.js';
 
@@ -98,7 +97,7 @@ export class MetaStore {
    */
   async coordinatorView(): Promise<{ clock: bigint; compacted: bigint }> {
     const res = await this.coordinator.txn(
-      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY)], failure: [] },
+      { compare: [], success: [rangeOp(CLOCK_KEY), rangeOp(COMPACT_KEY)], failure: [] },
       true,
     );
     const clock = decodeClock(res.responses[0]?.response_range?.kvs[0]?.value);

@@ -7,7 +7,7 @@ import { Errors } from '../etcd/errors.js';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../etcd/types.js';
 import { encodeEnvelope } from '../shard/envelope.js';
 import type { Keyspace, MemberRange } from '../shard/keyspace.js';
-import { putOp, rangeOp } from '../shard/shard.js';
+import { putOp, rangeOp } from '../upstream/ops.js';
 import { evalCompare } from './compare.js';
 import { leaseIndexOps } from '../lease/index-ops.js';
 import type { LeaseChange } from '../lease/index-ops.js';

@@ -7,7 +7,9 @@ import { CompareResult, CompareTarget } from '../etcd/types.js';
 import type { Keyspace, MemberRange } from '../shard/keyspace.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 import { fromMember } from '../shard/meta-kv.js';
-import { CLOCK_KEY, clockEquals, cmp, rangeOp } from '../shard/shard.js';
+import { CLOCK_KEY } from '../shard/keyspace.js';
+import { clockEquals } from '../shard/shard.js';
+import { cmp, rangeOp } from '../upstream/ops.js';
 import type { StateHints } from './hints.js';
 
 type Read =

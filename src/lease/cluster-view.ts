@@ -5,7 +5,7 @@
  */
 import type { Keyspace } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { LeaseDirectory } from './directory.js';
 
 /** A lease to reap, with the part of the lease view that decides which attachments are dead. */

@@ -6,8 +6,8 @@
 import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
 import type { LeaseGrantRequest, LeaseGrantResponse, RequestOp } from '../etcd/types.js';
-import { rangeOp } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { rangeOp } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { MARKER_END, MARKER_PREFIX, markerId, markerKey } from './keys.js';
 
 /** Markers read per read-only coordinator txn (below etcd's default --max-txn-ops). */

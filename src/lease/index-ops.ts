@@ -5,7 +5,7 @@
  * that the reaper and TimeToLive check against the key's own envelope.
  */
 import type { RequestOp } from '../etcd/types.js';
-import { putOp } from '../shard/shard.js';
+import { putOp } from '../upstream/ops.js';
 import { encodeIncarnation, indexKey } from './keys.js';
 
 export interface LeaseChange {

@@ -13,7 +13,7 @@ import { leaseKeysDeleted } from '../metrics/registry.js';
 import { decodeEnvelope } from '../shard/envelope.js';
 import { prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
-import { cmp, rangeOp } from '../shard/shard.js';
+import { cmp, rangeOp } from '../upstream/ops.js';
 import { isDead } from './directory.js';
 import type { LeaseView } from './directory.js';
 import { indexPrefix, parseEntry } from './keys.js';

@@ -17,7 +17,7 @@ import type { LeaseCluster } from './cluster-view.js';
 import { leaseReaps } from '../metrics/registry.js';
 import { sysKey } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
-import { cmp, rangeOp } from '../shard/shard.js';
+import { cmp, rangeOp } from '../upstream/ops.js';
 import { isDead } from './directory.js';
 import type { LeaseView } from './directory.js';
 import { INDEX_END, INDEX_PREFIX } from './keys.js';

@@ -11,7 +11,7 @@ import type { LeaseCluster } from './cluster-view.js';
 import { decodeEnvelope } from '../shard/envelope.js';
 import { prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
-import { rangeOp } from '../shard/shard.js';
+import { rangeOp } from '../upstream/ops.js';
 import { revHeader } from '../etcd/header.js';
 import { indexPrefix } from './keys.js';
 import { entriesOf, reapOnOwner } from './reap.js';

@@ -9,7 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
 import type { AlarmMember, AlarmRequest } from '../etcd/types.js';
 import { AlarmAction, AlarmType } from '../etcd/types.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 const KNOWN_TYPES: readonly number[] = Object.values(AlarmType);
 

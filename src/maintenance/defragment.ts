@@ -6,7 +6,7 @@
  */
 import { status } from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /** A large member database takes long to rewrite; this is well above the request timeout on purpose. */
 export const DEFRAGMENT_TIMEOUT_MS = 10 * 60_000;

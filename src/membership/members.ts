@@ -1,6 +1,6 @@
 /** The replicas as Cluster.MemberList reports them. */
 import type { Member } from '../etcd/types.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { byId, listProxies, type ProxyRecord } from './records.js';
 
 function asMember(r: ProxyRecord): Member {

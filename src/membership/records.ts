@@ -4,7 +4,7 @@
  * replica that dies without deregistering disappears when its lease expires.
  */
 import { prefixEnd, sysKey } from '../shard/keyspace.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 export const PROXIES_PREFIX = sysKey('proxies/');
 

@@ -5,7 +5,7 @@
  * successful keepalive round notices and registers again.
  */
 import type { Logger } from 'pino';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { CoordinatorLeases } from './coordinator-lease.js';
 import { proxyKey, type ProxyRecord } from './records.js';
 

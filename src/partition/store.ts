@@ -1,7 +1,7 @@
 /** Records the partition map in the coordinator on first start and checks it on every later one. */
 import { sysKey } from '../shard/keyspace.js';
-import { createIfAbsent } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { createIfAbsent } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { PartitionMap } from './map.js';
 import { mapMismatch, parsePartitionMap } from './map.js';
 

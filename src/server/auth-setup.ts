@@ -15,7 +15,7 @@ import type { ProxyConfig } from '../config/types.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
 import type { MetaStore } from '../kv/store.js';
 import { timeToLive } from '../lease/verbs.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { authService } from './auth.js';
 import type { HeaderSource } from './header.js';
 

@@ -28,7 +28,7 @@ import type { MetaStore } from '../kv/store.js';
 import { alarmAll } from '../maintenance/alarm.js';
 import { defragmentAll } from '../maintenance/defragment.js';
 import { hashKV, hashKVResponse } from '../maintenance/hash-kv.js';
-import type { Upstream } from '../shard/upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { HeaderSource } from './header.js';
 import { snapshotHandler } from './snapshot-stream.js';
 import { unary } from './unary.js';

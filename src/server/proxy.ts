@@ -20,7 +20,7 @@ import { Router } from '../partition/router.js';
 import { loadOrRecordPartitionMap } from '../partition/store.js';
 import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
-import { Upstream } from '../shard/upstream.js';
+import { Upstream } from '../upstream/upstream.js';
 import { metaproxyService } from '../etcd/proto.js';
 import { ShardWriter } from '../shard/writer.js';
 import { epochKey } from '../shard/epoch.js';

@@ -12,6 +12,12 @@ export function sysKey(name: string): Buffer {
   return Buffer.concat([SYS_PREFIX, Buffer.from(name)]);
 }
 
+/**
+ * The clock: in a member, the meta revision its shard stands at (the fence, DESIGN invariant 2);
+ * in the coordinator, the last meta revision allocated. One key, the same bytes in both.
+ */
+export const CLOCK_KEY = sysKey('clock');
+
 /** The smallest key greater than every key with this prefix; empty = no upper bound. */
 export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);

@@ -5,7 +5,7 @@
  * them arrived, and a read-only txn is linearizable in etcd (unless serializable).
  */
 import type { RequestOp, TxnResponse } from '../etcd/types.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 interface Waiting {
   ops: RequestOp[];

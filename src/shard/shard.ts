@@ -10,54 +10,22 @@ import type { ShardWriter } from './writer.js';
 import { ShardReader } from './reader.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
-import { sysKey } from './keyspace.js';
-import type { Upstream } from './upstream.js';
+import { CLOCK_KEY, sysKey } from './keyspace.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
 import { epochKey } from './epoch.js';
 
-export const CLOCK_KEY = sysKey('clock');
+// The write path's files (writer.ts, epoch.ts, clock/allocator.ts, ownership/) still import
+// these from here; they live in upstream/ops.ts and keyspace.ts.
+export { CLOCK_KEY, cmp, createIfAbsent, putOp, rangeOp };
+
 export const SHARD_ID_KEY = sysKey('shard-name');
 /** Range ops per read-only member txn: below etcd's default --max-txn-ops (128) with the clock read. */
 const READ_CHUNK = 100;
 
-/**
- * A member range op. An empty range_end is left out rather than sent empty: etcd (gogoproto)
- * decodes an explicitly empty range_end as a non-nil empty slice, which means "every key from
- * `key` on", not "the key alone".
- */
-export function rangeOp(key: Buffer, rangeEnd: Buffer = Buffer.alloc(0), extra: Record<string, unknown> = {}): RequestOp {
-  const req: Record<string, unknown> = { key, ...extra };
-  if (rangeEnd.length) req.range_end = rangeEnd;
-  return { request_range: req as unknown as RequestOp['request_range'] };
-}
-
-export function putOp(key: Buffer, value: Buffer, prevKv = false): RequestOp {
-  return { request_put: { key, value, prev_kv: prevKv } as RequestOp['request_put'] };
-}
-
-/** A member compare. No range_end: an empty one sent explicitly made etcd 3.4 misjudge the compare. */
-export function cmp(target: number, result: number, key: Buffer, field: Partial<Compare>): Compare {
-  return { target, result, key, ...field } as Compare;
-}
-
 /** A compare that holds only while nothing at all was written to the shard since `clock`. */
 export function clockEquals(clock: bigint): Compare {
   return cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(clock) });
-}
-
-/**
- * Puts `value` at `key` unless the key exists (one txn): null when it was created, else the
- * value already there. Used for the records the proxy creates once (clocks, names, maps).
- */
-export async function createIfAbsent(upstream: Upstream, key: Buffer, value: Buffer): Promise<Buffer | null> {
-  const res = await upstream.txn(
-    {
-      compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, key, { create_revision: '0' })],
-      success: [putOp(key, value)],
-      failure: [rangeOp(key)],
-    },
-    false,
-  );
-  return res.succeeded ? null : (res.responses[0]?.response_range?.kvs[0]?.value ?? Buffer.alloc(0));
 }
 
 /** The clock as it stands in a member, read in the same member txn as the data beside it. */

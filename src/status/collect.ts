@@ -7,15 +7,15 @@
  * are unknown is reported as such.
  */
 import type { UpstreamTls } from '../config/types.js';
-import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
+import { CLOCK_KEY, Keyspace } from '../shard/keyspace.js';
 import { COMPACT_KEY, decodeCompacted } from '../kv/store.js';
 import { listProxies, type ProxyRecord } from '../membership/records.js';
 import { parsePartitionMap, type PartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/store.js';
 import { decodeClock } from '../shard/envelope.js';
-import { Keyspace } from '../shard/keyspace.js';
-import { CLOCK_KEY, SHARD_ID_KEY, rangeOp } from '../shard/shard.js';
-import { Upstream } from '../shard/upstream.js';
+import { SHARD_ID_KEY } from '../shard/shard.js';
+import { rangeOp } from '../upstream/ops.js';
+import { Upstream } from '../upstream/upstream.js';
 import type { ClusterStatus, CoordinatorStatus, EndpointStatus, Health, ShardStatus, StatusReport, ViaProxy } from './report.js';
 
 export interface StatusOptions {
@@ -84,7 +84,7 @@ async function readCoordinator(opts: StatusOptions): Promise<CoordinatorRead> {
   const coordinator = new Upstream({ name: 'coordinator', endpoints: opts.coordinatorEndpoints, requestTimeoutMs: opts.timeoutMs, tls: opts.tls?.('coordinator') });
   try {
     const res = await coordinator.txn(
-      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY), rangeOp(PARTITION_MAP_KEY), rangeOp(SHARD_ID_KEY)], failure: [] },
+      { compare: [], success: [rangeOp(CLOCK_KEY), rangeOp(COMPACT_KEY), rangeOp(PARTITION_MAP_KEY), rangeOp(SHARD_ID_KEY)], failure: [] },
       true,
     );
     const [clock, compact, map, shardName] = res.responses.map((r) => r.response_range?.kvs[0]?.value);

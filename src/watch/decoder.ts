@@ -15,9 +15,8 @@ import type { KeyValue } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { decodeClock } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
-import { RESERVED, SYS_PREFIX } from '../shard/keyspace.js';
+import { RESERVED, SYS_PREFIX, CLOCK_KEY } from '../shard/keyspace.js';
 import { fromMember, toWire } from '../shard/meta-kv.js';
-import { CLOCK_KEY } from '../shard/shard.js';
 import type { MetaEvent } from './event.js';
 import { EventType, eventSize } from './event.js';
 

@@ -4,6 +4,7 @@
  * the coordinator's lease engine does TTLs, keepalives and expiry, and its errors are etcd's.
  */
 import { status } from '@grpc/grpc-js';
+import { Batcher, type Waiter } from '../batching/batcher.js';
 import { EtcdError } from '../etcd/errors.js';
 import type { LeaseGrantRequest, LeaseGrantResponse, RequestOp } from '../etcd/types.js';
 import { rangeOp } from '../upstream/ops.js';
@@ -30,15 +31,9 @@ export function isDead(view: LeaseView, id: bigint, incarnation: bigint): boolea
   return incarnation <= view.rev && view.live.get(id) !== incarnation;
 }
 
-interface Lookup {
-  id: bigint;
-  resolve: (incarnation: bigint | null) => void;
-  reject: (err: unknown) => void;
-}
-
 export class LeaseDirectory {
-  private queue: Lookup[] = [];
-  private running = false;
+  /** Lookups share coordinator reads, LOOKUPS_PER_TXN at most in each. */
+  private readonly lookups = new Batcher<bigint, bigint | null>((batch) => this.readMarkers(batch), { take: () => LOOKUPS_PER_TXN });
 
   /**
    * `namespace`: the proxy's key namespace. Proxies with different namespaces may share the
@@ -74,10 +69,7 @@ export class LeaseDirectory {
    * share the next coordinator read (each sees every grant and revoke finished before it began).
    */
   lookup(id: bigint): Promise<bigint | null> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ id, resolve, reject });
-      if (!this.running) void this.run();
-    });
+    return this.lookups.submit(id);
   }
 
   async lookupAll(ids: Iterable<bigint>): Promise<Map<bigint, bigint>> {
@@ -105,23 +97,14 @@ export class LeaseDirectory {
     return { rev: BigInt(res.header?.revision ?? '0'), live, own };
   }
 
-  private async run(): Promise<void> {
-    this.running = true;
-    while (this.queue.length) {
-      const batch = this.queue.splice(0, LOOKUPS_PER_TXN);
-      const ids = [...new Set(batch.map((l) => l.id))];
-      try {
-        const res = await this.coordinator.txn({ compare: [], success: ids.map((id) => rangeOp(markerKey(id))), failure: [] }, true);
-        const found = new Map<bigint, bigint>();
-        ids.forEach((id, i) => {
-          const kv = res.responses[i]?.response_range?.kvs[0];
-          if (kv && this.namespace.equals(kv.value)) found.set(id, BigInt(kv.create_revision));
-        });
-        for (const l of batch) l.resolve(found.get(l.id) ?? null);
-      } catch (err) {
-        for (const l of batch) l.reject(err);
-      }
-    }
-    this.running = false;
+  private async readMarkers(batch: Waiter<bigint, bigint | null>[]): Promise<void> {
+    const ids = [...new Set(batch.map((l) => l.item))];
+    const res = await this.coordinator.txn({ compare: [], success: ids.map((id) => rangeOp(markerKey(id))), failure: [] }, true);
+    const found = new Map<bigint, bigint>();
+    ids.forEach((id, i) => {
+      const kv = res.responses[i]?.response_range?.kvs[0];
+      if (kv && this.namespace.equals(kv.value)) found.set(id, BigInt(kv.create_revision));
+    });
+    for (const l of batch) l.resolve(found.get(l.item) ?? null);
   }
 }

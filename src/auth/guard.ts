@@ -117,8 +117,8 @@ export class RequestGuard {
       return null;
     } catch (err) {
       const e = asEtcdError(err);
-      const known = [AuthErrors.invalidAuthToken(), AuthErrors.authOldRevision(), AuthErrors.userEmpty()];
-      return goStatusText(known.find((k) => k.message === e.message) ?? AuthErrors.permissionDenied());
+      const known = [AuthErrors.invalidAuthToken, AuthErrors.authOldRevision, AuthErrors.userEmpty].find((k) => k.is(e));
+      return goStatusText((known ?? AuthErrors.permissionDenied)());
     }
   }
 

@@ -14,7 +14,7 @@ import type { EventBatch } from '../watch/event.js';
 import { EventType } from '../watch/event.js';
 import type { History } from '../watch/history.js';
 import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
-import { EtcdError } from '../etcd/errors.js';
+import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
 import type { CacheView, CachedRange } from './range.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
@@ -118,7 +118,7 @@ export class ReadCache {
         await new Promise((r) => setTimeout(r, RETRY_MS));
         // Any consistent point will do (batches at or below it are skipped): a newer one
         // survives a member compaction past the stream's start.
-        if (err instanceof EtcdError && err.message.includes('compacted')) point = await consistentStart(this.shards).catch(() => point);
+        if (Errors.compacted.is(err)) point = await consistentStart(this.shards).catch(() => point);
       }
     }
   }

@@ -1,6 +1,9 @@
 /**
  * etcd's client-visible errors: gRPC code plus the exact message etcd sends, because clients
- * (kube-apiserver, clientv3, etcdctl) match on these strings.
+ * (kube-apiserver, clientv3, etcdctl) match on these strings. Inside the proxy they are told
+ * apart by name, as etcd's rpctypes errors are (`Errors.compacted.is(err)`), never by
+ * matching text; the one place text is looked up is where an etcd answer comes off the wire
+ * (fromWire), as clientv3 maps a gRPC status to its named error.
  */
 import { status } from '@grpc/grpc-js';
 
@@ -8,35 +11,72 @@ export class EtcdError extends Error {
   constructor(
     readonly code: status,
     message: string,
+    /** etcd's name for the error (Errors' key: 'compacted' for ErrCompacted), when it has one. */
+    readonly kind: string | null = null,
   ) {
     super(message);
     this.name = 'EtcdError';
   }
 }
 
-const e = (code: status, message: string) => () => new EtcdError(code, message);
+/** One of etcd's named errors: call it for a new error; is() tells an error of this kind. */
+export interface NamedError {
+  (): EtcdError;
+  readonly kind: string;
+  readonly code: status;
+  readonly message: string;
+  is(err: unknown): err is EtcdError;
+}
+
+/** Every named error by its message, for errors that arrive as code and text (fromWire). */
+const byMessage = new Map<string, NamedError>();
+
+/** Names each entry of a table of etcd errors by its key (the key is the error's kind). */
+export function namedErrors<K extends string>(table: Record<K, readonly [status, string]>): Record<K, NamedError> {
+  const out = {} as Record<K, NamedError>;
+  for (const kind of Object.keys(table) as K[]) {
+    const [code, message] = table[kind];
+    const make = (): EtcdError => new EtcdError(code, message, kind);
+    const named: NamedError = Object.assign(make, {
+      kind,
+      code,
+      message,
+      is: (err: unknown): err is EtcdError => err instanceof EtcdError && err.kind === kind,
+    });
+    out[kind] = named;
+    byMessage.set(message, named);
+  }
+  return out;
+}
+
+/** An error as an etcd server sent it (gRPC code and message), named when etcd names it. */
+export function fromWire(code: status, message: string): EtcdError {
+  return new EtcdError(code, message, byMessage.get(message)?.kind ?? null);
+}
 
 export const Errors = {
-  emptyKey: e(status.INVALID_ARGUMENT, 'etcdserver: key is not provided'),
-  invalidSortOption: e(status.INVALID_ARGUMENT, 'etcdserver: invalid sort option'),
-  keyNotFound: e(status.INVALID_ARGUMENT, 'etcdserver: key not found'),
-  valueProvided: e(status.INVALID_ARGUMENT, 'etcdserver: value is provided'),
-  leaseProvided: e(status.INVALID_ARGUMENT, 'etcdserver: lease is provided'),
-  tooManyOps: e(status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),
-  duplicateKey: e(status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'),
-  requestTooLarge: e(status.INVALID_ARGUMENT, 'etcdserver: request is too large'),
-  compacted: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
-  futureRev: e(status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
-  leaseNotFound: e(status.NOT_FOUND, 'etcdserver: requested lease not found'),
-  /** etcd's overload answer (ErrTooManyRequests); the proxy's when its memory budget is spent. */
-  tooManyRequests: e(status.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
-  /** A call the client cancelled (its answer is never seen). */
-  cancelled: e(status.CANCELLED, 'context canceled'),
-  noSpace: e(status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
-  badLeaderTransferee: e(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
+  ...namedErrors({
+    emptyKey: [status.INVALID_ARGUMENT, 'etcdserver: key is not provided'],
+    invalidSortOption: [status.INVALID_ARGUMENT, 'etcdserver: invalid sort option'],
+    keyNotFound: [status.INVALID_ARGUMENT, 'etcdserver: key not found'],
+    valueProvided: [status.INVALID_ARGUMENT, 'etcdserver: value is provided'],
+    leaseProvided: [status.INVALID_ARGUMENT, 'etcdserver: lease is provided'],
+    tooManyOps: [status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'],
+    duplicateKey: [status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'],
+    requestTooLarge: [status.INVALID_ARGUMENT, 'etcdserver: request is too large'],
+    compacted: [status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'],
+    futureRev: [status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'],
+    leaseNotFound: [status.NOT_FOUND, 'etcdserver: requested lease not found'],
+    /** etcd's overload answer (ErrTooManyRequests); the proxy's when its memory budget is spent. */
+    tooManyRequests: [status.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'],
+    /** A call the client cancelled (its answer is never seen). */
+    cancelled: [status.CANCELLED, 'context canceled'],
+    noSpace: [status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'],
+    badLeaderTransferee: [status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'],
+    /** Keys at or above the reserved prefix hold the proxy's own data. */
+    reservedKey: [status.INVALID_ARGUMENT, 'etcd-metaproxy: keys starting with 0xffffff are reserved'],
+  }),
   notSupported: (what: string) => new EtcdError(status.UNIMPLEMENTED, `etcd-metaproxy: ${what} is not supported yet`),
-  /** Keys at or above the reserved prefix hold the proxy's own data. */
-  reservedKey: e(status.INVALID_ARGUMENT, 'etcd-metaproxy: keys starting with 0xffffff are reserved'),
   crossShard: (shards: string[]) =>
     new EtcdError(
       status.FAILED_PRECONDITION,

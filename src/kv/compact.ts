@@ -2,7 +2,7 @@
  * Compact(R): record R in the coordinator first (from then on reads below R are refused),
  * then compact every member at its member revision for R, and the coordinator's own history.
  */
-import { Errors, EtcdError } from '../etcd/errors.js';
+import { Errors } from '../etcd/errors.js';
 import type { CompactionRequest, CompactionResponse } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
@@ -12,7 +12,7 @@ import type { MetaStore } from './store.js';
 import { revHeader } from '../etcd/header.js';
 
 function ignoreCompacted(err: unknown): void {
-  if (err instanceof EtcdError && err.message.includes('required revision has been compacted')) return;
+  if (Errors.compacted.is(err)) return;
   throw err;
 }
 

@@ -13,7 +13,7 @@
  * revision is the lowest envelope revision among the keys written at m (a range filtered on
  * m's member mod revision: etcd walks the index but answers only those keys).
  */
-import { EtcdError } from '../etcd/errors.js';
+import { Errors } from '../etcd/errors.js';
 
 import { decodeEnvelope } from './envelope.js';
 import type { ClockRead, Shard } from './shard.js';
@@ -81,7 +81,7 @@ export class RevisionMap {
         if (r > 0n && r < first) first = r;
       }
     } catch (err) {
-      if (!(err instanceof EtcdError && err.message.includes('compacted'))) throw err;
+      if (!Errors.compacted.is(err)) throw err;
     }
     return first;
   }
@@ -90,7 +90,7 @@ export class RevisionMap {
     try {
       return await this.shard.clockAt(memberRev);
     } catch (err) {
-      if (err instanceof EtcdError && err.message.includes('compacted')) return null;
+      if (Errors.compacted.is(err)) return null;
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
-import { EtcdError, Errors, isGrpcError } from '../etcd/errors.js';
+import { EtcdError, Errors, fromWire, isGrpcError } from '../etcd/errors.js';
 import type {
   AlarmRequest,
   AlarmResponse,
@@ -206,7 +206,7 @@ export class Upstream {
   translate(err: unknown): Error {
     if (!isGrpcError(err)) return err instanceof Error ? err : new Error(String(err));
     const details = err.details ?? err.message ?? '';
-    if (details.startsWith('etcdserver:')) return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);
+    if (details.startsWith('etcdserver:')) return fromWire(err.code ?? grpc.status.UNKNOWN, details);
     if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
       return Errors.unavailable(this.name === 'coordinator' ? 'coordinator' : `shard ${this.name}`, details);
     }

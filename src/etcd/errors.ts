@@ -25,7 +25,7 @@ export interface NamedError {
   readonly kind: string;
   readonly code: status;
   readonly message: string;
-  is(err: unknown): err is EtcdError;
+  is(err: unknown): boolean;
 }
 
 /** Every named error by its message, for errors that arrive as code and text (fromWire). */
@@ -41,7 +41,7 @@ export function namedErrors<K extends string>(table: Record<K, readonly [status,
       kind,
       code,
       message,
-      is: (err: unknown): err is EtcdError => err instanceof EtcdError && err.kind === kind,
+      is: (err: unknown): boolean => err instanceof EtcdError && err.kind === kind,
     });
     out[kind] = named;
     byMessage.set(message, named);

@@ -4,14 +4,15 @@
  * answers before, during and after must be the acknowledged state, from the cache once it is
  * back.
  *
- * To get there: a member is killed long enough for the proxy's member watch to back off, then
- * restarted; before the watch reconnects, keys on that shard are written and the member is
+ * To get there: a member is killed until the proxy's member watch has backed off (its retries
+ * are counted by etcd_metaproxy_upstream_watch_restarts_total), then restarted right after a
+ * retry; before the watch reconnects, keys on that shard are written and the member is
  * compacted at its own head (directly, behind the proxy's back), so the watch resumes below the
  * compaction.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawClient, metaPerFile, metricTotal, sleep, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, metricTotal, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 
 let meta: Meta;
@@ -46,8 +47,15 @@ test('a member compacted past the merged stream: the stream restarts, the cache 
 
   const resets = await metricTotal('etcd_metaproxy_watch_stream_resets_total');
   const member = meta.cluster.shards[0]!;
+  const restarts = () => metricTotal('etcd_metaproxy_upstream_watch_restarts_total');
+  const restartsBefore = await restarts();
   await member.kill();
-  await sleep(3500); // the member watch backs off to its longest delay (2 s)
+  // The proxy's watch of the dead member retries with a doubling delay: after a few retries it
+  // waits long. The member comes back right after a retry, so the writes and the compaction
+  // below land while the watch is still away.
+  await waitFor(async () => (await restarts()) >= restartsBefore + 5, 30_000, 'the member watch to back off');
+  const seen = await restarts();
+  await waitFor(async () => (await restarts()) > seen, 30_000, 'the next member watch retry');
   await member.restart();
   await waitFor(async () => (await client.kv('Put', { key: b(onShard0[0]!), value: b('during') })).ok, 20_000, 'a write to the restarted member');
   expected.set(onShard0[0]!, 'during');

@@ -15,7 +15,7 @@ import { RawClient, metaPerFile, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { CLOCK_KEY } from '../src/shard/keyspace.js';
 import { COMPACT_KEY, decodeCompacted } from '../src/kv/store.js';
-import { PARTITION_MAP_KEY } from '../src/partition/store.js';
+import { PARTITION_MAP_KEY } from '../src/partition/map-record.js';
 
 let meta: Meta;
 let client: RawClient;

@@ -9,7 +9,7 @@ import type { MetaKV } from '../src/shard/meta-kv.js';
 import { fromWire, toWire } from '../src/shard/meta-kv.js';
 import { rangeFromView, type CacheView } from '../src/cache/range.js';
 import { Snapshots } from '../src/cache/snapshots.js';
-import { ShardStore } from '../src/cache/store.js';
+import { ShardStore } from '../src/cache/key-tree.js';
 import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/cache/wire.js';
 import type { MetaEvent } from '../src/watch/event.js';
 import { History } from '../src/watch/history.js';

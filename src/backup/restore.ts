@@ -23,7 +23,7 @@ import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
 import { initHash } from '../partition/hash.js';
 import { defaultPartitionMap, mapMismatch, RESTORING_MARKER, type PartitionMap } from '../partition/map.js';
 import { Router } from '../partition/router.js';
-import { PARTITION_MAP_KEY } from '../partition/store.js';
+import { PARTITION_MAP_KEY } from '../partition/map-record.js';
 import { encodeClock } from '../shard/envelope.js';
 import { SHARD_ID_KEY } from '../shard/shard.js';
 import { cmp, createIfAbsent, putOp } from '../upstream/ops.js';

@@ -5,7 +5,7 @@
  * it takes and while writes go on.
  */
 import { parsePartitionMap } from '../partition/map.js';
-import { PARTITION_MAP_KEY } from '../partition/store.js';
+import { PARTITION_MAP_KEY } from '../partition/map-record.js';
 import { countAt, currentScanRevision, scanAt } from '../kv/scan.js';
 import type { MetaStore } from '../kv/store.js';
 import { SnapshotEncoder } from './encoder.js';

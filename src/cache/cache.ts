@@ -18,7 +18,7 @@ import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
 import type { CacheView, CachedRange } from './range.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
-import { ShardStore } from './store.js';
+import { ShardStore } from './key-tree.js';
 import { encodeKeyValue } from './wire.js';
 
 export interface CacheOptions extends SnapshotOptions {

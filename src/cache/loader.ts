@@ -8,8 +8,8 @@
 import { fromMember } from '../shard/meta-kv.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import type { Upstream } from '../upstream/upstream.js';
-import type { KeyTree } from './store.js';
-import { emptyTree } from './store.js';
+import type { KeyTree } from './key-tree.js';
+import { emptyTree } from './key-tree.js';
 import { encodeKeyValue } from './wire.js';
 
 const ALL = Buffer.from([0]);

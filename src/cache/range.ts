@@ -8,8 +8,8 @@ import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
 import { assembleRange, filtered, memberShape, mergeSorted } from '../kv/range-result.js';
 import { fromWire } from '../shard/meta-kv.js';
-import type { KeyTree } from './store.js';
-import { TOP } from './store.js';
+import type { KeyTree } from './key-tree.js';
+import { TOP } from './key-tree.js';
 import { decodeKeyValue, encodeKeyValue } from './wire.js';
 
 /** The per-shard trees of the cache at one meta revision. */

@@ -14,7 +14,7 @@ import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
 import type { MetaStore } from '../kv/store.js';
 import type { PartitionMap } from '../partition/map.js';
 import { mapMismatch, parsePartitionMap } from '../partition/map.js';
-import { PARTITION_MAP_KEY } from '../partition/store.js';
+import { PARTITION_MAP_KEY } from '../partition/map-record.js';
 import { createIfAbsent, rangeOp } from '../upstream/ops.js';
 import type { Upstream } from '../upstream/upstream.js';
 

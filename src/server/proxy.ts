@@ -17,7 +17,7 @@ import { MetaStore } from '../kv/store.js';
 import { hash64, initHash } from '../partition/hash.js';
 import { defaultPartitionMap } from '../partition/map.js';
 import { Router } from '../partition/router.js';
-import { loadOrRecordPartitionMap } from '../partition/store.js';
+import { loadOrRecordPartitionMap } from '../partition/map-record.js';
 import { Keyspace } from '../shard/keyspace.js';
 import { Shard } from '../shard/shard.js';
 import { Upstream } from '../upstream/upstream.js';

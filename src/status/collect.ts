@@ -11,7 +11,7 @@ import { CLOCK_KEY, Keyspace } from '../shard/keyspace.js';
 import { COMPACT_KEY, decodeCompacted } from '../kv/store.js';
 import { listProxies, type ProxyRecord } from '../membership/records.js';
 import { parsePartitionMap, type PartitionMap } from '../partition/map.js';
-import { PARTITION_MAP_KEY } from '../partition/store.js';
+import { PARTITION_MAP_KEY } from '../partition/map-record.js';
 import { decodeClock } from '../shard/envelope.js';
 import { SHARD_ID_KEY } from '../shard/shard.js';
 import { rangeOp } from '../upstream/ops.js';

@@ -1,7 +1,7 @@
 /**
  * `etcd-metaproxy import` as a user runs it, against real etcd processes: a plain etcd (the
  * source) with history (versions, deletes, leases with keys, a keyless lease, multi-key txns,
- * a range delete) is imported with --follow while writers go on; the importer is killed
+ * a range delete, one larger than a member txn may hold) is imported with --follow while writers go on; the importer is killed
  * mid-follow and started again (it resumes), stopped (SIGTERM: it finishes), started again after
  * more writes (it goes on), stopped; then a proxy on the clusters answers a Range of everything
  * (every field), the header revision, leases and a watch from the copy revision R+1 exactly
@@ -41,7 +41,9 @@ before(async () => {
     cleanup.add('close source client', () => src.close());
     cluster = await startLocalMetaCluster({ dataDir: path.join(dir, 'meta'), shards: 3, unsafeNoFsync: true });
     cleanup.add('stop meta', () => cluster.stop());
-    cfg = proxyConfig(cluster, `127.0.0.1:${await freePort()}`, { log: { level: 'warn' } });
+    // Member txns of at most 256 ops (the members take 1024): a range delete of a few hundred
+    // keys per shard is already more than one member txn may hold.
+    cfg = proxyConfig(cluster, `127.0.0.1:${await freePort()}`, { log: { level: 'warn' }, memberLimits: { maxTxnOps: 256, maxRequestBytes: 4 * 1024 * 1024 } });
     cfgFile = path.join(dir, 'proxy.json');
     fs.writeFileSync(cfgFile, JSON.stringify(cfg));
   } catch (err) {
@@ -208,10 +210,10 @@ test('import refuses clusters that are not empty, writing nothing', { timeout: 3
 
 test('live import with --follow while writes go on; killed and restarted, stopped and restarted; then the proxy is the source', { timeout: 120_000 }, async () => {
   // The source's history before the import.
-  for (let i = 0; i < 300; i++) await put(`hist/k${i}`, `v0-${i}`);
-  for (let i = 0; i < 300; i += 3) await put(`hist/k${i}`, `v1-${i}`);
-  for (let i = 0; i < 300; i += 9) await put(`hist/k${i}`, `v2-${i}`);
-  for (let i = 0; i < 300; i += 10) assert.ok((await src.kv('DeleteRange', { key: b(`hist/k${i}`) })).ok);
+  for (let i = 0; i < 200; i++) await put(`hist/k${i}`, `v0-${i}`);
+  for (let i = 0; i < 200; i += 3) await put(`hist/k${i}`, `v1-${i}`);
+  for (let i = 0; i < 200; i += 9) await put(`hist/k${i}`, `v2-${i}`);
+  for (let i = 0; i < 200; i += 10) assert.ok((await src.kv('DeleteRange', { key: b(`hist/k${i}`) })).ok);
   await put('hist/k0', 'created again');
   const leased = await grant(600);
   const keyless = await grant(300);
@@ -254,6 +256,14 @@ test('live import with --follow while writes go on; killed and restarted, stoppe
   await waitFor(() => run.stderr.includes('resuming the import'), 30_000, `resume; stderr:\n${run.stderr}`);
   await src.callOrThrow('Lease', 'LeaseRevoke', { ID: doomed });
   await waitFor(() => run.applied() > 0n, 30_000, `follow progress after the restart; stderr:\n${run.stderr}`);
+  // A range delete of more keys per shard than a member txn may hold (memberLimits.maxTxnOps).
+  for (let i = 0; i < 1200; i += 120) {
+    const success = Array.from({ length: 120 }, (_, j) => ({ request_put: { key: b(`bulk/${String(i + j).padStart(5, '0')}`), value: b('x') } }));
+    assert.ok((await src.kv('Txn', { compare: [], success, failure: [] })).ok);
+  }
+  await put('bulk0', 'just past the prefix');
+  const bulk = await src.kv('DeleteRange', { key: b('bulk/'), range_end: b('bulk0') });
+  assert.ok(bulk.ok && bulk.res.deleted === '1200');
 
   const writes = await writers.stop();
   assert.ok(writes > 50, `writers wrote during the import (${writes})`);

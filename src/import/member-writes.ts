@@ -28,8 +28,13 @@ export interface MemberWrite {
   deletes: boolean;
 }
 
+/** A member delete of one key (no range_end: an explicitly empty one means "from key on"). */
 export function deleteOp(key: Buffer): RequestOp {
-  return { request_delete_range: { key, range_end: Buffer.alloc(0), prev_kv: false } as unknown as RequestOp['request_delete_range'] };
+  return { request_delete_range: { key, prev_kv: false } as unknown as RequestOp['request_delete_range'] };
+}
+
+export function deleteRangeOp(key: Buffer, rangeEnd: Buffer): RequestOp {
+  return { request_delete_range: { key, range_end: rangeEnd, prev_kv: false } as unknown as RequestOp['request_delete_range'] };
 }
 
 const OP_OVERHEAD = 16;

@@ -15,7 +15,7 @@ import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { CLOCK_KEY, cmp, putOp, rangeOp } from '../shard/shard.js';
 import type { Upstream } from '../shard/upstream.js';
 import type { MemberLimits } from '../shard/writer.js';
-import type { MemberWrite } from './member-writes.js';
+import { deleteRangeOp, type MemberWrite } from './member-writes.js';
 
 export interface RevisionWrites {
   rev: bigint;
@@ -65,6 +65,16 @@ export class ShardApplier {
       if (r.rev <= this.clock || !r.writes.length) continue;
       const ops = r.writes.reduce((n, w) => n + w.ops.length, 0);
       const bytes = r.writes.reduce((n, w) => n + w.bytes, 0);
+      if (ops > maxOps && r.writes.every((w) => w.deletes)) {
+        // A large range delete (etcdctl del --prefix): as few member range deletes as the keys allow.
+        if (batch) await this.send(batch);
+        batch = null;
+        const runs = await this.deleteRuns(r.writes);
+        if (runs.length <= maxOps) {
+          await this.send({ first: r.rev, last: r.rev, ops: runs, keys: new Set(), bytes: 0, closed: true });
+          continue;
+        }
+      }
       if (ops > maxOps || bytes > maxBytes) {
         throw new ImportConflict(
           `source revision ${r.rev} needs ${ops} member ops and ${bytes} bytes in shard ${this.name}, over the members' limits ` +
@@ -84,6 +94,37 @@ export class ShardApplier {
       if (r.writes.some((w) => w.deletes)) batch.closed = true;
     }
     if (batch) await this.send(batch);
+  }
+
+  /**
+   * The keys a source revision deletes, as member range deletes of runs of consecutive member
+   * keys (read now: the importer is the only writer and every earlier revision was sent). The
+   * member deletes them in key order, as etcd's DeleteRange does. Their lease index entries stay
+   * behind: an entry is only a hint, checked against the key's envelope (lease/keys.ts).
+   */
+  private async deleteRuns(writes: MemberWrite[]): Promise<RequestOp[]> {
+    const doomed = writes.map((w) => w.ops[0].request_delete_range!.key).sort(Buffer.compare);
+    const first = doomed[0];
+    const end = Buffer.concat([doomed[doomed.length - 1], Buffer.from([0])]);
+    const res = await this.upstream.range({ key: first, range_end: end, keys_only: true });
+    const ops: RequestOp[] = [];
+    let i = 0;
+    let runStart: Buffer | null = null;
+    let runLast: Buffer | null = null;
+    const close = () => {
+      if (runStart && runLast) ops.push(deleteRangeOp(runStart, Buffer.concat([runLast, Buffer.from([0])])));
+      runStart = runLast = null;
+    };
+    for (const kv of res.kvs) {
+      if (i < doomed.length && kv.key.equals(doomed[i])) {
+        runStart ??= kv.key;
+        runLast = kv.key;
+        i++;
+      } else close();
+    }
+    close();
+    if (i !== doomed.length) throw new ImportConflict(`shard ${this.name}: a source delete names keys the shard does not hold: it is not the source's copy`);
+    return ops;
   }
 
   /**

@@ -4,7 +4,7 @@ import { parseCommand, UsageError } from '../src/cli/args.js';
 import { memberWrite, EVENT_DELETE, EVENT_PUT } from '../src/import/member-writes.js';
 import { sourceUrls } from '../src/import/source.js';
 import { decodeRecord, encodeRecord, importMarker, isImportMarker } from '../src/import/record.js';
-import { parsePartitionMap } from '../src/partition/map.js';
+import { parsePartitionMap, type PartitionMap } from '../src/partition/map.js';
 import { decodeEnvelope } from '../src/shard/envelope.js';
 import { Keyspace } from '../src/shard/keyspace.js';
 import { indexKey } from '../src/lease/keys.js';
@@ -66,7 +66,8 @@ test('the import marker keeps proxies from starting; the record round-trips', ()
   assert.ok(isImportMarker(m));
   assert.ok(!isImportMarker(Buffer.from('{"format":1}')));
   assert.throws(() => parsePartitionMap(m), /an import into these clusters \(etcd-metaproxy import\) is running or was interrupted/);
-  const r = { format: 1 as const, source: '42', endpoints: ['a:1'], copyRevision: '5', applied: '9', phase: 'follow' as const, updatedAt: 'now' };
+  const map = { format: 1, partitions: 2, routingPrefixSegments: 0, shards: ['s1'], owner: [0, 0] } as unknown as PartitionMap;
+  const r = { format: 1 as const, source: '42', endpoints: ['a:1'], copyRevision: '5', applied: '9', phase: 'follow' as const, map, namespace: '', updatedAt: 'now' };
   assert.deepEqual(decodeRecord(encodeRecord(r)), r);
   assert.equal(decodeRecord(Buffer.from('{"format":2}')), null);
 });

@@ -22,7 +22,7 @@ import { CompareResult, CompareTarget, type Compare, type KeyValue } from '../et
 import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
 import { PROXIES_PREFIX } from '../membership/records.js';
 import { initHash } from '../partition/hash.js';
-import { defaultPartitionMap, parsePartitionMap, type PartitionMap } from '../partition/map.js';
+import { defaultPartitionMap, mapMismatch, parsePartitionMap, type PartitionMap } from '../partition/map.js';
 import { Router } from '../partition/router.js';
 import { PARTITION_MAP_KEY } from '../partition/store.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
@@ -73,6 +73,7 @@ export interface ImportResult {
 
 const ALL = Buffer.from([0]);
 const PROGRESS_MS = 1000;
+const QUIET_MS = 30_000;
 
 async function keyCount(up: Upstream): Promise<bigint> {
   const res = await up.range({ key: ALL, range_end: ALL, count_only: true });
@@ -104,7 +105,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
     const head = await source.head().catch((err: unknown) => {
       throw new ImportRefused(`the source ${o.from.join(',')} cannot be read: ${(err as Error).message}`);
     });
-    const claim = await claimClusters(coordinator, shards.map((s) => s.upstream), head.clusterId, o.from, head.revision);
+    const claim = await claimClusters(coordinator, shards.map((s) => s.upstream), { clusterId: head.clusterId, from: o.from, sourceRev: head.revision, map, namespace: cfg.namespace });
     let marker = claim.marker;
     let record = claim.record;
     const persist = async (next: ImportRecord): Promise<void> => {
@@ -157,11 +158,12 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
       const started = Date.now();
       let sourceRev = head.revision;
       let lastPersisted = applied;
-      let busy = false;
+      let busy: Promise<void> | null = null;
+      let shown = '';
+      let shownAt = 0;
       const tick = setInterval(() => {
         if (busy) return;
-        busy = true;
-        void (async () => {
+        busy = (async () => {
           const now = follower.applied;
           if (now > lastPersisted) {
             await persist({ ...record, applied: now.toString(), updatedAt: new Date().toISOString() });
@@ -169,12 +171,17 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
           }
           sourceRev = (await source.head()).revision;
           const lag = sourceRev - now;
+          // A line when something moved, else one every 30 s (a quiet follow stays quiet).
+          const state = `${now} ${sourceRev}`;
+          if (state === shown && Date.now() - shownAt < QUIET_MS) return;
+          shown = state;
+          shownAt = Date.now();
           o.progress.status(
             `import: applied revision ${now} of ${sourceRev}${lag <= 0n ? ' (caught up)' : `, ${lag} behind`}; ${follower.events} events (${rate(follower.events, started)}/s)`,
           );
         })()
           .catch((err: unknown) => log.warn({ err }, 'import progress'))
-          .finally(() => (busy = false));
+          .finally(() => (busy = null));
       }, PROGRESS_MS);
       const onAbort = () => follower.stop();
       o.signal.addEventListener('abort', onAbort);
@@ -184,6 +191,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
       } finally {
         clearInterval(tick);
         o.signal.removeEventListener('abort', onAbort);
+        await busy;
       }
       if (follower.applied > lastPersisted) await persist({ ...record, applied: follower.applied.toString(), updatedAt: new Date().toISOString() });
     }
@@ -234,7 +242,16 @@ interface Claim {
  * Step 1 and 2: empty clusters get the marker and a fresh record; clusters holding this
  * source's import get the marker back (if it was finished) and go on from its record.
  */
-async function claimClusters(coordinator: Upstream, shards: Upstream[], clusterId: string, from: string[], sourceRev: bigint): Promise<Claim> {
+interface ClaimWant {
+  clusterId: string;
+  from: string[];
+  sourceRev: bigint;
+  map: PartitionMap;
+  namespace: string;
+}
+
+async function claimClusters(coordinator: Upstream, shards: Upstream[], want: ClaimWant): Promise<Claim> {
+  const { clusterId, from, sourceRev } = want;
   const unreachable = (name: string) => (err: unknown) => {
     throw new ImportRefused(`${name}: cannot be reached: ${(err as Error).message}`);
   };
@@ -252,6 +269,8 @@ async function claimClusters(coordinator: Upstream, shards: Upstream[], clusterI
       copyRevision: sourceRev.toString(),
       applied: '0',
       phase: 'copy',
+      map: want.map,
+      namespace: want.namespace,
       updatedAt: new Date().toISOString(),
     };
     const res = await coordinator.txn(
@@ -265,6 +284,10 @@ async function claimClusters(coordinator: Upstream, shards: Upstream[], clusterI
   if (!record) throw new ImportRefused('the coordinator holds an import record this version cannot read');
   if (record.source !== clusterId) {
     throw new ImportRefused(`these clusters hold an import of another etcd (cluster ${record.source}, ${record.endpoints.join(',')}), not of cluster ${clusterId}`);
+  }
+  const moved = mapMismatch(record.map, want.map);
+  if (moved !== null || record.namespace !== want.namespace) {
+    throw new ImportRefused(`the configuration places keys differently from the import it would continue (${moved ?? `namespace ${JSON.stringify(want.namespace)}, was ${JSON.stringify(record.namespace)}`})`);
   }
   if (record.phase === 'copy') {
     throw new ImportRefused('an earlier import was interrupted while copying the keyspace: wipe the clusters (coordinator and shards) and import again');

@@ -10,7 +10,7 @@
  *   refuses to start on it (partition/map.ts), so nothing but the importer writes the members.
  *   The real map replaces it when the import stops; then the coordinator clock is P.
  */
-import { RESTORING_MARKER } from '../partition/map.js';
+import { RESTORING_MARKER, type PartitionMap } from '../partition/map.js';
 import { sysKey } from '../shard/keyspace.js';
 
 export const IMPORT_KEY = sysKey('import');
@@ -28,6 +28,9 @@ export interface ImportRecord {
   /** Every source event at or below it is applied to every shard. */
   applied: string;
   phase: ImportPhase;
+  /** The partition map keys were placed by, and the namespace: a restart must route the same way. */
+  map: PartitionMap;
+  namespace: string;
   updatedAt: string;
 }
 
@@ -40,6 +43,7 @@ export function decodeRecord(raw: Buffer): ImportRecord | null {
     const r = JSON.parse(raw.toString('utf8')) as Partial<ImportRecord>;
     if (r.format !== 1 || typeof r.source !== 'string' || typeof r.copyRevision !== 'string' || typeof r.applied !== 'string') return null;
     if (r.phase !== 'copy' && r.phase !== 'follow' && r.phase !== 'done') return null;
+    if (typeof r.map !== 'object' || r.map === null || typeof r.namespace !== 'string') return null;
     return r as ImportRecord;
   } catch {
     return null;

@@ -51,6 +51,7 @@ export async function copyKeyspace(o: CopyOptions): Promise<CopyResult> {
     const page = await o.source.upstream.range({ key: start, range_end: Buffer.from([0]), revision: o.revision.toString(), limit: String(PAGE) });
     const kvs: KeyValue[] = page.kvs;
     for (const kv of kvs) {
+      if (!o.ks.writable(kv.key)) throw new Error(`source key ${kv.key.toString('hex')} lies in the proxy's reserved range`);
       const lease = BigInt(kv.lease);
       const shard = o.router.shardOf(kv.key);
       if (lease !== 0n) {

@@ -105,6 +105,13 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
     const head = await source.head().catch((err: unknown) => {
       throw new ImportRefused(`the source ${o.from.join(',')} cannot be read: ${(err as Error).message}`);
     });
+    if (ks.namespace.length === 0) {
+      // Refused before anything is written (a key written later stops the follow instead).
+      const reserved = await source.upstream.range({ key: RESERVED, range_end: ALL, revision: head.revision.toString(), count_only: true });
+      if (BigInt(reserved.count) > 0n) {
+        throw new ImportRefused(`the source holds ${reserved.count} keys from 0xffffff on, the proxy's reserved range: configure a namespace`);
+      }
+    }
     const claim = await claimClusters(coordinator, shards.map((s) => s.upstream), { clusterId: head.clusterId, from: o.from, sourceRev: head.revision, map, namespace: cfg.namespace });
     let marker = claim.marker;
     let record = claim.record;
@@ -118,12 +125,6 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
     let copySeconds = 0;
     if (!claim.resumed) {
       const R = head.revision;
-      if (ks.namespace.length === 0) {
-        const reserved = await source.upstream.range({ key: RESERVED, range_end: ALL, revision: R.toString(), count_only: true });
-        if (BigInt(reserved.count) > 0n) {
-          throw new ImportRefused(`the source holds ${reserved.count} keys from 0xffffff on, the proxy's reserved range: configure a namespace`);
-        }
-      }
       o.progress.note(`import: copying the keyspace of ${o.from.join(',')} (cluster ${head.clusterId}) at revision ${R}`);
       const started = Date.now();
       const copied = await copyKeyspace({

@@ -19,7 +19,8 @@ import { freePort } from '../src/local/ports.js';
 import { startProxy } from '../src/server/proxy.js';
 import { main } from '../src/cli/main.js';
 import { runImport, type ImportResult } from '../src/import/importer.js';
-import { Cleanup, RawClient, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
+import { Cleanup, RawClient, makeTestCerts, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
+import { startEtcd } from '../src/local/etcd-process.js';
 import { b } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
 
@@ -247,6 +248,38 @@ test('import refuses clusters that are not empty, writing nothing', { timeout: 3
     coordinator.close();
     assert.ok(c.ok);
     assert.equal(c.res.count, '0', 'nothing written to the coordinator');
+    assert.ok((await shard.kv('DeleteRange', { key: b('stray') })).ok);
+  } finally {
+    shard.close();
+  }
+});
+
+test('a TLS source with client certificate auth is read with --cacert, --cert and --key', { timeout: 30_000 }, async () => {
+  const certs = makeTestCerts(cleanup, 'import');
+  const secure = await startEtcd({
+    name: 'import-tls-source',
+    dataDir: path.join(dir, 'tls-source'),
+    unsafeNoFsync: true,
+    tls: { certFile: certs.cert, keyFile: certs.key, trustedCaFile: certs.ca },
+  });
+  cleanup.add('stop TLS source', () => secure.stop());
+  assert.match(secure.clientUrl, /^https:\/\//);
+  const hostPort = secure.clientUrl.replace(/^https:\/\//, '');
+  // The clusters hold a key: the refusal comes after the source was read.
+  const shard = new RawClient(cluster.shards[0].clientUrl);
+  try {
+    assert.ok((await shard.kv('Put', { key: b('stray'), value: b('x') })).ok);
+    const importFrom = async (extra: string[]) => {
+      let stderr = '';
+      const code = await main(['import', '--config', cfgFile, ...extra], { out: () => undefined, err: (t) => void (stderr += t) });
+      return { code, stderr };
+    };
+    const ok = await importFrom(['--from', hostPort, '--cacert', certs.ca, '--cert', certs.clientCert, '--key', certs.clientKey]);
+    assert.equal(ok.code, 1);
+    assert.match(ok.stderr, /import needs empty clusters: s1 holds 1 keys/);
+    const noCert = await importFrom(['--from', secure.clientUrl, '--cacert', certs.ca]);
+    assert.equal(noCert.code, 1);
+    assert.match(noCert.stderr, /the source https:\/\/\S+ cannot be read/);
     assert.ok((await shard.kv('DeleteRange', { key: b('stray') })).ok);
   } finally {
     shard.close();

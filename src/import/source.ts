@@ -28,21 +28,34 @@ interface LeaseLeasesAnswer {
 
 export class ImportSource {
   readonly upstream: Upstream;
-  private readonly lease: grpc.Client;
+  /** One Lease client per endpoint (LeaseLeases fails over like the upstream's reads). */
+  private readonly leaseClients: grpc.Client[];
+  private readonly timeoutMs: number;
 
   constructor(opts: SourceOptions) {
     const urls = sourceUrls(opts.endpoints, opts.tls);
     this.upstream = new Upstream({ name: 'source', endpoints: urls, requestTimeoutMs: opts.requestTimeoutMs, tls: opts.tls });
     const Lease = etcdService('Lease');
-    this.lease = new Lease(targetOf(urls[0]), channelCredentials(urls[0], opts.tls), {}) as grpc.Client;
+    const creds = channelCredentials(urls[0], opts.tls);
+    this.leaseClients = urls.map((u) => new Lease(targetOf(u), u.startsWith('https://') ? creds : grpc.credentials.createInsecure(), {}) as grpc.Client);
     this.timeoutMs = opts.requestTimeoutMs;
   }
 
-  private readonly timeoutMs: number;
-
   /** Every lease the source holds now (IDs only). */
-  leaseIds(): Promise<bigint[]> {
-    const fn = (this.lease as unknown as Record<string, (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: LeaseLeasesAnswer) => void) => void>).LeaseLeases.bind(this.lease);
+  async leaseIds(): Promise<bigint[]> {
+    let last: unknown;
+    for (const client of this.leaseClients) {
+      try {
+        return await this.leaseLeases(client);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  private leaseLeases(client: grpc.Client): Promise<bigint[]> {
+    const fn = (client as unknown as Record<string, (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: LeaseLeasesAnswer) => void) => void>).LeaseLeases.bind(client);
     return new Promise((resolve, reject) => {
       fn({}, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
         if (err) reject(this.upstream.translate(err));
@@ -58,7 +71,7 @@ export class ImportSource {
   }
 
   close(): void {
-    this.lease.close();
+    for (const c of this.leaseClients) c.close();
     this.upstream.close();
   }
 }

@@ -5,7 +5,8 @@
  * mid-follow and started again (it resumes), stopped (SIGTERM: it finishes), started again after
  * more writes (it goes on), stopped; then a proxy on the clusters answers a Range of everything
  * (every field), the header revision, leases and a watch from the copy revision R+1 exactly
- * as the source does, and its next write gets the next revision. Non-empty clusters are refused.
+ * as the source does, and its next write gets the next revision. Non-empty clusters and an import
+ * interrupted during its copy are refused; a TLS source is read with etcdctl's flags.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,9 @@ import { freePort } from '../src/local/ports.js';
 import { startProxy } from '../src/server/proxy.js';
 import { main } from '../src/cli/main.js';
 import { runImport, type ImportResult } from '../src/import/importer.js';
+import { encodeRecord, IMPORT_KEY, importMarker, type ImportRecord } from '../src/import/record.js';
+import { defaultPartitionMap } from '../src/partition/map.js';
+import { PARTITION_MAP_KEY } from '../src/partition/store.js';
 import { Cleanup, RawClient, makeTestCerts, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
 import { startEtcd } from '../src/local/etcd-process.js';
 import { b } from './grpc-raw.js';
@@ -251,6 +255,34 @@ test('import refuses clusters that are not empty, writing nothing', { timeout: 3
     assert.ok((await shard.kv('DeleteRange', { key: b('stray') })).ok);
   } finally {
     shard.close();
+  }
+});
+
+test('an import interrupted while copying is refused, with what to do', { timeout: 30_000 }, async () => {
+  const head = await src.kv('Range', { key: ALL, count_only: true });
+  assert.ok(head.ok);
+  const record: ImportRecord = {
+    format: 1,
+    source: String(head.res.header.cluster_id),
+    endpoints: [source.address],
+    copyRevision: String(head.res.header.revision),
+    applied: '0',
+    phase: 'copy',
+    map: defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((x) => x.name)),
+    namespace: cfg.namespace,
+    updatedAt: new Date().toISOString(),
+  };
+  const coordinator = new RawClient(cluster.coordinator.clientUrl);
+  try {
+    const put = (key: Buffer, value: Buffer) => coordinator.kv('Put', { key, value });
+    assert.ok((await put(IMPORT_KEY, encodeRecord(record))).ok);
+    assert.ok((await put(PARTITION_MAP_KEY, importMarker(record.source))).ok);
+    const r = await runOnce(['--follow']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /an earlier import was interrupted while copying the keyspace: wipe the clusters \(coordinator and shards\) and import again/);
+    assert.ok((await coordinator.kv('DeleteRange', { key: ALL, range_end: ALL })).ok);
+  } finally {
+    coordinator.close();
   }
 });
 

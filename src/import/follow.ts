@@ -34,7 +34,6 @@ export interface FollowOptions {
   log: Logger;
   /** Every source revision at or below it is applied. */
   applied: bigint;
-  onApplied(rev: bigint): void;
 }
 
 export class Follower {
@@ -165,6 +164,5 @@ export class Follower {
     await Promise.all(this.o.appliers.map((a, i) => a.apply(perShard[i])));
     this.events += events.length;
     this.applied = last;
-    this.o.onApplied(last);
   }
 }

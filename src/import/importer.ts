@@ -101,6 +101,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
   const router = new Router(map);
   const leases = new LeaseMirror(source, coordinator, ks.namespace, log);
   let syncTimer: NodeJS.Timeout | null = null;
+  let syncing: Promise<void> | null = null;
   try {
     const head = await source.head().catch((err: unknown) => {
       throw new ImportRefused(`the source ${o.from.join(',')} cannot be read: ${(err as Error).message}`);
@@ -150,12 +151,18 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
 
     const applied = BigInt(record.applied);
     const appliers = await Promise.all(shards.map((s) => ShardApplier.open(s.name, s.upstream, cfg.memberLimits)));
-    const follower = new Follower({ source, router, ks, appliers, leases, log, applied, onApplied: () => undefined });
+    const follower = new Follower({ source, router, ks, appliers, leases, log, applied });
     // Without --follow, an import that resumes catches up with the source as it was at start.
     const until = o.follow ? null : head.revision;
     if (until === null || applied < until) {
       await leases.sync();
-      syncTimer = setInterval(() => void leases.sync().catch((err: unknown) => log.warn({ err }, 'lease mirror sync failed')), PROGRESS_MS);
+      syncTimer = setInterval(() => {
+        if (syncing) return;
+        syncing = leases
+          .sync()
+          .catch((err: unknown) => log.warn({ err }, 'lease mirror sync failed'))
+          .finally(() => (syncing = null));
+      }, PROGRESS_MS);
       const started = Date.now();
       let sourceRev = head.revision;
       let lastPersisted = applied;
@@ -198,6 +205,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
     }
     clearInterval(syncTimer ?? undefined);
     syncTimer = null;
+    await syncing;
 
     // Step 5: the meta-cluster is ready at the last revision applied.
     const revision = follower.applied;

@@ -5,8 +5,8 @@
  * mid-follow and started again (it resumes), stopped (SIGTERM: it finishes), started again after
  * more writes (it goes on), stopped; then a proxy on the clusters answers a Range of everything
  * (every field), the header revision, leases and a watch from the copy revision R+1 exactly
- * as the source does, and its next write gets the next revision. Non-empty clusters and an import
- * interrupted during its copy are refused; a TLS source is read with etcdctl's flags.
+ * as the source does, and its next write gets the next revision. Non-empty clusters are refused; an
+ * import interrupted during its copy starts over; a TLS source is read with etcdctl's flags.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ import { main } from '../src/cli/main.js';
 import { runImport, type ImportResult } from '../src/import/importer.js';
 import { encodeRecord, IMPORT_KEY, importMarker, type ImportRecord } from '../src/import/record.js';
 import { defaultPartitionMap } from '../src/partition/map.js';
+import { markerKey } from '../src/lease/keys.js';
 import { PARTITION_MAP_KEY } from '../src/partition/store.js';
 import { Cleanup, RawClient, makeTestCerts, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
 import { startEtcd } from '../src/local/etcd-process.js';
@@ -258,9 +259,26 @@ test('import refuses clusters that are not empty, writing nothing', { timeout: 3
   }
 });
 
-test('an import interrupted while copying is refused, with what to do', { timeout: 30_000 }, async () => {
+/** Empties every cluster (keys and coordinator leases), as an operator's wipe would. */
+async function wipeClusters(): Promise<void> {
+  for (const e of [cluster.coordinator, ...cluster.shards]) {
+    const c = new RawClient(e.clientUrl);
+    try {
+      const leases = await c.callOrThrow<{ leases: Array<{ ID: string }> }>('Lease', 'LeaseLeases', {});
+      for (const l of leases.leases) await c.callOrThrow('Lease', 'LeaseRevoke', { ID: l.ID });
+      assert.ok((await c.kv('DeleteRange', { key: ALL, range_end: ALL })).ok);
+    } finally {
+      c.close();
+    }
+  }
+}
+
+test('an import interrupted while copying starts over: its partial copy is cleared', { timeout: 30_000 }, async () => {
+  await put('pre/a', 'before everything');
+  await put('pre/a', 'version 2');
   const head = await src.kv('Range', { key: ALL, count_only: true });
   assert.ok(head.ok);
+  // What a killed copy leaves: the marker, the record in phase "copy", some keys, a lease.
   const record: ImportRecord = {
     format: 1,
     source: String(head.res.header.cluster_id),
@@ -273,17 +291,38 @@ test('an import interrupted while copying is refused, with what to do', { timeou
     updatedAt: new Date().toISOString(),
   };
   const coordinator = new RawClient(cluster.coordinator.clientUrl);
+  const shard = new RawClient(cluster.shards[2].clientUrl);
   try {
-    const put = (key: Buffer, value: Buffer) => coordinator.kv('Put', { key, value });
-    assert.ok((await put(IMPORT_KEY, encodeRecord(record))).ok);
-    assert.ok((await put(PARTITION_MAP_KEY, importMarker(record.source))).ok);
-    const r = await runOnce(['--follow']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /an earlier import was interrupted while copying the keyspace: wipe the clusters \(coordinator and shards\) and import again/);
-    assert.ok((await coordinator.kv('DeleteRange', { key: ALL, range_end: ALL })).ok);
+    const lease = await coordinator.callOrThrow<{ ID: string }>('Lease', 'LeaseGrant', { TTL: '600', ID: '0' });
+    assert.ok((await coordinator.kv('Put', { key: markerKey(BigInt(lease.ID)), value: Buffer.alloc(0), lease: lease.ID })).ok);
+    assert.ok((await coordinator.kv('Put', { key: IMPORT_KEY, value: encodeRecord(record) })).ok);
+    assert.ok((await coordinator.kv('Put', { key: PARTITION_MAP_KEY, value: importMarker(record.source) })).ok);
+    assert.ok((await shard.kv('Put', { key: b('partial/junk'), value: b('x') })).ok);
+
+    const r = await runOnce([]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /import: an earlier import was interrupted while copying: its partial copy was cleared/);
+    assert.match(r.stdout, new RegExp(`^imported 1 keys at revision ${head.res.header.revision}, applied 0 events after it`));
+    const junk = await shard.kv('Range', { key: b('partial/junk') });
+    assert.ok(junk.ok);
+    assert.equal(junk.res.kvs.length, 0, 'the partial copy is gone');
+    const ttl = await coordinator.callOrThrow<{ TTL: string }>('Lease', 'LeaseTimeToLive', { ID: lease.ID });
+    assert.equal(ttl.TTL, '-1', "the partial copy's lease is revoked");
   } finally {
     coordinator.close();
+    shard.close();
   }
+  // A proxy on it serves the source's key as it was.
+  const logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(dir, 'proxy-restarted-copy.log'), sync: true }));
+  const proxy = await startProxy(cfg, { logger });
+  const meta = new RawClient(proxy.address);
+  try {
+    assert.deepEqual((await everything(meta)).kvs, (await everything(src)).kvs);
+  } finally {
+    meta.close();
+    await proxy.close();
+  }
+  await wipeClusters();
 });
 
 test('a TLS source with client certificate auth is read with --cacert, --cert and --key', { timeout: 30_000 }, async () => {

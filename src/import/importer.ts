@@ -34,6 +34,7 @@ import { Follower } from './follow.js';
 import { LeaseMirror } from './leases.js';
 import { decodeRecord, encodeRecord, IMPORT_KEY, importMarker, isImportMarker, type ImportRecord } from './record.js';
 import { ShardApplier } from './shard-applier.js';
+import { wipePartialCopy } from './wipe.js';
 import { ImportSource } from './source.js';
 
 /** The clusters or the source are not fit for an import (not empty, another source, ...). */
@@ -126,6 +127,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
     let copySeconds = 0;
     if (!claim.resumed) {
       const R = head.revision;
+      if (claim.restarted) o.progress.note('import: an earlier import was interrupted while copying: its partial copy was cleared');
       o.progress.note(`import: copying the keyspace of ${o.from.join(',')} (cluster ${head.clusterId}) at revision ${R}`);
       const started = Date.now();
       const copied = await copyKeyspace({
@@ -245,6 +247,8 @@ interface Claim {
   marker: Buffer;
   record: ImportRecord;
   resumed: boolean;
+  /** An earlier import's partial copy was cleared: the copy starts over. */
+  restarted?: boolean;
 }
 
 /**
@@ -299,7 +303,17 @@ async function claimClusters(coordinator: Upstream, shards: Upstream[], want: Cl
     throw new ImportRefused(`the configuration places keys differently from the import it would continue (${moved ?? `namespace ${JSON.stringify(want.namespace)}, was ${JSON.stringify(record.namespace)}`})`);
   }
   if (record.phase === 'copy') {
-    throw new ImportRefused('an earlier import was interrupted while copying the keyspace: wipe the clusters (coordinator and shards) and import again');
+    // A partial copy cannot be told from a whole one: it is cleared and the copy starts over.
+    const mapNow = await readKey(coordinator, PARTITION_MAP_KEY);
+    if (!mapNow || !isImportMarker(mapNow.value)) throw new ImportRefused('the import record says a copy runs, but the partition map is not its marker');
+    await wipePartialCopy(coordinator, shards);
+    const fresh: ImportRecord = { ...record, endpoints: from, copyRevision: sourceRev.toString(), applied: '0', updatedAt: new Date().toISOString() };
+    const res = await coordinator.txn(
+      { compare: [valueIs(PARTITION_MAP_KEY, mapNow.value), valueIs(IMPORT_KEY, recordKv.value)], success: [putOp(IMPORT_KEY, encodeRecord(fresh))], failure: [] },
+      false,
+    );
+    if (!res.succeeded) throw new ImportRefused('the import marker changed while an interrupted copy was cleared (another import?)');
+    return { marker: Buffer.from(mapNow.value), record: fresh, resumed: false, restarted: true };
   }
   if (sourceRev < BigInt(record.applied)) {
     throw new ImportRefused(`the source is at revision ${sourceRev}, below revision ${record.applied} already imported`);

@@ -13,7 +13,7 @@
  *     to R and the real partition map.
  * A restart finds the record: an import stopped in step 4 (killed) or finished (step 5, while
  * no proxy has written since) goes on from the revision recorded; one interrupted during the
- * copy must be wiped and started again.
+ * copy has its partial copy cleared (wipe.ts) and copies again.
  */
 import type { Logger } from 'pino';
 import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';

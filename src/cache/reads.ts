@@ -14,7 +14,7 @@
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, TxnRequest } from '../etcd/types.js';
 import { readsHistory } from '../kv/txn-snapshot.js';
-import type { TxnOutcome } from '../kv/txn.js';
+import type { TxnOutcome } from '../kv/txn-outcome.js';
 import type { MetaStore } from '../kv/store.js';
 import { cacheHits, cacheMisses, cacheReadWait, cacheSharedAnswers } from '../metrics/registry.js';
 import type { MergedStream } from '../watch/merged-stream.js';

@@ -12,10 +12,10 @@
  * coordinator is up (writes fail with UNAVAILABLE without it, as before).
  */
 import { clockAllocations, clockBatchSize, clockRevisions, clockRevision } from '../metrics/registry.js';
-import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
+import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
-import { sysKey } from '../shard/keyspace.js';
-import type { Upstream } from '../shard/upstream.js';
+import { CLOCK_KEY } from '../shard/keyspace.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import type { RequestOp, ResponseOp } from '../etcd/types.js';
 import { EtcdError } from '../etcd/errors.js';
@@ -23,7 +23,6 @@ import { status } from '@grpc/grpc-js';
 import { CLOCK_BLOCK_KEY, decodeBlockRecord, encodeBlockRecord, RevisionBlock } from './block.js';
 import { clockConfirmations } from '../metrics/registry.js';
 
-export const COORDINATOR_CLOCK_KEY = sysKey('clock');
 
 /** Revisions a proxy may hold unused when a coordinator loses its clock: the rebuilt clock skips them. */
 export const REBUILD_GAP = 1_000_000n;
@@ -112,7 +111,7 @@ export class ClockAllocator {
    */
   async init(shardClocks: () => Promise<bigint[]>): Promise<void> {
     this.shardClocks = shardClocks;
-    const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
+    const cur = await this.coordinator.range({ key: CLOCK_KEY });
     if (!cur.kvs.length) return this.rebuild();
     this.last = parseClock(cur.kvs[0].value);
     // A block another replica holds ends at the clock: current() asks it (proxy.ts, at start).
@@ -132,7 +131,7 @@ export class ClockAllocator {
     if (this.last !== null && this.last > high) high = this.last;
     // Shards start at clock 1 (an empty etcd's revision): above that, they hold data.
     const start = high > 1n ? high + REBUILD_GAP : 1n;
-    const existing = await createIfAbsent(this.coordinator, COORDINATOR_CLOCK_KEY, encodeClock(start));
+    const existing = await createIfAbsent(this.coordinator, CLOCK_KEY, encodeClock(start));
     this.last = existing === null ? start : parseClock(existing);
     this.block = null;
     this.noteSeen(this.last);
@@ -147,7 +146,7 @@ export class ClockAllocator {
 
   /** Recreates the clock if the coordinator has none (a coordinator that came back empty). */
   async ensure(): Promise<void> {
-    const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
+    const cur = await this.coordinator.range({ key: CLOCK_KEY });
     if (!cur.kvs.length) await this.rebuild();
   }
 
@@ -157,9 +156,9 @@ export class ClockAllocator {
       const base = this.last as bigint;
       const res = await this.coordinator.txn(
         {
-          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { value: encodeClock(base) })],
-          success: [putOp(COORDINATOR_CLOCK_KEY, encodeClock(target))],
-          failure: [rangeOp(COORDINATOR_CLOCK_KEY)],
+          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(base) })],
+          success: [putOp(CLOCK_KEY, encodeClock(target))],
+          failure: [rangeOp(CLOCK_KEY)],
         },
         false,
       );
@@ -206,7 +205,7 @@ export class ClockAllocator {
 
   /** The coordinator reads current() needs: callers may add their own ops after them. */
   currentOps(): RequestOp[] {
-    return [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(CLOCK_BLOCK_KEY)];
+    return [rangeOp(CLOCK_KEY), rangeOp(CLOCK_BLOCK_KEY)];
   }
 
   /**
@@ -307,7 +306,7 @@ export class ClockAllocator {
     if (!round) return;
     this.nextProof = null;
     this.proving = true;
-    this.coordinator.range({ key: COORDINATOR_CLOCK_KEY }).then(
+    this.coordinator.range({ key: CLOCK_KEY }).then(
       (res) => {
         clockConfirmations.inc();
         const raw = res.kvs[0]?.value;
@@ -344,7 +343,7 @@ export class ClockAllocator {
     const exclusive = this.blocks?.exclusive() ?? false;
     if (b && exclusive && b.room() >= n) {
       // One linearizable read instead of a proposal: nobody allocated since the reservation.
-      const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
+      const res = await this.coordinator.range({ key: CLOCK_KEY });
       clockConfirmations.inc();
       const raw = res.kvs[0]?.value;
       const v = raw ? parseClock(raw) : null;
@@ -372,13 +371,13 @@ export class ClockAllocator {
       if (this.last === null) await this.current();
       const base = this.last as bigint;
       const end = base + n + reserve;
-      const success = [putOp(COORDINATOR_CLOCK_KEY, encodeClock(end))];
+      const success = [putOp(CLOCK_KEY, encodeClock(end))];
       if (reserve > 0n && this.blocks) success.push(putOp(CLOCK_BLOCK_KEY, encodeBlockRecord({ end, holder: this.blocks.self })));
       const res = await this.coordinator.txn(
         {
-          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { value: encodeClock(base) })],
+          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(base) })],
           success,
-          failure: [rangeOp(COORDINATOR_CLOCK_KEY)],
+          failure: [rangeOp(CLOCK_KEY)],
         },
         false,
       );

@@ -16,7 +16,7 @@ import { LeaseDirectory } from '../lease/directory.js';
 import type { ForwardedReap } from '../lease/cluster-view.js';
 import { rangeOp } from '../upstream/ops.js';
 import type { TxnRequest } from '../etcd/types.js';
-import type { TxnOutcome } from './txn.js';
+import type { TxnOutcome } from './txn-outcome.js';
 
 /** One writer per shard (ownership/owners.ts, ownership/forward.ts), as the write path sees it. */
 export interface WriteRouting {

@@ -10,7 +10,7 @@ import { evalCompare } from './compare.js';
 import { consistentRevision, rangeInTxn } from './range.js';
 import { txnShards } from './route-txn.js';
 import type { MetaStore } from './store.js';
-import type { TxnOutcome } from './txn.js';
+import type { TxnOutcome } from './txn-outcome.js';
 import { revHeader } from '../etcd/header.js';
 
 export function txnWrites(t: TxnRequest): boolean {

@@ -8,7 +8,7 @@ import { txnShards } from './route-txn.js';
 import { readsHistory, snapshotTxn, txnWrites } from './txn-snapshot.js';
 import type { MetaStore } from './store.js';
 import { runShardTxn } from './txn.js';
-import type { TxnOutcome } from './txn.js';
+import type { TxnOutcome } from './txn-outcome.js';
 
 export async function txn(store: MetaStore, req: TxnRequest): Promise<TxnOutcome> {
   const shards = [...txnShards(req, store.router)].sort((a, b) => a - b);

@@ -9,11 +9,10 @@ import { status } from '@grpc/grpc-js';
 import { EtcdError, Errors } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest } from '../etcd/types.js';
 import { writeRetries } from '../metrics/registry.js';
-import { clockOf } from '../shard/shard.js';
+import { clockOf } from '../shard/clock-read.js';
 import type { Shard } from '../shard/shard.js';
 import { chainDepth, innermost, pinned } from '../shard/pin-chain.js';
-import { NotOwnerError } from '../shard/writer.js';
-import { OwnerUnreachableError } from '../ownership/forward.js';
+import { NotOwnerError, OwnerUnreachableError } from '../shard/routing-errors.js';
 import { txnWrites } from './txn-snapshot.js';
 import type { MetaStore } from './store.js';
 import { historyRanges, memberOps, planTxn } from './txn-plan.js';
@@ -26,13 +25,9 @@ const MAX_ATTEMPTS = 64;
 /** Above this many state reads, a txn carries no else reads: a failed pin re-reads its state. */
 const BIG_TXN_READS = 64;
 
-export interface TxnOutcome {
-  /** Header revision: the txn's revision when it wrote, else the revision its reads stand at. */
-  revision: bigint;
-  succeeded: boolean;
-  responses: ResponseOp[];
-  wrote: boolean;
-}
+import type { TxnOutcome } from './txn-outcome.js';
+
+export type { TxnOutcome };
 
 /** Forwarded writes may be forwarded once more (the owner moved meanwhile), no further. */
 const MAX_HOPS = 2;

@@ -18,11 +18,14 @@ import { EtcdError, isGrpcError } from '../etcd/errors.js';
 import { etcdService } from '../etcd/proto.js';
 import type { TxnRequest, TxnResponse } from '../etcd/types.js';
 import type { ForwardedReap } from '../kv/store.js';
-import type { TxnOutcome } from '../kv/txn.js';
+import type { TxnOutcome } from '../kv/txn-outcome.js';
 import type { UpstreamTls } from '../config/types.js';
 import { forwardedWrites } from '../metrics/registry.js';
 import { channelCredentials } from '../tls/channel.js';
 import { PEER_SECRET_HEADER } from './peer-secret.js';
+import { OwnerUnreachableError } from '../shard/routing-errors.js';
+
+export { OwnerUnreachableError };
 import type { PeerSecret } from './peer-secret.js';
 
 const SERVICE = 'etcdmetaproxy.Peer';
@@ -246,13 +249,6 @@ export class Peers {
       this.clients.set(url, c);
     }
     return c;
-  }
-}
-
-/** The owner could not be reached at all: the request was never sent, so it may be routed again. */
-export class OwnerUnreachableError extends EtcdError {
-  constructor(url: string, details: string) {
-    super(grpc.status.UNAVAILABLE, `etcd-metaproxy: shard owner at ${url} unavailable: ${details}`);
   }
 }
 

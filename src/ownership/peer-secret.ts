@@ -7,8 +7,8 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { sysKey } from '../shard/keyspace.js';
-import { createIfAbsent } from '../shard/shard.js';
-import type { Upstream } from '../shard/upstream.js';
+import { createIfAbsent } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 export const PEER_SECRET_KEY = sysKey('peer-secret');
 /** The metadata entry carrying it. */

@@ -9,8 +9,8 @@ import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 import { sysKey } from './keyspace.js';
-import { cmp, putOp, rangeOp } from './shard.js';
-import type { Upstream } from './upstream.js';
+import { cmp, putOp, rangeOp } from '../upstream/ops.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /**
  * The epoch key of one keyspace: proxies of different namespaces may share member clusters, and

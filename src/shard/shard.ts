@@ -14,10 +14,10 @@ import { CLOCK_KEY, sysKey } from './keyspace.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
 import { epochKey } from './epoch.js';
+import { clockOf } from './clock-read.js';
+import type { ClockRead } from './clock-read.js';
 
-// The write path's files (writer.ts, epoch.ts, clock/allocator.ts, ownership/) still import
-// these from here; they live in upstream/ops.ts and keyspace.ts.
-export { CLOCK_KEY, cmp, createIfAbsent, putOp, rangeOp };
+export type { ClockRead };
 
 export const SHARD_ID_KEY = sysKey('shard-name');
 /** Range ops per read-only member txn: below etcd's default --max-txn-ops (128) with the clock read. */
@@ -26,13 +26,6 @@ const READ_CHUNK = 100;
 /** A compare that holds only while nothing at all was written to the shard since `clock`. */
 export function clockEquals(clock: bigint): Compare {
   return cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(clock) });
-}
-
-/** The clock as it stands in a member, read in the same member txn as the data beside it. */
-export interface ClockRead {
-  clock: bigint;
-  /** The member revision the read was served at. */
-  memberRev: bigint;
 }
 
 export class Shard {
@@ -138,7 +131,3 @@ export class Shard {
   }
 }
 
-export function clockOf(res: TxnResponse, i: number): ClockRead {
-  const r = res.responses[i]?.response_range;
-  return { clock: decodeClock(r?.kvs[0]?.value), memberRev: BigInt(res.header?.revision ?? '0') };
-}

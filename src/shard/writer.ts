@@ -21,9 +21,14 @@ import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { memberWrites, writeRetries } from '../metrics/registry.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import { epochHolds } from './epoch.js';
-import { CLOCK_KEY, clockOf, cmp, putOp, rangeOp } from './shard.js';
+import { CLOCK_KEY } from './keyspace.js';
+import { clockOf } from './clock-read.js';
+import { cmp, putOp, rangeOp } from '../upstream/ops.js';
 import { chainDepth, innermost, pinned, txnNeed } from './pin-chain.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { NotOwnerError } from './routing-errors.js';
+
+export { NotOwnerError };
 
 export interface MemberLimits {
   maxTxnOps: number;
@@ -63,14 +68,6 @@ export interface WriteJob {
    * coordinator call of its own.
    */
   proof?: Promise<bigint | null>;
-}
-
-/** The shard's ownership moved: the write was not applied; route it to the new owner. */
-export class NotOwnerError extends Error {
-  constructor(shard: string) {
-    super(`etcd-metaproxy: this replica no longer owns shard ${shard}`);
-    this.name = 'NotOwnerError';
-  }
 }
 
 export type WriteResult =

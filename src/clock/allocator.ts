@@ -22,6 +22,7 @@ import { EtcdError } from '../etcd/errors.js';
 import { status } from '@grpc/grpc-js';
 import { CLOCK_BLOCK_KEY, decodeBlockRecord, encodeBlockRecord, RevisionBlock } from './block.js';
 import { clockConfirmations } from '../metrics/registry.js';
+import { Batcher, coalesced, type Waiter } from '../batching/batcher.js';
 
 
 /** Revisions a proxy may hold unused when a coordinator loses its clock: the rebuilt clock skips them. */
@@ -46,13 +47,6 @@ export interface ClockRebuilt {
   rebuilt: bigint;
   /** rebuilt - previous: the revisions skipped. */
   jump: bigint;
-}
-
-interface Waiter {
-  /** How many consecutive revisions this caller needs. */
-  count: bigint;
-  resolve: (rev: bigint) => void;
-  reject: (err: unknown) => void;
 }
 
 /** An allocation round trip this long means the coordinator is the bottleneck (see flush). */
@@ -90,11 +84,14 @@ export class ClockAllocator {
   private maxIssued = 0n;
   private blocks: BlockOptions | null = null;
   /** proof(): the read in flight, and the round that starts after it. */
-  private proving = false;
-  private nextProof: { promise: Promise<bigint | null>; resolve: (v: bigint | null) => void } | null = null;
   private lastRoundTripMs = 0;
-  private queue: Waiter[] = [];
-  private inFlight = false;
+  /** Group commit: callers that arrive while a coordinator call is in flight share the next one. */
+  private readonly batches = new Batcher<bigint, bigint>((batch) => this.runBatch(batch), {
+    take: (queued) => Math.min(queued.length, this.maxBatch),
+    beforeBatch: () => this.linger(),
+  });
+  /** proof(): one clock read in flight; callers meanwhile share the next. */
+  private readonly proofRead = coalesced(() => this.readProof());
   private shardClocks: () => Promise<bigint[]> = async () => [];
   private readonly rebuiltListeners: Array<(r: ClockRebuilt) => void> = [];
 
@@ -177,10 +174,7 @@ export class ClockAllocator {
    * every revision allocated before the call.
    */
   next(count = 1): Promise<bigint> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ count: BigInt(count), resolve, reject });
-      if (!this.inFlight) void this.flush();
-    });
+    return this.batches.submit(BigInt(count));
   }
 
   /** The highest revision this proxy knows current (no coordinator call): for response headers. */
@@ -254,31 +248,27 @@ export class ClockAllocator {
     this.noteSeen(rev);
   }
 
-  private async flush(): Promise<void> {
-    this.inFlight = true;
-    while (this.queue.length) {
-      // A slow coordinator is the write path's bottleneck (each allocation is a raft proposal of
-      // its own): wait a fraction of its round trip so that the shard writers' next batches
-      // share one allocation (bench/scaleout.ts: 0.08 -> 0.06 allocations per put). A fast
-      // coordinator adds no wait (a hot key's writes, one at a time, would only lose time).
-      if (this.lastRoundTripMs >= SLOW_COORDINATOR_MS) {
-        await new Promise((r) => setTimeout(r, Math.min(MAX_LINGER_MS, this.lastRoundTripMs / 2)));
-      }
-      const batch = this.queue.splice(0, this.maxBatch);
-      try {
-        const total = batch.reduce((n, w) => n + w.count, 0n);
-        const started = performance.now();
-        let next = await this.take(total);
-        this.lastRoundTripMs = performance.now() - started;
-        for (const w of batch) {
-          w.resolve(next);
-          next += w.count;
-        }
-      } catch (err) {
-        for (const w of batch) w.reject(err);
-      }
+  /**
+   * A slow coordinator is the write path's bottleneck (each allocation is a raft proposal of its
+   * own): wait a fraction of its round trip so that the shard writers' next batches share one
+   * allocation (bench/scaleout.ts: 0.08 -> 0.06 allocations per put). A fast coordinator adds no
+   * wait (a hot key's writes, one at a time, would only lose time).
+   */
+  private async linger(): Promise<void> {
+    if (this.lastRoundTripMs >= SLOW_COORDINATOR_MS) {
+      await new Promise((r) => setTimeout(r, Math.min(MAX_LINGER_MS, this.lastRoundTripMs / 2)));
     }
-    this.inFlight = false;
+  }
+
+  private async runBatch(batch: Waiter<bigint, bigint>[]): Promise<void> {
+    const total = batch.reduce((n, w) => n + w.item, 0n);
+    const started = performance.now();
+    let next = await this.take(total);
+    this.lastRoundTripMs = performance.now() - started;
+    for (const w of batch) {
+      w.resolve(next);
+      next += w.item;
+    }
   }
 
   /**
@@ -291,34 +281,20 @@ export class ClockAllocator {
    */
   proof(): Promise<bigint | null> {
     if (!this.block || !this.blocks?.exclusive()) return Promise.resolve(null);
-    let round = this.nextProof;
-    if (!round) {
-      let resolve!: (v: bigint | null) => void;
-      const promise = new Promise<bigint | null>((r) => (resolve = r));
-      round = this.nextProof = { promise, resolve };
-      if (!this.proving) this.prove();
-    }
-    return round.promise;
+    return this.proofRead();
   }
 
-  private prove(): void {
-    const round = this.nextProof;
-    if (!round) return;
-    this.nextProof = null;
-    this.proving = true;
-    this.coordinator.range({ key: CLOCK_KEY }).then(
-      (res) => {
-        clockConfirmations.inc();
-        const raw = res.kvs[0]?.value;
-        const v = raw && raw.length === 8 ? decodeClock(raw) : null;
-        const b = this.block;
-        round.resolve(v !== null && b !== null && v >= b.since && v <= b.end ? v : null);
-      },
-      () => round.resolve(null),
-    ).finally(() => {
-      this.proving = false;
-      this.prove();
-    });
+  private async readProof(): Promise<bigint | null> {
+    try {
+      const res = await this.coordinator.range({ key: CLOCK_KEY });
+      clockConfirmations.inc();
+      const raw = res.kvs[0]?.value;
+      const v = raw && raw.length === 8 ? decodeClock(raw) : null;
+      const b = this.block;
+      return v !== null && b !== null && v >= b.since && v <= b.end ? v : null;
+    } catch {
+      return null; // the batch then reads (and fails) on its own
+    }
   }
 
   /**

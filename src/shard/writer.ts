@@ -212,7 +212,9 @@ export class ShardWriter {
 
   /**
    * One batch in flight at a time; the next batch's revisions are allocated while it flies
-   * (allocated later, so they are higher), which hides the coordinator round trip.
+   * (allocated later, so they are higher), which hides the coordinator round trip. This overlap
+   * (two batches at different stages) is why the writer keeps its own loop rather than
+   * batching/batcher.ts, which runs one batch from start to answer at a time.
    */
   private async run(): Promise<void> {
     this.running = true;

@@ -7,6 +7,8 @@
 //   'request_put', ...), as @grpc/proto-loader's `oneofs: true` does.
 // - Nesting depth: PROTOBUF_DEPTH_LIMIT (etcd/depth-limit.ts) instead of ts-proto's fixed 100,
 //   so nested txns up to server/wire-guard.ts's MAX_TXN_NESTING decode.
+// - Our wire runtime (etcd/binary.ts) instead of @bufbuild/protobuf/wire: int64s read as decimal
+//   strings, bytes as Buffer views, encoded messages as Buffers (no copies in between).
 // - No `any`: the depth counter and enum reads are typed.
 // - No protoc version in the header (it differs between machines).
 import fs from 'node:fs';
@@ -52,9 +54,16 @@ function fixFile(file) {
   src = src.replace(/^\/\/   protoc +v.*\n/m, '');
   // Encoders: each `encode(message: X, ...) {` up to its `return writer;`.
   src = src.replace(/(encode\(message: \w+, writer: BinaryWriter = new BinaryWriter\(\)\): BinaryWriter \{)([\s\S]*?)(return writer;)/g, (_, head, body, tail) => head + fixEncode(body) + tail);
+  // Our runtime (etcd/binary.ts): int64s read as strings, bytes as Buffers, finish() gives a Buffer.
+  src = src
+    .replace(/import \{ BinaryReader, BinaryWriter \} from "@bufbuild\/protobuf\/wire";/, 'import { BinaryReader, BinaryWriter } from "../binary.js";')
+    .replace(/reader\.(u?int64)\(\)\.toString\(\)/g, 'reader.$1()')
+    .replace(/Buffer\.from\(reader\.bytes\(\)\)/g, 'reader.bytes()')
+    .replace(/Buffer\.from\((\w+)\.encode\(value\)\.finish\(\)\)/g, '$1.encode(value).finish()');
   // Depth counter.
   src = src
-    .replace(/\(reader as any\)\.__tsProtoDecodeDepth/g, '(reader as DepthReader).__tsProtoDecodeDepth')
+    .replace(/\(reader as any\)\.__tsProtoDecodeDepth \?\? 0/g, 'reader.depth')
+    .replace(/\(reader as any\)\.__tsProtoDecodeDepth/g, 'reader.depth')
     .replace(/previousRecursionDepth >= 100\)/g, 'previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT)')
     .replace(/reader\.int32\(\) as any/g, 'reader.int32()');
   // Oneofs: a virtual field naming the set member, in the interface and set by the decoder.
@@ -74,16 +83,13 @@ function fixFile(file) {
     }
   }
   const helpers =
-    '\n/** The reader carries the nesting depth of the message being decoded. */\n' +
-    'type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };\n' +
     '\n/** An int64 worth sending: present and not zero (a number, a bigint or a decimal string). */\n' +
     'function isSet64(v: string | number | bigint | null | undefined): v is string | number | bigint {\n' +
     '  return v != null && v !== "0" && v !== 0 && v !== 0n;\n' +
     '}\n';
-  src = src.replace(/(import \{ BinaryReader, BinaryWriter \} from "@bufbuild\/protobuf\/wire";\n)/, `$1import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";\n`);
+  src = src.replace(/(import \{ BinaryReader, BinaryWriter \} from "\.\.\/binary\.js";\n)/, `$1import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";\n`);
   src = src.replace(/(\nexport const protobufPackage = [^\n]*\n)/, `$1${helpers}`);
   if (!src.includes('isSet64(')) src = src.replace(/\nfunction isSet64[\s\S]*?\n\}\n/, '\n');
-  if (!src.includes('(reader as DepthReader)')) src = src.replace(/\n\/\*\* The reader carries[^\n]*\ntype DepthReader[^\n]*\n/, '\n');
   if (!src.includes('PROTOBUF_DEPTH_LIMIT)')) src = src.replace(/import \{ PROTOBUF_DEPTH_LIMIT \}[^\n]*\n/, '');
   fs.writeFileSync(file, src);
 }

@@ -5,7 +5,6 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
-import { decodeRangeRequest } from './range-request.js';
 import { requestSizes } from './unary.js';
 import { refuseMalformed, requestType } from './wire-guard.js';
 
@@ -21,7 +20,6 @@ export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [method, def] of Object.entries(base)) {
     const d = def as grpc.MethodDefinition<object, object>;
-    const fast = name === 'KV' && method === 'Range' ? decodeRangeRequest : null;
     const type = requestType(d.path);
     out[method] = {
       ...d,
@@ -29,7 +27,7 @@ export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
         // Checked as etcd's decoder checks it; a refusal is answered by wireGuardInterceptor.
         const refused = refuseMalformed(type, buf, d.requestStream || d.responseStream);
         if (refused) return refused;
-        const msg = (fast && fast(buf)) ?? d.requestDeserialize(buf);
+        const msg = d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);
         return msg;
       },

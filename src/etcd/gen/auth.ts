@@ -4,13 +4,10 @@
 // source: auth.proto
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter } from "../binary.js";
 import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";
 
 export const protobufPackage = "authpb";
-
-/** The reader carries the nesting depth of the message being decoded. */
-type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };
 
 /** An int64 worth sending: present and not zero (a number, a bigint or a decimal string). */
 function isSet64(v: string | number | bigint | null | undefined): v is string | number | bigint {
@@ -64,11 +61,11 @@ export const UserAddOptions: MessageFns<UserAddOptions> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): UserAddOptions {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseUserAddOptions();
@@ -91,7 +88,7 @@ export const UserAddOptions: MessageFns<UserAddOptions> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -119,11 +116,11 @@ export const User: MessageFns<User> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): User {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseUser();
@@ -135,7 +132,7 @@ export const User: MessageFns<User> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = reader.bytes();
             continue;
           }
           case 2: {
@@ -143,7 +140,7 @@ export const User: MessageFns<User> = {
               break;
             }
 
-            message.password = Buffer.from(reader.bytes());
+            message.password = reader.bytes();
             continue;
           }
           case 3: {
@@ -170,7 +167,7 @@ export const User: MessageFns<User> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -195,11 +192,11 @@ export const Permission: MessageFns<Permission> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): Permission {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBasePermission();
@@ -219,7 +216,7 @@ export const Permission: MessageFns<Permission> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 3: {
@@ -227,7 +224,7 @@ export const Permission: MessageFns<Permission> = {
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
         }
@@ -238,7 +235,7 @@ export const Permission: MessageFns<Permission> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -260,11 +257,11 @@ export const Role: MessageFns<Role> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): Role {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseRole();
@@ -276,7 +273,7 @@ export const Role: MessageFns<Role> = {
               break;
             }
 
-            message.name = Buffer.from(reader.bytes());
+            message.name = reader.bytes();
             continue;
           }
           case 2: {
@@ -295,7 +292,7 @@ export const Role: MessageFns<Role> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };

@@ -4,13 +4,10 @@
 // source: kv.proto
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter } from "../binary.js";
 import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";
 
 export const protobufPackage = "mvccpb";
-
-/** The reader carries the nesting depth of the message being decoded. */
-type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };
 
 /** An int64 worth sending: present and not zero (a number, a bigint or a decimal string). */
 function isSet64(v: string | number | bigint | null | undefined): v is string | number | bigint {
@@ -78,11 +75,11 @@ export const KeyValue: MessageFns<KeyValue> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseKeyValue();
@@ -94,7 +91,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 2: {
@@ -102,7 +99,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.create_revision = reader.int64().toString();
+            message.create_revision = reader.int64();
             continue;
           }
           case 3: {
@@ -110,7 +107,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.mod_revision = reader.int64().toString();
+            message.mod_revision = reader.int64();
             continue;
           }
           case 4: {
@@ -118,7 +115,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.version = reader.int64().toString();
+            message.version = reader.int64();
             continue;
           }
           case 5: {
@@ -126,7 +123,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = reader.bytes();
             continue;
           }
           case 6: {
@@ -134,7 +131,7 @@ export const KeyValue: MessageFns<KeyValue> = {
               break;
             }
 
-            message.lease = reader.int64().toString();
+            message.lease = reader.int64();
             continue;
           }
         }
@@ -145,7 +142,7 @@ export const KeyValue: MessageFns<KeyValue> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -170,11 +167,11 @@ export const Event: MessageFns<Event> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): Event {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseEvent();
@@ -213,7 +210,7 @@ export const Event: MessageFns<Event> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };

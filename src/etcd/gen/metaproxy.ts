@@ -4,7 +4,7 @@
 // source: metaproxy.proto
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter } from "../binary.js";
 import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";
 import {
   type CallOptions,
@@ -20,9 +20,6 @@ import {
 } from "@grpc/grpc-js";
 
 export const protobufPackage = "etcdmetaproxy.v1";
-
-/** The reader carries the nesting depth of the message being decoded. */
-type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };
 
 /** An int64 worth sending: present and not zero (a number, a bigint or a decimal string). */
 function isSet64(v: string | number | bigint | null | undefined): v is string | number | bigint {
@@ -64,11 +61,11 @@ export const TopologyRequest: MessageFns<TopologyRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): TopologyRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseTopologyRequest();
@@ -83,7 +80,7 @@ export const TopologyRequest: MessageFns<TopologyRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -105,11 +102,11 @@ export const ShardEndpoints: MessageFns<ShardEndpoints> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): ShardEndpoints {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseShardEndpoints();
@@ -140,7 +137,7 @@ export const ShardEndpoints: MessageFns<ShardEndpoints> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -171,11 +168,11 @@ export const TopologyResponse: MessageFns<TopologyResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): TopologyResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseTopologyResponse();
@@ -230,7 +227,7 @@ export const TopologyResponse: MessageFns<TopologyResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -245,9 +242,9 @@ export const TopologyService = {
     path: "/etcdmetaproxy.v1.Topology/Get" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: TopologyRequest): Buffer => Buffer.from(TopologyRequest.encode(value).finish()),
+    requestSerialize: (value: TopologyRequest): Buffer => TopologyRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): TopologyRequest => TopologyRequest.decode(value),
-    responseSerialize: (value: TopologyResponse): Buffer => Buffer.from(TopologyResponse.encode(value).finish()),
+    responseSerialize: (value: TopologyResponse): Buffer => TopologyResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): TopologyResponse => TopologyResponse.decode(value),
   },
 } as const;

@@ -4,7 +4,7 @@
 // source: rpc.proto
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter } from "../binary.js";
 import { PROTOBUF_DEPTH_LIMIT } from "../depth-limit.js";
 import {
   type CallOptions,
@@ -26,9 +26,6 @@ import { Permission, UserAddOptions } from "./auth.js";
 import { Event, KeyValue } from "./kv.js";
 
 export const protobufPackage = "etcdserverpb";
-
-/** The reader carries the nesting depth of the message being decoded. */
-type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };
 
 /** An int64 worth sending: present and not zero (a number, a bigint or a decimal string). */
 function isSet64(v: string | number | bigint | null | undefined): v is string | number | bigint {
@@ -600,11 +597,11 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): ResponseHeader {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseResponseHeader();
@@ -616,7 +613,7 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
               break;
             }
 
-            message.cluster_id = reader.uint64().toString();
+            message.cluster_id = reader.uint64();
             continue;
           }
           case 2: {
@@ -624,7 +621,7 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
               break;
             }
 
-            message.member_id = reader.uint64().toString();
+            message.member_id = reader.uint64();
             continue;
           }
           case 3: {
@@ -632,7 +629,7 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
               break;
             }
 
-            message.revision = reader.int64().toString();
+            message.revision = reader.int64();
             continue;
           }
           case 4: {
@@ -640,7 +637,7 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
               break;
             }
 
-            message.raft_term = reader.uint64().toString();
+            message.raft_term = reader.uint64();
             continue;
           }
         }
@@ -651,7 +648,7 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -720,11 +717,11 @@ export const RangeRequest: MessageFns<RangeRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): RangeRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseRangeRequest();
@@ -736,7 +733,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 2: {
@@ -744,7 +741,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
           case 3: {
@@ -752,7 +749,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.limit = reader.int64().toString();
+            message.limit = reader.int64();
             continue;
           }
           case 4: {
@@ -760,7 +757,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.revision = reader.int64().toString();
+            message.revision = reader.int64();
             continue;
           }
           case 5: {
@@ -808,7 +805,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.min_mod_revision = reader.int64().toString();
+            message.min_mod_revision = reader.int64();
             continue;
           }
           case 11: {
@@ -816,7 +813,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.max_mod_revision = reader.int64().toString();
+            message.max_mod_revision = reader.int64();
             continue;
           }
           case 12: {
@@ -824,7 +821,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.min_create_revision = reader.int64().toString();
+            message.min_create_revision = reader.int64();
             continue;
           }
           case 13: {
@@ -832,7 +829,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
               break;
             }
 
-            message.max_create_revision = reader.int64().toString();
+            message.max_create_revision = reader.int64();
             continue;
           }
         }
@@ -843,7 +840,7 @@ export const RangeRequest: MessageFns<RangeRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -871,11 +868,11 @@ export const RangeResponse: MessageFns<RangeResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): RangeResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseRangeResponse();
@@ -911,7 +908,7 @@ export const RangeResponse: MessageFns<RangeResponse> = {
               break;
             }
 
-            message.count = reader.int64().toString();
+            message.count = reader.int64();
             continue;
           }
         }
@@ -922,7 +919,7 @@ export const RangeResponse: MessageFns<RangeResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -963,11 +960,11 @@ export const PutRequest: MessageFns<PutRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): PutRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBasePutRequest();
@@ -979,7 +976,7 @@ export const PutRequest: MessageFns<PutRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 2: {
@@ -987,7 +984,7 @@ export const PutRequest: MessageFns<PutRequest> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = reader.bytes();
             continue;
           }
           case 3: {
@@ -995,7 +992,7 @@ export const PutRequest: MessageFns<PutRequest> = {
               break;
             }
 
-            message.lease = reader.int64().toString();
+            message.lease = reader.int64();
             continue;
           }
           case 4: {
@@ -1030,7 +1027,7 @@ export const PutRequest: MessageFns<PutRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1052,11 +1049,11 @@ export const PutResponse: MessageFns<PutResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): PutResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBasePutResponse();
@@ -1087,7 +1084,7 @@ export const PutResponse: MessageFns<PutResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1112,11 +1109,11 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseDeleteRangeRequest();
@@ -1128,7 +1125,7 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 2: {
@@ -1136,7 +1133,7 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
           case 3: {
@@ -1155,7 +1152,7 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1180,11 +1177,11 @@ export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseDeleteRangeResponse();
@@ -1204,7 +1201,7 @@ export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
               break;
             }
 
-            message.deleted = reader.int64().toString();
+            message.deleted = reader.int64();
             continue;
           }
           case 3: {
@@ -1223,7 +1220,7 @@ export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1251,11 +1248,11 @@ export const RequestOp: MessageFns<RequestOp> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): RequestOp {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseRequestOp();
@@ -1306,7 +1303,7 @@ export const RequestOp: MessageFns<RequestOp> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1339,11 +1336,11 @@ export const ResponseOp: MessageFns<ResponseOp> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): ResponseOp {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseResponseOp();
@@ -1394,7 +1391,7 @@ export const ResponseOp: MessageFns<ResponseOp> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1447,11 +1444,11 @@ export const Compare: MessageFns<Compare> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): Compare {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseCompare();
@@ -1479,7 +1476,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 4: {
@@ -1487,7 +1484,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.version = reader.int64().toString();
+            message.version = reader.int64();
             message.target_union = "version";
             continue;
           }
@@ -1496,7 +1493,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.create_revision = reader.int64().toString();
+            message.create_revision = reader.int64();
             message.target_union = "create_revision";
             continue;
           }
@@ -1505,7 +1502,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.mod_revision = reader.int64().toString();
+            message.mod_revision = reader.int64();
             message.target_union = "mod_revision";
             continue;
           }
@@ -1514,7 +1511,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = reader.bytes();
             message.target_union = "value";
             continue;
           }
@@ -1523,7 +1520,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.lease = reader.int64().toString();
+            message.lease = reader.int64();
             message.target_union = "lease";
             continue;
           }
@@ -1532,7 +1529,7 @@ export const Compare: MessageFns<Compare> = {
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
         }
@@ -1543,7 +1540,7 @@ export const Compare: MessageFns<Compare> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1568,11 +1565,11 @@ export const TxnRequest: MessageFns<TxnRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): TxnRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseTxnRequest();
@@ -1611,7 +1608,7 @@ export const TxnRequest: MessageFns<TxnRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1636,11 +1633,11 @@ export const TxnResponse: MessageFns<TxnResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): TxnResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseTxnResponse();
@@ -1679,7 +1676,7 @@ export const TxnResponse: MessageFns<TxnResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1701,11 +1698,11 @@ export const CompactionRequest: MessageFns<CompactionRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): CompactionRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseCompactionRequest();
@@ -1717,7 +1714,7 @@ export const CompactionRequest: MessageFns<CompactionRequest> = {
               break;
             }
 
-            message.revision = reader.int64().toString();
+            message.revision = reader.int64();
             continue;
           }
           case 2: {
@@ -1736,7 +1733,7 @@ export const CompactionRequest: MessageFns<CompactionRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1755,11 +1752,11 @@ export const CompactionResponse: MessageFns<CompactionResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): CompactionResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseCompactionResponse();
@@ -1782,7 +1779,7 @@ export const CompactionResponse: MessageFns<CompactionResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1798,11 +1795,11 @@ export const HashRequest: MessageFns<HashRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): HashRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHashRequest();
@@ -1817,7 +1814,7 @@ export const HashRequest: MessageFns<HashRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1836,11 +1833,11 @@ export const HashKVRequest: MessageFns<HashKVRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): HashKVRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHashKVRequest();
@@ -1852,7 +1849,7 @@ export const HashKVRequest: MessageFns<HashKVRequest> = {
               break;
             }
 
-            message.revision = reader.int64().toString();
+            message.revision = reader.int64();
             continue;
           }
         }
@@ -1863,7 +1860,7 @@ export const HashKVRequest: MessageFns<HashKVRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1891,11 +1888,11 @@ export const HashKVResponse: MessageFns<HashKVResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): HashKVResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHashKVResponse();
@@ -1923,7 +1920,7 @@ export const HashKVResponse: MessageFns<HashKVResponse> = {
               break;
             }
 
-            message.compact_revision = reader.int64().toString();
+            message.compact_revision = reader.int64();
             continue;
           }
           case 4: {
@@ -1931,7 +1928,7 @@ export const HashKVResponse: MessageFns<HashKVResponse> = {
               break;
             }
 
-            message.hash_revision = reader.int64().toString();
+            message.hash_revision = reader.int64();
             continue;
           }
         }
@@ -1942,7 +1939,7 @@ export const HashKVResponse: MessageFns<HashKVResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -1964,11 +1961,11 @@ export const HashResponse: MessageFns<HashResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): HashResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHashResponse();
@@ -1999,7 +1996,7 @@ export const HashResponse: MessageFns<HashResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2015,11 +2012,11 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): SnapshotRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseSnapshotRequest();
@@ -2034,7 +2031,7 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2062,11 +2059,11 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): SnapshotResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseSnapshotResponse();
@@ -2086,7 +2083,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
               break;
             }
 
-            message.remaining_bytes = reader.uint64().toString();
+            message.remaining_bytes = reader.uint64();
             continue;
           }
           case 3: {
@@ -2094,7 +2091,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
               break;
             }
 
-            message.blob = Buffer.from(reader.bytes());
+            message.blob = reader.bytes();
             continue;
           }
           case 4: {
@@ -2113,7 +2110,7 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2138,11 +2135,11 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseWatchRequest();
@@ -2184,7 +2181,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2237,11 +2234,11 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): WatchCreateRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseWatchCreateRequest();
@@ -2253,7 +2250,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 2: {
@@ -2261,7 +2258,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
           case 3: {
@@ -2269,7 +2266,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.start_revision = reader.int64().toString();
+            message.start_revision = reader.int64();
             continue;
           }
           case 4: {
@@ -2311,7 +2308,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
               break;
             }
 
-            message.watch_id = reader.int64().toString();
+            message.watch_id = reader.int64();
             continue;
           }
           case 8: {
@@ -2330,7 +2327,7 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2349,11 +2346,11 @@ export const WatchCancelRequest: MessageFns<WatchCancelRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): WatchCancelRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseWatchCancelRequest();
@@ -2365,7 +2362,7 @@ export const WatchCancelRequest: MessageFns<WatchCancelRequest> = {
               break;
             }
 
-            message.watch_id = reader.int64().toString();
+            message.watch_id = reader.int64();
             continue;
           }
         }
@@ -2376,7 +2373,7 @@ export const WatchCancelRequest: MessageFns<WatchCancelRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2392,11 +2389,11 @@ export const WatchProgressRequest: MessageFns<WatchProgressRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): WatchProgressRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseWatchProgressRequest();
@@ -2411,7 +2408,7 @@ export const WatchProgressRequest: MessageFns<WatchProgressRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2460,11 +2457,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): WatchResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseWatchResponse();
@@ -2484,7 +2481,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
               break;
             }
 
-            message.watch_id = reader.int64().toString();
+            message.watch_id = reader.int64();
             continue;
           }
           case 3: {
@@ -2508,7 +2505,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
               break;
             }
 
-            message.compact_revision = reader.int64().toString();
+            message.compact_revision = reader.int64();
             continue;
           }
           case 6: {
@@ -2543,7 +2540,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2565,11 +2562,11 @@ export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrantRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseGrantRequest();
@@ -2581,7 +2578,7 @@ export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
               break;
             }
 
-            message.TTL = reader.int64().toString();
+            message.TTL = reader.int64();
             continue;
           }
           case 2: {
@@ -2589,7 +2586,7 @@ export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
         }
@@ -2600,7 +2597,7 @@ export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2628,11 +2625,11 @@ export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrantResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseGrantResponse();
@@ -2652,7 +2649,7 @@ export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
           case 3: {
@@ -2660,7 +2657,7 @@ export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
               break;
             }
 
-            message.TTL = reader.int64().toString();
+            message.TTL = reader.int64();
             continue;
           }
           case 4: {
@@ -2679,7 +2676,7 @@ export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2698,11 +2695,11 @@ export const LeaseRevokeRequest: MessageFns<LeaseRevokeRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseRevokeRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseRevokeRequest();
@@ -2714,7 +2711,7 @@ export const LeaseRevokeRequest: MessageFns<LeaseRevokeRequest> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
         }
@@ -2725,7 +2722,7 @@ export const LeaseRevokeRequest: MessageFns<LeaseRevokeRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2744,11 +2741,11 @@ export const LeaseRevokeResponse: MessageFns<LeaseRevokeResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseRevokeResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseRevokeResponse();
@@ -2771,7 +2768,7 @@ export const LeaseRevokeResponse: MessageFns<LeaseRevokeResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2790,11 +2787,11 @@ export const LeaseKeepAliveRequest: MessageFns<LeaseKeepAliveRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseKeepAliveRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseKeepAliveRequest();
@@ -2806,7 +2803,7 @@ export const LeaseKeepAliveRequest: MessageFns<LeaseKeepAliveRequest> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
         }
@@ -2817,7 +2814,7 @@ export const LeaseKeepAliveRequest: MessageFns<LeaseKeepAliveRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2842,11 +2839,11 @@ export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseKeepAliveResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseKeepAliveResponse();
@@ -2866,7 +2863,7 @@ export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
           case 3: {
@@ -2874,7 +2871,7 @@ export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
               break;
             }
 
-            message.TTL = reader.int64().toString();
+            message.TTL = reader.int64();
             continue;
           }
         }
@@ -2885,7 +2882,7 @@ export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2907,11 +2904,11 @@ export const LeaseTimeToLiveRequest: MessageFns<LeaseTimeToLiveRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseTimeToLiveRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseTimeToLiveRequest();
@@ -2923,7 +2920,7 @@ export const LeaseTimeToLiveRequest: MessageFns<LeaseTimeToLiveRequest> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
           case 2: {
@@ -2942,7 +2939,7 @@ export const LeaseTimeToLiveRequest: MessageFns<LeaseTimeToLiveRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -2973,11 +2970,11 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseTimeToLiveResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseTimeToLiveResponse();
@@ -2997,7 +2994,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
           case 3: {
@@ -3005,7 +3002,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
               break;
             }
 
-            message.TTL = reader.int64().toString();
+            message.TTL = reader.int64();
             continue;
           }
           case 4: {
@@ -3013,7 +3010,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
               break;
             }
 
-            message.grantedTTL = reader.int64().toString();
+            message.grantedTTL = reader.int64();
             continue;
           }
           case 5: {
@@ -3021,7 +3018,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
               break;
             }
 
-            message.keys.push(Buffer.from(reader.bytes()));
+            message.keys.push(reader.bytes());
             continue;
           }
         }
@@ -3032,7 +3029,7 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3048,11 +3045,11 @@ export const LeaseLeasesRequest: MessageFns<LeaseLeasesRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseLeasesRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseLeasesRequest();
@@ -3067,7 +3064,7 @@ export const LeaseLeasesRequest: MessageFns<LeaseLeasesRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3086,11 +3083,11 @@ export const LeaseStatus: MessageFns<LeaseStatus> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseStatus {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseStatus();
@@ -3102,7 +3099,7 @@ export const LeaseStatus: MessageFns<LeaseStatus> = {
               break;
             }
 
-            message.ID = reader.int64().toString();
+            message.ID = reader.int64();
             continue;
           }
         }
@@ -3113,7 +3110,7 @@ export const LeaseStatus: MessageFns<LeaseStatus> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3135,11 +3132,11 @@ export const LeaseLeasesResponse: MessageFns<LeaseLeasesResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): LeaseLeasesResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseLeaseLeasesResponse();
@@ -3170,7 +3167,7 @@ export const LeaseLeasesResponse: MessageFns<LeaseLeasesResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3201,11 +3198,11 @@ export const Member: MessageFns<Member> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): Member {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMember();
@@ -3217,7 +3214,7 @@ export const Member: MessageFns<Member> = {
               break;
             }
 
-            message.ID = reader.uint64().toString();
+            message.ID = reader.uint64();
             continue;
           }
           case 2: {
@@ -3260,7 +3257,7 @@ export const Member: MessageFns<Member> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3282,11 +3279,11 @@ export const MemberAddRequest: MessageFns<MemberAddRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberAddRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberAddRequest();
@@ -3317,7 +3314,7 @@ export const MemberAddRequest: MessageFns<MemberAddRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3342,11 +3339,11 @@ export const MemberAddResponse: MessageFns<MemberAddResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberAddResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberAddResponse();
@@ -3385,7 +3382,7 @@ export const MemberAddResponse: MessageFns<MemberAddResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3404,11 +3401,11 @@ export const MemberRemoveRequest: MessageFns<MemberRemoveRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberRemoveRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberRemoveRequest();
@@ -3420,7 +3417,7 @@ export const MemberRemoveRequest: MessageFns<MemberRemoveRequest> = {
               break;
             }
 
-            message.ID = reader.uint64().toString();
+            message.ID = reader.uint64();
             continue;
           }
         }
@@ -3431,7 +3428,7 @@ export const MemberRemoveRequest: MessageFns<MemberRemoveRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3453,11 +3450,11 @@ export const MemberRemoveResponse: MessageFns<MemberRemoveResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberRemoveResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberRemoveResponse();
@@ -3488,7 +3485,7 @@ export const MemberRemoveResponse: MessageFns<MemberRemoveResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3510,11 +3507,11 @@ export const MemberUpdateRequest: MessageFns<MemberUpdateRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberUpdateRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberUpdateRequest();
@@ -3526,7 +3523,7 @@ export const MemberUpdateRequest: MessageFns<MemberUpdateRequest> = {
               break;
             }
 
-            message.ID = reader.uint64().toString();
+            message.ID = reader.uint64();
             continue;
           }
           case 2: {
@@ -3545,7 +3542,7 @@ export const MemberUpdateRequest: MessageFns<MemberUpdateRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3567,11 +3564,11 @@ export const MemberUpdateResponse: MessageFns<MemberUpdateResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberUpdateResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberUpdateResponse();
@@ -3602,7 +3599,7 @@ export const MemberUpdateResponse: MessageFns<MemberUpdateResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3621,11 +3618,11 @@ export const MemberListRequest: MessageFns<MemberListRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberListRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberListRequest();
@@ -3648,7 +3645,7 @@ export const MemberListRequest: MessageFns<MemberListRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3670,11 +3667,11 @@ export const MemberListResponse: MessageFns<MemberListResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberListResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberListResponse();
@@ -3705,7 +3702,7 @@ export const MemberListResponse: MessageFns<MemberListResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3724,11 +3721,11 @@ export const MemberPromoteRequest: MessageFns<MemberPromoteRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberPromoteRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberPromoteRequest();
@@ -3740,7 +3737,7 @@ export const MemberPromoteRequest: MessageFns<MemberPromoteRequest> = {
               break;
             }
 
-            message.ID = reader.uint64().toString();
+            message.ID = reader.uint64();
             continue;
           }
         }
@@ -3751,7 +3748,7 @@ export const MemberPromoteRequest: MessageFns<MemberPromoteRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3773,11 +3770,11 @@ export const MemberPromoteResponse: MessageFns<MemberPromoteResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MemberPromoteResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMemberPromoteResponse();
@@ -3808,7 +3805,7 @@ export const MemberPromoteResponse: MessageFns<MemberPromoteResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3824,11 +3821,11 @@ export const DefragmentRequest: MessageFns<DefragmentRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): DefragmentRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseDefragmentRequest();
@@ -3843,7 +3840,7 @@ export const DefragmentRequest: MessageFns<DefragmentRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3862,11 +3859,11 @@ export const DefragmentResponse: MessageFns<DefragmentResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): DefragmentResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseDefragmentResponse();
@@ -3889,7 +3886,7 @@ export const DefragmentResponse: MessageFns<DefragmentResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3908,11 +3905,11 @@ export const MoveLeaderRequest: MessageFns<MoveLeaderRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MoveLeaderRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMoveLeaderRequest();
@@ -3924,7 +3921,7 @@ export const MoveLeaderRequest: MessageFns<MoveLeaderRequest> = {
               break;
             }
 
-            message.targetID = reader.uint64().toString();
+            message.targetID = reader.uint64();
             continue;
           }
         }
@@ -3935,7 +3932,7 @@ export const MoveLeaderRequest: MessageFns<MoveLeaderRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -3954,11 +3951,11 @@ export const MoveLeaderResponse: MessageFns<MoveLeaderResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): MoveLeaderResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseMoveLeaderResponse();
@@ -3981,7 +3978,7 @@ export const MoveLeaderResponse: MessageFns<MoveLeaderResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4006,11 +4003,11 @@ export const AlarmRequest: MessageFns<AlarmRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AlarmRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAlarmRequest();
@@ -4030,7 +4027,7 @@ export const AlarmRequest: MessageFns<AlarmRequest> = {
               break;
             }
 
-            message.memberID = reader.uint64().toString();
+            message.memberID = reader.uint64();
             continue;
           }
           case 3: {
@@ -4049,7 +4046,7 @@ export const AlarmRequest: MessageFns<AlarmRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4071,11 +4068,11 @@ export const AlarmMember: MessageFns<AlarmMember> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AlarmMember {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAlarmMember();
@@ -4087,7 +4084,7 @@ export const AlarmMember: MessageFns<AlarmMember> = {
               break;
             }
 
-            message.memberID = reader.uint64().toString();
+            message.memberID = reader.uint64();
             continue;
           }
           case 2: {
@@ -4106,7 +4103,7 @@ export const AlarmMember: MessageFns<AlarmMember> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4128,11 +4125,11 @@ export const AlarmResponse: MessageFns<AlarmResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AlarmResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAlarmResponse();
@@ -4163,7 +4160,7 @@ export const AlarmResponse: MessageFns<AlarmResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4179,11 +4176,11 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): StatusRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseStatusRequest();
@@ -4198,7 +4195,7 @@ export const StatusRequest: MessageFns<StatusRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4255,11 +4252,11 @@ export const StatusResponse: MessageFns<StatusResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): StatusResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseStatusResponse();
@@ -4287,7 +4284,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.dbSize = reader.int64().toString();
+            message.dbSize = reader.int64();
             continue;
           }
           case 4: {
@@ -4295,7 +4292,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.leader = reader.uint64().toString();
+            message.leader = reader.uint64();
             continue;
           }
           case 5: {
@@ -4303,7 +4300,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.raftIndex = reader.uint64().toString();
+            message.raftIndex = reader.uint64();
             continue;
           }
           case 6: {
@@ -4311,7 +4308,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.raftTerm = reader.uint64().toString();
+            message.raftTerm = reader.uint64();
             continue;
           }
           case 7: {
@@ -4319,7 +4316,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.raftAppliedIndex = reader.uint64().toString();
+            message.raftAppliedIndex = reader.uint64();
             continue;
           }
           case 8: {
@@ -4335,7 +4332,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
               break;
             }
 
-            message.dbSizeInUse = reader.int64().toString();
+            message.dbSizeInUse = reader.int64();
             continue;
           }
           case 10: {
@@ -4354,7 +4351,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4370,11 +4367,11 @@ export const AuthEnableRequest: MessageFns<AuthEnableRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthEnableRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthEnableRequest();
@@ -4389,7 +4386,7 @@ export const AuthEnableRequest: MessageFns<AuthEnableRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4405,11 +4402,11 @@ export const AuthDisableRequest: MessageFns<AuthDisableRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthDisableRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthDisableRequest();
@@ -4424,7 +4421,7 @@ export const AuthDisableRequest: MessageFns<AuthDisableRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4440,11 +4437,11 @@ export const AuthStatusRequest: MessageFns<AuthStatusRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthStatusRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthStatusRequest();
@@ -4459,7 +4456,7 @@ export const AuthStatusRequest: MessageFns<AuthStatusRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4481,11 +4478,11 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthenticateRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthenticateRequest();
@@ -4516,7 +4513,7 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4544,11 +4541,11 @@ export const AuthUserAddRequest: MessageFns<AuthUserAddRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserAddRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserAddRequest();
@@ -4595,7 +4592,7 @@ export const AuthUserAddRequest: MessageFns<AuthUserAddRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4614,11 +4611,11 @@ export const AuthUserGetRequest: MessageFns<AuthUserGetRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserGetRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserGetRequest();
@@ -4641,7 +4638,7 @@ export const AuthUserGetRequest: MessageFns<AuthUserGetRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4660,11 +4657,11 @@ export const AuthUserDeleteRequest: MessageFns<AuthUserDeleteRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserDeleteRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserDeleteRequest();
@@ -4687,7 +4684,7 @@ export const AuthUserDeleteRequest: MessageFns<AuthUserDeleteRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4712,11 +4709,11 @@ export const AuthUserChangePasswordRequest: MessageFns<AuthUserChangePasswordReq
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserChangePasswordRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserChangePasswordRequest();
@@ -4755,7 +4752,7 @@ export const AuthUserChangePasswordRequest: MessageFns<AuthUserChangePasswordReq
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4777,11 +4774,11 @@ export const AuthUserGrantRoleRequest: MessageFns<AuthUserGrantRoleRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserGrantRoleRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserGrantRoleRequest();
@@ -4812,7 +4809,7 @@ export const AuthUserGrantRoleRequest: MessageFns<AuthUserGrantRoleRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4834,11 +4831,11 @@ export const AuthUserRevokeRoleRequest: MessageFns<AuthUserRevokeRoleRequest> = 
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserRevokeRoleRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserRevokeRoleRequest();
@@ -4869,7 +4866,7 @@ export const AuthUserRevokeRoleRequest: MessageFns<AuthUserRevokeRoleRequest> = 
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4888,11 +4885,11 @@ export const AuthRoleAddRequest: MessageFns<AuthRoleAddRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleAddRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleAddRequest();
@@ -4915,7 +4912,7 @@ export const AuthRoleAddRequest: MessageFns<AuthRoleAddRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4934,11 +4931,11 @@ export const AuthRoleGetRequest: MessageFns<AuthRoleGetRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleGetRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleGetRequest();
@@ -4961,7 +4958,7 @@ export const AuthRoleGetRequest: MessageFns<AuthRoleGetRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -4977,11 +4974,11 @@ export const AuthUserListRequest: MessageFns<AuthUserListRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserListRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserListRequest();
@@ -4996,7 +4993,7 @@ export const AuthUserListRequest: MessageFns<AuthUserListRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5012,11 +5009,11 @@ export const AuthRoleListRequest: MessageFns<AuthRoleListRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleListRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleListRequest();
@@ -5031,7 +5028,7 @@ export const AuthRoleListRequest: MessageFns<AuthRoleListRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5050,11 +5047,11 @@ export const AuthRoleDeleteRequest: MessageFns<AuthRoleDeleteRequest> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleDeleteRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleDeleteRequest();
@@ -5077,7 +5074,7 @@ export const AuthRoleDeleteRequest: MessageFns<AuthRoleDeleteRequest> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5099,11 +5096,11 @@ export const AuthRoleGrantPermissionRequest: MessageFns<AuthRoleGrantPermissionR
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleGrantPermissionRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleGrantPermissionRequest();
@@ -5134,7 +5131,7 @@ export const AuthRoleGrantPermissionRequest: MessageFns<AuthRoleGrantPermissionR
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5159,11 +5156,11 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleRevokePermissionRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleRevokePermissionRequest();
@@ -5183,7 +5180,7 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
           case 3: {
@@ -5191,7 +5188,7 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
               break;
             }
 
-            message.range_end = Buffer.from(reader.bytes());
+            message.range_end = reader.bytes();
             continue;
           }
         }
@@ -5202,7 +5199,7 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5221,11 +5218,11 @@ export const AuthEnableResponse: MessageFns<AuthEnableResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthEnableResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthEnableResponse();
@@ -5248,7 +5245,7 @@ export const AuthEnableResponse: MessageFns<AuthEnableResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5267,11 +5264,11 @@ export const AuthDisableResponse: MessageFns<AuthDisableResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthDisableResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthDisableResponse();
@@ -5294,7 +5291,7 @@ export const AuthDisableResponse: MessageFns<AuthDisableResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5319,11 +5316,11 @@ export const AuthStatusResponse: MessageFns<AuthStatusResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthStatusResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthStatusResponse();
@@ -5351,7 +5348,7 @@ export const AuthStatusResponse: MessageFns<AuthStatusResponse> = {
               break;
             }
 
-            message.authRevision = reader.uint64().toString();
+            message.authRevision = reader.uint64();
             continue;
           }
         }
@@ -5362,7 +5359,7 @@ export const AuthStatusResponse: MessageFns<AuthStatusResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5384,11 +5381,11 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthenticateResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthenticateResponse();
@@ -5419,7 +5416,7 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5438,11 +5435,11 @@ export const AuthUserAddResponse: MessageFns<AuthUserAddResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserAddResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserAddResponse();
@@ -5465,7 +5462,7 @@ export const AuthUserAddResponse: MessageFns<AuthUserAddResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5487,11 +5484,11 @@ export const AuthUserGetResponse: MessageFns<AuthUserGetResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserGetResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserGetResponse();
@@ -5522,7 +5519,7 @@ export const AuthUserGetResponse: MessageFns<AuthUserGetResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5541,11 +5538,11 @@ export const AuthUserDeleteResponse: MessageFns<AuthUserDeleteResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserDeleteResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserDeleteResponse();
@@ -5568,7 +5565,7 @@ export const AuthUserDeleteResponse: MessageFns<AuthUserDeleteResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5587,11 +5584,11 @@ export const AuthUserChangePasswordResponse: MessageFns<AuthUserChangePasswordRe
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserChangePasswordResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserChangePasswordResponse();
@@ -5614,7 +5611,7 @@ export const AuthUserChangePasswordResponse: MessageFns<AuthUserChangePasswordRe
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5633,11 +5630,11 @@ export const AuthUserGrantRoleResponse: MessageFns<AuthUserGrantRoleResponse> = 
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserGrantRoleResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserGrantRoleResponse();
@@ -5660,7 +5657,7 @@ export const AuthUserGrantRoleResponse: MessageFns<AuthUserGrantRoleResponse> = 
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5679,11 +5676,11 @@ export const AuthUserRevokeRoleResponse: MessageFns<AuthUserRevokeRoleResponse> 
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserRevokeRoleResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserRevokeRoleResponse();
@@ -5706,7 +5703,7 @@ export const AuthUserRevokeRoleResponse: MessageFns<AuthUserRevokeRoleResponse> 
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5725,11 +5722,11 @@ export const AuthRoleAddResponse: MessageFns<AuthRoleAddResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleAddResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleAddResponse();
@@ -5752,7 +5749,7 @@ export const AuthRoleAddResponse: MessageFns<AuthRoleAddResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5774,11 +5771,11 @@ export const AuthRoleGetResponse: MessageFns<AuthRoleGetResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleGetResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleGetResponse();
@@ -5809,7 +5806,7 @@ export const AuthRoleGetResponse: MessageFns<AuthRoleGetResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5831,11 +5828,11 @@ export const AuthRoleListResponse: MessageFns<AuthRoleListResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleListResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleListResponse();
@@ -5866,7 +5863,7 @@ export const AuthRoleListResponse: MessageFns<AuthRoleListResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5888,11 +5885,11 @@ export const AuthUserListResponse: MessageFns<AuthUserListResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthUserListResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthUserListResponse();
@@ -5923,7 +5920,7 @@ export const AuthUserListResponse: MessageFns<AuthUserListResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5942,11 +5939,11 @@ export const AuthRoleDeleteResponse: MessageFns<AuthRoleDeleteResponse> = {
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleDeleteResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleDeleteResponse();
@@ -5969,7 +5966,7 @@ export const AuthRoleDeleteResponse: MessageFns<AuthRoleDeleteResponse> = {
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -5988,11 +5985,11 @@ export const AuthRoleGrantPermissionResponse: MessageFns<AuthRoleGrantPermission
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleGrantPermissionResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleGrantPermissionResponse();
@@ -6015,7 +6012,7 @@ export const AuthRoleGrantPermissionResponse: MessageFns<AuthRoleGrantPermission
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -6034,11 +6031,11 @@ export const AuthRoleRevokePermissionResponse: MessageFns<AuthRoleRevokePermissi
 
   decode(input: BinaryReader | Uint8Array, length?: number): AuthRoleRevokePermissionResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as DepthReader).__tsProtoDecodeDepth ?? 0;
+    const previousRecursionDepth = reader.depth;
     if (previousRecursionDepth >= PROTOBUF_DEPTH_LIMIT) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
-    (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    reader.depth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseAuthRoleRevokePermissionResponse();
@@ -6061,7 +6058,7 @@ export const AuthRoleRevokePermissionResponse: MessageFns<AuthRoleRevokePermissi
       }
       return message;
     } finally {
-      (reader as DepthReader).__tsProtoDecodeDepth = previousRecursionDepth;
+      reader.depth = previousRecursionDepth;
     }
   },
 };
@@ -6072,65 +6069,65 @@ export const AuthService = {
     path: "/etcdserverpb.Auth/AuthEnable" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthEnableRequest): Buffer => Buffer.from(AuthEnableRequest.encode(value).finish()),
+    requestSerialize: (value: AuthEnableRequest): Buffer => AuthEnableRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthEnableRequest => AuthEnableRequest.decode(value),
-    responseSerialize: (value: AuthEnableResponse): Buffer => Buffer.from(AuthEnableResponse.encode(value).finish()),
+    responseSerialize: (value: AuthEnableResponse): Buffer => AuthEnableResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthEnableResponse => AuthEnableResponse.decode(value),
   },
   authDisable: {
     path: "/etcdserverpb.Auth/AuthDisable" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthDisableRequest): Buffer => Buffer.from(AuthDisableRequest.encode(value).finish()),
+    requestSerialize: (value: AuthDisableRequest): Buffer => AuthDisableRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthDisableRequest => AuthDisableRequest.decode(value),
-    responseSerialize: (value: AuthDisableResponse): Buffer => Buffer.from(AuthDisableResponse.encode(value).finish()),
+    responseSerialize: (value: AuthDisableResponse): Buffer => AuthDisableResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthDisableResponse => AuthDisableResponse.decode(value),
   },
   authStatus: {
     path: "/etcdserverpb.Auth/AuthStatus" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthStatusRequest): Buffer => Buffer.from(AuthStatusRequest.encode(value).finish()),
+    requestSerialize: (value: AuthStatusRequest): Buffer => AuthStatusRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthStatusRequest => AuthStatusRequest.decode(value),
-    responseSerialize: (value: AuthStatusResponse): Buffer => Buffer.from(AuthStatusResponse.encode(value).finish()),
+    responseSerialize: (value: AuthStatusResponse): Buffer => AuthStatusResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthStatusResponse => AuthStatusResponse.decode(value),
   },
   authenticate: {
     path: "/etcdserverpb.Auth/Authenticate" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthenticateRequest): Buffer => Buffer.from(AuthenticateRequest.encode(value).finish()),
+    requestSerialize: (value: AuthenticateRequest): Buffer => AuthenticateRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthenticateRequest => AuthenticateRequest.decode(value),
     responseSerialize: (value: AuthenticateResponse): Buffer =>
-      Buffer.from(AuthenticateResponse.encode(value).finish()),
+      AuthenticateResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthenticateResponse => AuthenticateResponse.decode(value),
   },
   userAdd: {
     path: "/etcdserverpb.Auth/UserAdd" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthUserAddRequest): Buffer => Buffer.from(AuthUserAddRequest.encode(value).finish()),
+    requestSerialize: (value: AuthUserAddRequest): Buffer => AuthUserAddRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserAddRequest => AuthUserAddRequest.decode(value),
-    responseSerialize: (value: AuthUserAddResponse): Buffer => Buffer.from(AuthUserAddResponse.encode(value).finish()),
+    responseSerialize: (value: AuthUserAddResponse): Buffer => AuthUserAddResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserAddResponse => AuthUserAddResponse.decode(value),
   },
   userGet: {
     path: "/etcdserverpb.Auth/UserGet" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthUserGetRequest): Buffer => Buffer.from(AuthUserGetRequest.encode(value).finish()),
+    requestSerialize: (value: AuthUserGetRequest): Buffer => AuthUserGetRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserGetRequest => AuthUserGetRequest.decode(value),
-    responseSerialize: (value: AuthUserGetResponse): Buffer => Buffer.from(AuthUserGetResponse.encode(value).finish()),
+    responseSerialize: (value: AuthUserGetResponse): Buffer => AuthUserGetResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserGetResponse => AuthUserGetResponse.decode(value),
   },
   userList: {
     path: "/etcdserverpb.Auth/UserList" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthUserListRequest): Buffer => Buffer.from(AuthUserListRequest.encode(value).finish()),
+    requestSerialize: (value: AuthUserListRequest): Buffer => AuthUserListRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserListRequest => AuthUserListRequest.decode(value),
     responseSerialize: (value: AuthUserListResponse): Buffer =>
-      Buffer.from(AuthUserListResponse.encode(value).finish()),
+      AuthUserListResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserListResponse => AuthUserListResponse.decode(value),
   },
   userDelete: {
@@ -6138,10 +6135,10 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthUserDeleteRequest): Buffer =>
-      Buffer.from(AuthUserDeleteRequest.encode(value).finish()),
+      AuthUserDeleteRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserDeleteRequest => AuthUserDeleteRequest.decode(value),
     responseSerialize: (value: AuthUserDeleteResponse): Buffer =>
-      Buffer.from(AuthUserDeleteResponse.encode(value).finish()),
+      AuthUserDeleteResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserDeleteResponse => AuthUserDeleteResponse.decode(value),
   },
   userChangePassword: {
@@ -6149,10 +6146,10 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthUserChangePasswordRequest): Buffer =>
-      Buffer.from(AuthUserChangePasswordRequest.encode(value).finish()),
+      AuthUserChangePasswordRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserChangePasswordRequest => AuthUserChangePasswordRequest.decode(value),
     responseSerialize: (value: AuthUserChangePasswordResponse): Buffer =>
-      Buffer.from(AuthUserChangePasswordResponse.encode(value).finish()),
+      AuthUserChangePasswordResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserChangePasswordResponse =>
       AuthUserChangePasswordResponse.decode(value),
   },
@@ -6161,10 +6158,10 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthUserGrantRoleRequest): Buffer =>
-      Buffer.from(AuthUserGrantRoleRequest.encode(value).finish()),
+      AuthUserGrantRoleRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserGrantRoleRequest => AuthUserGrantRoleRequest.decode(value),
     responseSerialize: (value: AuthUserGrantRoleResponse): Buffer =>
-      Buffer.from(AuthUserGrantRoleResponse.encode(value).finish()),
+      AuthUserGrantRoleResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserGrantRoleResponse => AuthUserGrantRoleResponse.decode(value),
   },
   userRevokeRole: {
@@ -6172,38 +6169,38 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthUserRevokeRoleRequest): Buffer =>
-      Buffer.from(AuthUserRevokeRoleRequest.encode(value).finish()),
+      AuthUserRevokeRoleRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthUserRevokeRoleRequest => AuthUserRevokeRoleRequest.decode(value),
     responseSerialize: (value: AuthUserRevokeRoleResponse): Buffer =>
-      Buffer.from(AuthUserRevokeRoleResponse.encode(value).finish()),
+      AuthUserRevokeRoleResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthUserRevokeRoleResponse => AuthUserRevokeRoleResponse.decode(value),
   },
   roleAdd: {
     path: "/etcdserverpb.Auth/RoleAdd" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthRoleAddRequest): Buffer => Buffer.from(AuthRoleAddRequest.encode(value).finish()),
+    requestSerialize: (value: AuthRoleAddRequest): Buffer => AuthRoleAddRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleAddRequest => AuthRoleAddRequest.decode(value),
-    responseSerialize: (value: AuthRoleAddResponse): Buffer => Buffer.from(AuthRoleAddResponse.encode(value).finish()),
+    responseSerialize: (value: AuthRoleAddResponse): Buffer => AuthRoleAddResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleAddResponse => AuthRoleAddResponse.decode(value),
   },
   roleGet: {
     path: "/etcdserverpb.Auth/RoleGet" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthRoleGetRequest): Buffer => Buffer.from(AuthRoleGetRequest.encode(value).finish()),
+    requestSerialize: (value: AuthRoleGetRequest): Buffer => AuthRoleGetRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleGetRequest => AuthRoleGetRequest.decode(value),
-    responseSerialize: (value: AuthRoleGetResponse): Buffer => Buffer.from(AuthRoleGetResponse.encode(value).finish()),
+    responseSerialize: (value: AuthRoleGetResponse): Buffer => AuthRoleGetResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleGetResponse => AuthRoleGetResponse.decode(value),
   },
   roleList: {
     path: "/etcdserverpb.Auth/RoleList" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AuthRoleListRequest): Buffer => Buffer.from(AuthRoleListRequest.encode(value).finish()),
+    requestSerialize: (value: AuthRoleListRequest): Buffer => AuthRoleListRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleListRequest => AuthRoleListRequest.decode(value),
     responseSerialize: (value: AuthRoleListResponse): Buffer =>
-      Buffer.from(AuthRoleListResponse.encode(value).finish()),
+      AuthRoleListResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleListResponse => AuthRoleListResponse.decode(value),
   },
   roleDelete: {
@@ -6211,10 +6208,10 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthRoleDeleteRequest): Buffer =>
-      Buffer.from(AuthRoleDeleteRequest.encode(value).finish()),
+      AuthRoleDeleteRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleDeleteRequest => AuthRoleDeleteRequest.decode(value),
     responseSerialize: (value: AuthRoleDeleteResponse): Buffer =>
-      Buffer.from(AuthRoleDeleteResponse.encode(value).finish()),
+      AuthRoleDeleteResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleDeleteResponse => AuthRoleDeleteResponse.decode(value),
   },
   roleGrantPermission: {
@@ -6222,10 +6219,10 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthRoleGrantPermissionRequest): Buffer =>
-      Buffer.from(AuthRoleGrantPermissionRequest.encode(value).finish()),
+      AuthRoleGrantPermissionRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionRequest.decode(value),
     responseSerialize: (value: AuthRoleGrantPermissionResponse): Buffer =>
-      Buffer.from(AuthRoleGrantPermissionResponse.encode(value).finish()),
+      AuthRoleGrantPermissionResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleGrantPermissionResponse =>
       AuthRoleGrantPermissionResponse.decode(value),
   },
@@ -6234,11 +6231,11 @@ export const AuthService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: AuthRoleRevokePermissionRequest): Buffer =>
-      Buffer.from(AuthRoleRevokePermissionRequest.encode(value).finish()),
+      AuthRoleRevokePermissionRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AuthRoleRevokePermissionRequest =>
       AuthRoleRevokePermissionRequest.decode(value),
     responseSerialize: (value: AuthRoleRevokePermissionResponse): Buffer =>
-      Buffer.from(AuthRoleRevokePermissionResponse.encode(value).finish()),
+      AuthRoleRevokePermissionResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AuthRoleRevokePermissionResponse =>
       AuthRoleRevokePermissionResponse.decode(value),
   },
@@ -6534,45 +6531,45 @@ export const KVService = {
     path: "/etcdserverpb.KV/Range" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: RangeRequest): Buffer => Buffer.from(RangeRequest.encode(value).finish()),
+    requestSerialize: (value: RangeRequest): Buffer => RangeRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): RangeRequest => RangeRequest.decode(value),
-    responseSerialize: (value: RangeResponse): Buffer => Buffer.from(RangeResponse.encode(value).finish()),
+    responseSerialize: (value: RangeResponse): Buffer => RangeResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): RangeResponse => RangeResponse.decode(value),
   },
   put: {
     path: "/etcdserverpb.KV/Put" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: PutRequest): Buffer => Buffer.from(PutRequest.encode(value).finish()),
+    requestSerialize: (value: PutRequest): Buffer => PutRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): PutRequest => PutRequest.decode(value),
-    responseSerialize: (value: PutResponse): Buffer => Buffer.from(PutResponse.encode(value).finish()),
+    responseSerialize: (value: PutResponse): Buffer => PutResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): PutResponse => PutResponse.decode(value),
   },
   deleteRange: {
     path: "/etcdserverpb.KV/DeleteRange" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: DeleteRangeRequest): Buffer => Buffer.from(DeleteRangeRequest.encode(value).finish()),
+    requestSerialize: (value: DeleteRangeRequest): Buffer => DeleteRangeRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): DeleteRangeRequest => DeleteRangeRequest.decode(value),
-    responseSerialize: (value: DeleteRangeResponse): Buffer => Buffer.from(DeleteRangeResponse.encode(value).finish()),
+    responseSerialize: (value: DeleteRangeResponse): Buffer => DeleteRangeResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): DeleteRangeResponse => DeleteRangeResponse.decode(value),
   },
   txn: {
     path: "/etcdserverpb.KV/Txn" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: TxnRequest): Buffer => Buffer.from(TxnRequest.encode(value).finish()),
+    requestSerialize: (value: TxnRequest): Buffer => TxnRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): TxnRequest => TxnRequest.decode(value),
-    responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
+    responseSerialize: (value: TxnResponse): Buffer => TxnResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
   },
   compact: {
     path: "/etcdserverpb.KV/Compact" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: CompactionRequest): Buffer => Buffer.from(CompactionRequest.encode(value).finish()),
+    requestSerialize: (value: CompactionRequest): Buffer => CompactionRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): CompactionRequest => CompactionRequest.decode(value),
-    responseSerialize: (value: CompactionResponse): Buffer => Buffer.from(CompactionResponse.encode(value).finish()),
+    responseSerialize: (value: CompactionResponse): Buffer => CompactionResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): CompactionResponse => CompactionResponse.decode(value),
   },
 } as const;
@@ -6669,9 +6666,9 @@ export const WatchService = {
     path: "/etcdserverpb.Watch/Watch" as const,
     requestStream: true as const,
     responseStream: true as const,
-    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestSerialize: (value: WatchRequest): Buffer => WatchRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
-    responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
+    responseSerialize: (value: WatchResponse): Buffer => WatchResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
 } as const;
@@ -6698,18 +6695,18 @@ export const LeaseService = {
     path: "/etcdserverpb.Lease/LeaseGrant" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: LeaseGrantRequest): Buffer => Buffer.from(LeaseGrantRequest.encode(value).finish()),
+    requestSerialize: (value: LeaseGrantRequest): Buffer => LeaseGrantRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): LeaseGrantRequest => LeaseGrantRequest.decode(value),
-    responseSerialize: (value: LeaseGrantResponse): Buffer => Buffer.from(LeaseGrantResponse.encode(value).finish()),
+    responseSerialize: (value: LeaseGrantResponse): Buffer => LeaseGrantResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): LeaseGrantResponse => LeaseGrantResponse.decode(value),
   },
   leaseRevoke: {
     path: "/etcdserverpb.Lease/LeaseRevoke" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: LeaseRevokeRequest): Buffer => Buffer.from(LeaseRevokeRequest.encode(value).finish()),
+    requestSerialize: (value: LeaseRevokeRequest): Buffer => LeaseRevokeRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): LeaseRevokeRequest => LeaseRevokeRequest.decode(value),
-    responseSerialize: (value: LeaseRevokeResponse): Buffer => Buffer.from(LeaseRevokeResponse.encode(value).finish()),
+    responseSerialize: (value: LeaseRevokeResponse): Buffer => LeaseRevokeResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): LeaseRevokeResponse => LeaseRevokeResponse.decode(value),
   },
   leaseKeepAlive: {
@@ -6717,10 +6714,10 @@ export const LeaseService = {
     requestStream: true as const,
     responseStream: true as const,
     requestSerialize: (value: LeaseKeepAliveRequest): Buffer =>
-      Buffer.from(LeaseKeepAliveRequest.encode(value).finish()),
+      LeaseKeepAliveRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): LeaseKeepAliveRequest => LeaseKeepAliveRequest.decode(value),
     responseSerialize: (value: LeaseKeepAliveResponse): Buffer =>
-      Buffer.from(LeaseKeepAliveResponse.encode(value).finish()),
+      LeaseKeepAliveResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): LeaseKeepAliveResponse => LeaseKeepAliveResponse.decode(value),
   },
   leaseTimeToLive: {
@@ -6728,19 +6725,19 @@ export const LeaseService = {
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: LeaseTimeToLiveRequest): Buffer =>
-      Buffer.from(LeaseTimeToLiveRequest.encode(value).finish()),
+      LeaseTimeToLiveRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): LeaseTimeToLiveRequest => LeaseTimeToLiveRequest.decode(value),
     responseSerialize: (value: LeaseTimeToLiveResponse): Buffer =>
-      Buffer.from(LeaseTimeToLiveResponse.encode(value).finish()),
+      LeaseTimeToLiveResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): LeaseTimeToLiveResponse => LeaseTimeToLiveResponse.decode(value),
   },
   leaseLeases: {
     path: "/etcdserverpb.Lease/LeaseLeases" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: LeaseLeasesRequest): Buffer => Buffer.from(LeaseLeasesRequest.encode(value).finish()),
+    requestSerialize: (value: LeaseLeasesRequest): Buffer => LeaseLeasesRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): LeaseLeasesRequest => LeaseLeasesRequest.decode(value),
-    responseSerialize: (value: LeaseLeasesResponse): Buffer => Buffer.from(LeaseLeasesResponse.encode(value).finish()),
+    responseSerialize: (value: LeaseLeasesResponse): Buffer => LeaseLeasesResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): LeaseLeasesResponse => LeaseLeasesResponse.decode(value),
   },
 } as const;
@@ -6834,48 +6831,48 @@ export const ClusterService = {
     path: "/etcdserverpb.Cluster/MemberAdd" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MemberAddRequest): Buffer => Buffer.from(MemberAddRequest.encode(value).finish()),
+    requestSerialize: (value: MemberAddRequest): Buffer => MemberAddRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MemberAddRequest => MemberAddRequest.decode(value),
-    responseSerialize: (value: MemberAddResponse): Buffer => Buffer.from(MemberAddResponse.encode(value).finish()),
+    responseSerialize: (value: MemberAddResponse): Buffer => MemberAddResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MemberAddResponse => MemberAddResponse.decode(value),
   },
   memberRemove: {
     path: "/etcdserverpb.Cluster/MemberRemove" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MemberRemoveRequest): Buffer => Buffer.from(MemberRemoveRequest.encode(value).finish()),
+    requestSerialize: (value: MemberRemoveRequest): Buffer => MemberRemoveRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MemberRemoveRequest => MemberRemoveRequest.decode(value),
     responseSerialize: (value: MemberRemoveResponse): Buffer =>
-      Buffer.from(MemberRemoveResponse.encode(value).finish()),
+      MemberRemoveResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MemberRemoveResponse => MemberRemoveResponse.decode(value),
   },
   memberUpdate: {
     path: "/etcdserverpb.Cluster/MemberUpdate" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MemberUpdateRequest): Buffer => Buffer.from(MemberUpdateRequest.encode(value).finish()),
+    requestSerialize: (value: MemberUpdateRequest): Buffer => MemberUpdateRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MemberUpdateRequest => MemberUpdateRequest.decode(value),
     responseSerialize: (value: MemberUpdateResponse): Buffer =>
-      Buffer.from(MemberUpdateResponse.encode(value).finish()),
+      MemberUpdateResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MemberUpdateResponse => MemberUpdateResponse.decode(value),
   },
   memberList: {
     path: "/etcdserverpb.Cluster/MemberList" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MemberListRequest): Buffer => Buffer.from(MemberListRequest.encode(value).finish()),
+    requestSerialize: (value: MemberListRequest): Buffer => MemberListRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MemberListRequest => MemberListRequest.decode(value),
-    responseSerialize: (value: MemberListResponse): Buffer => Buffer.from(MemberListResponse.encode(value).finish()),
+    responseSerialize: (value: MemberListResponse): Buffer => MemberListResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MemberListResponse => MemberListResponse.decode(value),
   },
   memberPromote: {
     path: "/etcdserverpb.Cluster/MemberPromote" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MemberPromoteRequest): Buffer => Buffer.from(MemberPromoteRequest.encode(value).finish()),
+    requestSerialize: (value: MemberPromoteRequest): Buffer => MemberPromoteRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MemberPromoteRequest => MemberPromoteRequest.decode(value),
     responseSerialize: (value: MemberPromoteResponse): Buffer =>
-      Buffer.from(MemberPromoteResponse.encode(value).finish()),
+      MemberPromoteResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MemberPromoteResponse => MemberPromoteResponse.decode(value),
   },
 } as const;
@@ -6978,63 +6975,63 @@ export const MaintenanceService = {
     path: "/etcdserverpb.Maintenance/Alarm" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AlarmRequest): Buffer => Buffer.from(AlarmRequest.encode(value).finish()),
+    requestSerialize: (value: AlarmRequest): Buffer => AlarmRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): AlarmRequest => AlarmRequest.decode(value),
-    responseSerialize: (value: AlarmResponse): Buffer => Buffer.from(AlarmResponse.encode(value).finish()),
+    responseSerialize: (value: AlarmResponse): Buffer => AlarmResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): AlarmResponse => AlarmResponse.decode(value),
   },
   status: {
     path: "/etcdserverpb.Maintenance/Status" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: StatusRequest): Buffer => Buffer.from(StatusRequest.encode(value).finish()),
+    requestSerialize: (value: StatusRequest): Buffer => StatusRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): StatusRequest => StatusRequest.decode(value),
-    responseSerialize: (value: StatusResponse): Buffer => Buffer.from(StatusResponse.encode(value).finish()),
+    responseSerialize: (value: StatusResponse): Buffer => StatusResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
   defragment: {
     path: "/etcdserverpb.Maintenance/Defragment" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: DefragmentRequest): Buffer => Buffer.from(DefragmentRequest.encode(value).finish()),
+    requestSerialize: (value: DefragmentRequest): Buffer => DefragmentRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): DefragmentRequest => DefragmentRequest.decode(value),
-    responseSerialize: (value: DefragmentResponse): Buffer => Buffer.from(DefragmentResponse.encode(value).finish()),
+    responseSerialize: (value: DefragmentResponse): Buffer => DefragmentResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): DefragmentResponse => DefragmentResponse.decode(value),
   },
   hash: {
     path: "/etcdserverpb.Maintenance/Hash" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: HashRequest): Buffer => Buffer.from(HashRequest.encode(value).finish()),
+    requestSerialize: (value: HashRequest): Buffer => HashRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): HashRequest => HashRequest.decode(value),
-    responseSerialize: (value: HashResponse): Buffer => Buffer.from(HashResponse.encode(value).finish()),
+    responseSerialize: (value: HashResponse): Buffer => HashResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): HashResponse => HashResponse.decode(value),
   },
   hashKv: {
     path: "/etcdserverpb.Maintenance/HashKV" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: HashKVRequest): Buffer => Buffer.from(HashKVRequest.encode(value).finish()),
+    requestSerialize: (value: HashKVRequest): Buffer => HashKVRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): HashKVRequest => HashKVRequest.decode(value),
-    responseSerialize: (value: HashKVResponse): Buffer => Buffer.from(HashKVResponse.encode(value).finish()),
+    responseSerialize: (value: HashKVResponse): Buffer => HashKVResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): HashKVResponse => HashKVResponse.decode(value),
   },
   snapshot: {
     path: "/etcdserverpb.Maintenance/Snapshot" as const,
     requestStream: false as const,
     responseStream: true as const,
-    requestSerialize: (value: SnapshotRequest): Buffer => Buffer.from(SnapshotRequest.encode(value).finish()),
+    requestSerialize: (value: SnapshotRequest): Buffer => SnapshotRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): SnapshotRequest => SnapshotRequest.decode(value),
-    responseSerialize: (value: SnapshotResponse): Buffer => Buffer.from(SnapshotResponse.encode(value).finish()),
+    responseSerialize: (value: SnapshotResponse): Buffer => SnapshotResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): SnapshotResponse => SnapshotResponse.decode(value),
   },
   moveLeader: {
     path: "/etcdserverpb.Maintenance/MoveLeader" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: MoveLeaderRequest): Buffer => Buffer.from(MoveLeaderRequest.encode(value).finish()),
+    requestSerialize: (value: MoveLeaderRequest): Buffer => MoveLeaderRequest.encode(value).finish(),
     requestDeserialize: (value: Buffer): MoveLeaderRequest => MoveLeaderRequest.decode(value),
-    responseSerialize: (value: MoveLeaderResponse): Buffer => Buffer.from(MoveLeaderResponse.encode(value).finish()),
+    responseSerialize: (value: MoveLeaderResponse): Buffer => MoveLeaderResponse.encode(value).finish(),
     responseDeserialize: (value: Buffer): MoveLeaderResponse => MoveLeaderResponse.decode(value),
   },
 } as const;

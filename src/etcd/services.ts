@@ -5,11 +5,26 @@
  * slower on the proxy's hot paths (member txns and watch events, client puts).
  */
 import * as grpc from '@grpc/grpc-js';
-import { TopologyService } from './gen/metaproxy.js';
-import { AuthService, ClusterService, KVService, LeaseService, MaintenanceService, WatchService } from './gen/rpc.js';
+import { TopologyService, type TopologyServer } from './gen/metaproxy.js';
+import {
+  AuthService,
+  ClusterService,
+  KVService,
+  LeaseService,
+  MaintenanceService,
+  WatchService,
+  type AuthServer,
+  type ClusterServer,
+  type KVServer,
+  type LeaseServer,
+  type MaintenanceServer,
+  type WatchServer,
+} from './gen/rpc.js';
 
-/** A generated service, its methods renamed from camelCase (ts-proto's) to the .proto's names. */
-export type ProtoNamed<S> = { [K in keyof S as Capitalize<K & string>]: S[K] };
+/** "/etcdserverpb.KV/Range" -> "Range". */
+type MethodName<P> = P extends `/${string}/${infer M}` ? M : never;
+/** A generated service, its methods renamed from camelCase (ts-proto's hashKv) to the .proto's (HashKV). */
+export type ProtoNamed<S> = { [K in keyof S as S[K] extends { path: infer P } ? MethodName<P> : never]: S[K] };
 
 const GENERATED = {
   KV: KVService,
@@ -48,3 +63,20 @@ export function generatedClient(name: GeneratedServiceName): grpc.ServiceClientC
   }
   return ctor;
 }
+
+interface Servers {
+  KV: KVServer;
+  Watch: WatchServer;
+  Lease: LeaseServer;
+  Cluster: ClusterServer;
+  Maintenance: MaintenanceServer;
+  Auth: AuthServer;
+  Topology: TopologyServer;
+}
+
+type Generated = typeof GENERATED;
+
+/** The handlers of a generated service (KVServer, ...) under the .proto method names. */
+export type ServerOf<N extends GeneratedServiceName> = {
+  [K in keyof Generated[N] as Generated[N][K] extends { path: infer P } ? MethodName<P> : never]: K extends keyof Servers[N] ? Servers[N][K] : never;
+};

@@ -5,6 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
+import type { GeneratedServiceName, ServerOf } from '../etcd/services.js';
 import { requestSizes } from './unary.js';
 import { refuseMalformed, requestType } from './wire-guard.js';
 
@@ -14,6 +15,15 @@ export class Encoded {
 }
 
 export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
+
+/** A unary handler that may also answer with pre-encoded bytes. */
+type OrEncoded<H> = H extends grpc.handleUnaryCall<infer Req, infer Res> ? grpc.handleUnaryCall<Req, Res | Encoded> : H;
+
+/**
+ * The handlers of a generated service (KVServer, ...), typed against the generated messages and
+ * keyed by the .proto method names, as server.addService takes them.
+ */
+export type Handlers<N extends GeneratedServiceName> = { [K in keyof ServerOf<N>]: OrEncoded<ServerOf<N>[K]> };
 
 export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
   const base = etcdService(name).service;

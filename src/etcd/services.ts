@@ -5,7 +5,7 @@
  * slower on the proxy's hot paths (member txns and watch events, client puts).
  */
 import * as grpc from '@grpc/grpc-js';
-import { TopologyService, type TopologyServer } from './gen/metaproxy.js';
+import { TopologyService, type TopologyClient, type TopologyServer } from './gen/metaproxy.js';
 import {
   AuthService,
   ClusterService,
@@ -13,11 +13,17 @@ import {
   LeaseService,
   MaintenanceService,
   WatchService,
+  type AuthClient,
   type AuthServer,
+  type ClusterClient,
   type ClusterServer,
+  type KVClient,
   type KVServer,
+  type LeaseClient,
   type LeaseServer,
+  type MaintenanceClient,
   type MaintenanceServer,
+  type WatchClient,
   type WatchServer,
 } from './gen/rpc.js';
 
@@ -80,3 +86,26 @@ type Generated = typeof GENERATED;
 export type ServerOf<N extends GeneratedServiceName> = {
   [K in keyof Generated[N] as Generated[N][K] extends { path: infer P } ? MethodName<P> : never]: K extends keyof Servers[N] ? Servers[N][K] : never;
 };
+
+interface Clients {
+  KV: KVClient;
+  Watch: WatchClient;
+  Lease: LeaseClient;
+  Cluster: ClusterClient;
+  Maintenance: MaintenanceClient;
+  Auth: AuthClient;
+  Topology: TopologyClient;
+}
+
+/** A client of a generated service, its methods typed and under the .proto names (client.LeaseKeepAlive). */
+export type ClientOf<N extends GeneratedServiceName> = grpc.Client & {
+  [K in keyof Generated[N] as Generated[N][K] extends { path: infer P } ? MethodName<P> : never]: K extends keyof Clients[N] ? Clients[N][K] : never;
+};
+
+/** generatedClient(name), typed. */
+export function typedClient<N extends GeneratedServiceName>(
+  name: N,
+): new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => ClientOf<N> {
+  // The one cast: grpc-js types the methods of a generic client as an index of Functions.
+  return generatedClient(name) as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => ClientOf<N>;
+}

@@ -224,3 +224,41 @@ test('read-your-writes across proxies (put via one, linearizable get via the oth
   }
   assert.deepEqual(stale, []);
 });
+
+test('revision block: every replica reports the revision of the last write, never the reserved block end', { timeout: TEST_TIMEOUT }, async () => {
+  // One replica owns every shard, so it hands out revisions from a block reserved on the
+  // coordinator: the coordinator's clock is then ahead of the last write.
+  const coord = new RawClient(meta.cluster.coordinator.clientUrl);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const p = await [viaA, viaB][i % 2]!.kv('Put', { key: b(`blk/k${i}`), value: b(`v${i}`) });
+      assert.ok(p.ok, !p.ok ? p.details : '');
+    }
+    const last = await viaB.kv('Put', { key: b('blk/last'), value: b('x') });
+    assert.ok(last.ok, !last.ok ? last.details : '');
+    const rev = BigInt(last.res.header.revision);
+    const clock = await coord.kv('Range', { key: Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), b('metaproxy/clock')]) });
+    assert.ok(clock.ok && clock.res.kvs[0], 'the coordinator has a clock');
+    const reserved = clock.res.kvs[0].value.readBigUInt64BE(0);
+    assert.ok(reserved > rev, `a block is reserved (coordinator clock ${reserved} > last write ${rev})`);
+    const wrong: string[] = [];
+    for (const [name, c] of [['A', viaA], ['B', viaB]] as const) {
+      const range = await c.kv('Range', { key: b('blk/last') });
+      const status = await c.call('Maintenance', 'Status', {});
+      const members = await c.call('Cluster', 'MemberList', {});
+      const grant = await c.call('Lease', 'LeaseGrant', { TTL: 60, ID: 0 });
+      for (const [what, r] of [['Range', range], ['Status', status], ['MemberList', members], ['LeaseGrant', grant]] as const) {
+        if (!r.ok) wrong.push(`${name} ${what}: ${r.code} ${r.details}`);
+        else if (BigInt((r.res as { header: { revision: string } }).header.revision) !== rev)
+          wrong.push(`${name} ${what}: header revision ${(r.res as { header: { revision: string } }).header.revision}, want ${rev}`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+    // The next write continues right after the last one (the block is not given up).
+    const next = await viaA.kv('Put', { key: b('blk/next'), value: b('y') });
+    assert.ok(next.ok, !next.ok ? next.details : '');
+    assert.equal(BigInt(next.res.header.revision), rev + 1n);
+  } finally {
+    coord.close();
+  }
+});

@@ -202,4 +202,85 @@ describe('ClockAllocator', () => {
       own.close(); // ends a runaway loop: calls on a closed channel fail
     }
   });
+
+  describe('revision blocks (a replica that owns every shard)', () => {
+    const BLOCK_KEY = Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), Buffer.from('metaproxy/clock-block')]);
+    beforeEach(async () => {
+      await client.delete().key(BLOCK_KEY).exec();
+    });
+
+    function holder(self: string, others: Map<string, ClockAllocator>, exclusive = () => true): ClockAllocator {
+      const clock = new ClockAllocator(up);
+      clock.useBlocks({
+        exclusive: () => exclusive(),
+        self,
+        askHolder: async (url, end) => {
+          const h = others.get(url);
+          if (!h) throw new Error(`${url} unreachable`);
+          return h.issuedFrom(end);
+        },
+      });
+      return clock;
+    }
+
+    test('one reservation serves many batches; each batch pays a read, not a proposal', async () => {
+      const clock = holder('http://a', new Map());
+      await clock.init(none);
+      const before = await allocations();
+      const revs: bigint[] = [];
+      for (let i = 0; i < 20; i++) revs.push(await clock.next(3));
+      assert.deepEqual(revs, Array.from({ length: 20 }, (_, i) => 2n + 3n * BigInt(i)));
+      assert.equal((await allocations()) - before, 1, 'one compare-and-swap reserved the block');
+      assert.ok((await stored()) > 61n, 'the coordinator holds the block end');
+      assert.equal(await clock.current(), 61n, 'the current revision is the last handed out, not the block end');
+      assert.equal(clock.known(), 61n);
+    });
+
+    test('another replica reads the current revision from the holder', async () => {
+      const others = new Map<string, ClockAllocator>();
+      const a = holder('http://a', others);
+      others.set('http://a', a);
+      await a.init(none);
+      await a.next(5);
+      const b = holder('http://b', others, () => false);
+      await b.init(none);
+      assert.equal(b.known(), 0n, 'no header revision from the block end');
+      assert.equal(await b.current(), 6n);
+      assert.equal(await a.next(), 7n, 'the holder goes on in its block');
+    });
+
+    test('a holder that cannot answer has its block ended by the reader; it then allocates above', async () => {
+      const others = new Map<string, ClockAllocator>();
+      const a = holder('http://a', others);
+      await a.init(none);
+      await a.next(5); // a is not in `others`: unreachable
+      const b = holder('http://b', others, () => false);
+      await b.init(none);
+      const cur = await b.current();
+      assert.ok(cur > 6n, `the reader ended the block past its end (${cur})`);
+      const next = await a.next();
+      assert.ok(next > cur, `after the block was ended the holder allocates above it (${next} > ${cur})`);
+    });
+
+    test('skipPast moves later revisions above a vouched target inside the block', async () => {
+      const a = holder('http://a', new Map());
+      await a.init(none);
+      assert.equal(await a.next(), 2n);
+      a.skipPast(40n);
+      assert.equal(await a.next(), 41n);
+      assert.equal(await a.current(), 41n);
+    });
+
+    test('no longer exclusive: the next batch allocates on the coordinator (the block is not used)', async () => {
+      let exclusive = true;
+      const a = holder('http://a', new Map(), () => exclusive);
+      await a.init(none);
+      await a.next();
+      exclusive = false;
+      const before = await allocations();
+      const r = await a.next();
+      assert.equal((await allocations()) - before, 1);
+      assert.equal(await stored(), r, 'allocated past the block');
+    });
+  });
 });

@@ -40,7 +40,10 @@ export function withFlag(args: readonly string[], flag: string, value: string): 
 }
 
 function memberArgs(o: BenchEtcdOptions): string[] {
-  return o.quotaBackendBytes === undefined ? [...MEMBER_ARGS] : withFlag(MEMBER_ARGS, '--quota-backend-bytes', String(o.quotaBackendBytes));
+  const args = o.quotaBackendBytes === undefined ? [...MEMBER_ARGS] : withFlag(MEMBER_ARGS, '--quota-backend-bytes', String(o.quotaBackendBytes));
+  // BENCH_ETCD_PPROF=1: every etcd serves /debug/pprof on its client URL (to profile a member).
+  if (process.env.BENCH_ETCD_PPROF === '1') args.push('--enable-pprof');
+  return args;
 }
 
 async function startOne(name: string, dir: string, o: BenchEtcdOptions): Promise<BenchEtcd> {

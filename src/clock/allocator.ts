@@ -1,10 +1,15 @@
 /**
- * The global logical clock, kept in the coordinator. Revisions are handed out in blocks with
- * group commit: callers that arrive while an allocation is in flight share the next one, so
- * one coordinator round trip serves a whole batch of concurrent writes.
+ * The global logical clock, kept in the coordinator. Revisions are handed out with group
+ * commit: callers that arrive while a coordinator call is in flight share the next one, so one
+ * round trip serves a whole batch of concurrent writes.
  *
- * The clock key holds the highest revision allocated (fixed-width big-endian). A block of n is
+ * The clock key holds the highest revision allocated (fixed-width big-endian). n revisions are
  * taken by compare-and-swap on that value; several proxies can allocate concurrently.
+ *
+ * A replica that owns every shard reserves a block of revisions at once (block.ts) and then
+ * pays, per batch, only a linearizable read of the clock instead of a raft proposal: the read
+ * confirms nobody allocated since (so the order agrees with real time) and that the
+ * coordinator is up (writes fail with UNAVAILABLE without it, as before).
  */
 import { clockAllocations, clockBatchSize, clockRevisions, clockRevision } from '../metrics/registry.js';
 import { cmp, createIfAbsent, putOp, rangeOp } from '../shard/shard.js';
@@ -12,8 +17,11 @@ import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import type { Upstream } from '../shard/upstream.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
+import type { RequestOp, ResponseOp } from '../etcd/types.js';
 import { EtcdError } from '../etcd/errors.js';
 import { status } from '@grpc/grpc-js';
+import { CLOCK_BLOCK_KEY, decodeBlockRecord, encodeBlockRecord, RevisionBlock } from './block.js';
+import { clockConfirmations } from '../metrics/registry.js';
 
 export const COORDINATOR_CLOCK_KEY = sysKey('clock');
 
@@ -53,8 +61,35 @@ const SLOW_COORDINATOR_MS = 10;
 /** The longest an allocation waits for more callers (see flush). */
 const MAX_LINGER_MS = 10;
 
+/**
+ * Revisions reserved beyond a batch's need by a replica that owns every shard. Unused ones are
+ * skipped only when ownership moves (a revision gap, as after a crash).
+ */
+const BLOCK_REVISIONS = 1024n;
+
+export interface BlockOptions {
+  /** True while this replica owns every shard (ownership/owners.ts ownsAll). */
+  exclusive: () => boolean;
+  /** This replica's peer URL, named as the holder in the block record. */
+  self: string;
+  /**
+   * Asks the holder at `url` the highest revision it handed out from the block ending at `end`
+   * or later ones (null: it holds no such block, e.g. it restarted).
+   */
+  askHolder: (url: string, end: bigint) => Promise<bigint | null>;
+}
+
 export class ClockAllocator {
+  /** The coordinator's clock last seen: the base of the next compare-and-swap. */
   private last: bigint | null = null;
+  /** The highest revision known current here (handed out or read), for response headers. */
+  private seen = 0n;
+  /** The block this replica hands out, while no other replica allocated past it. */
+  private block: RevisionBlock | null = null;
+  /** The end of the latest block reserved by this process, and the highest revision it handed out. */
+  private lastBlockEnd = 0n;
+  private maxIssued = 0n;
+  private blocks: BlockOptions | null = null;
   private lastRoundTripMs = 0;
   private queue: Waiter[] = [];
   private inFlight = false;
@@ -77,6 +112,9 @@ export class ClockAllocator {
     const cur = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
     if (!cur.kvs.length) return this.rebuild();
     this.last = parseClock(cur.kvs[0].value);
+    // A block another replica holds ends at the clock: current() asks it (proxy.ts, at start).
+    const held = decodeBlockRecord((await this.coordinator.range({ key: CLOCK_BLOCK_KEY })).kvs[0]?.value);
+    if (!held || held.end !== this.last) this.seen = this.last;
     const shardMax = max(await shardClocks());
     if (this.last < shardMax) await this.advanceTo(shardMax + REBUILD_GAP);
   }
@@ -93,6 +131,8 @@ export class ClockAllocator {
     const start = high > 1n ? high + REBUILD_GAP : 1n;
     const existing = await createIfAbsent(this.coordinator, COORDINATOR_CLOCK_KEY, encodeClock(start));
     this.last = existing === null ? start : parseClock(existing);
+    this.block = null;
+    this.noteSeen(this.last);
     // This proxy wrote the clock back: say so (once, whichever proxy won).
     if (existing === null) for (const f of this.rebuiltListeners) f({ previous, rebuilt: start, jump: start - previous });
   }
@@ -122,6 +162,12 @@ export class ClockAllocator {
       );
       this.last = res.succeeded ? target : parseClock(res.responses[0].response_range?.kvs[0]?.value);
     }
+    this.noteSeen(target);
+  }
+
+  /** Lets this replica reserve revision blocks while it owns every shard (see the file comment). */
+  useBlocks(opts: BlockOptions): void {
+    this.blocks = opts;
   }
 
   /**
@@ -135,17 +181,75 @@ export class ClockAllocator {
     });
   }
 
-  /** The highest revision this proxy knows to be allocated (no coordinator call). */
+  /** The highest revision this proxy knows current (no coordinator call): for response headers. */
   known(): bigint {
-    return this.last ?? 0n;
+    return this.seen;
   }
 
-  /** The highest revision allocated by anyone, read linearizably from the coordinator. */
+  private noteSeen(rev: bigint): bigint {
+    if (rev > this.seen) this.seen = rev;
+    clockRevision.set(Number(this.seen));
+    return this.seen;
+  }
+
+  /**
+   * The current revision (covers every write acknowledged before the call), read linearizably
+   * from the coordinator: its clock, unless a block holder stands below it (resolve).
+   */
   async current(): Promise<bigint> {
-    const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
-    const v = res.kvs.length ? parseClock(res.kvs[0].value) : 0n;
+    const res = await this.coordinator.txn({ compare: [], success: this.currentOps(), failure: [] }, true);
+    return this.resolve(res.responses);
+  }
+
+  /** The coordinator reads current() needs: callers may add their own ops after them. */
+  currentOps(): RequestOp[] {
+    return [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(CLOCK_BLOCK_KEY)];
+  }
+
+  /**
+   * The current revision from the answers to currentOps(): the clock, or, when a replica holds
+   * a block ending there, what that replica handed out of it (asked over the peer channel); a
+   * holder that cannot say has its block ended here, by allocating past it.
+   */
+  async resolve(responses: ResponseOp[]): Promise<bigint> {
+    const raw = responses[0]?.response_range?.kvs[0]?.value;
+    const v = raw ? parseClock(raw) : 0n;
     if (this.last === null || v > this.last) this.last = v;
-    return v;
+    const own = this.block;
+    if (own) {
+      if (v === own.end) return this.noteSeen(own.issued);
+      this.block = null; // another replica allocated past it, or the coordinator lost its data
+    }
+    const rec = decodeBlockRecord(responses[1]?.response_range?.kvs[0]?.value);
+    if (!rec || rec.end !== v || !this.blocks) return this.noteSeen(v);
+    const answer = rec.holder === this.blocks.self && this.lastBlockEnd >= rec.end
+      ? this.maxIssued
+      : rec.holder === this.blocks.self ? null : await this.blocks.askHolder(rec.holder, rec.end).catch(() => null);
+    if (answer !== null) return this.noteSeen(answer);
+    // The holder is gone, or restarted and cannot say: end its block. Whatever it handed out is
+    // below the revision allocated here, and its next confirmation fails.
+    return this.noteSeen(await this.allocate(1n, 0n));
+  }
+
+  /** The holder's answer to resolve()'s question (see BlockOptions.askHolder). */
+  issuedFrom(end: bigint): bigint | null {
+    return this.lastBlockEnd >= end && this.lastBlockEnd > 0n ? this.maxIssued : null;
+  }
+
+  /**
+   * Later revisions from this replica's block must be above `rev`: a revision a reader stands
+   * at (a watermark vouched for) or a shard clock a fence raised, inside the block's unused part.
+   */
+  skipPast(rev: bigint): void {
+    const b = this.block;
+    if (!b) return;
+    b.skipPast(rev);
+    this.noteIssued(b.issued);
+  }
+
+  private noteIssued(rev: bigint): void {
+    if (rev > this.maxIssued) this.maxIssued = rev;
+    this.noteSeen(rev);
   }
 
   private async flush(): Promise<void> {
@@ -162,7 +266,7 @@ export class ClockAllocator {
       try {
         const total = batch.reduce((n, w) => n + w.count, 0n);
         const started = performance.now();
-        let next = await this.allocate(total);
+        let next = await this.take(total);
         this.lastRoundTripMs = performance.now() - started;
         for (const w of batch) {
           w.resolve(next);
@@ -175,25 +279,65 @@ export class ClockAllocator {
     this.inFlight = false;
   }
 
-  /** CAS loop: returns the first revision of a block of n. */
-  private async allocate(n: bigint): Promise<bigint> {
+  /** The first of n revisions: from this replica's block when it may, else allocated. */
+  private async take(n: bigint): Promise<bigint> {
+    const b = this.block;
+    const exclusive = this.blocks?.exclusive() ?? false;
+    if (b && exclusive && b.room() >= n) {
+      // One linearizable read instead of a proposal: nobody allocated since the reservation.
+      const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
+      clockConfirmations.inc();
+      const raw = res.kvs[0]?.value;
+      if (raw && parseClock(raw) === b.end) {
+        const first = b.take(n);
+        this.noteIssued(b.issued);
+        clockRevisions.inc(Number(n));
+        clockBatchSize.observe(Number(n));
+        return first;
+      }
+      this.block = null;
+      if (raw && parseClock(raw) > (this.last ?? 0n)) this.last = parseClock(raw);
+    }
+    return this.allocate(n, exclusive ? BLOCK_REVISIONS : 0n);
+  }
+
+  /**
+   * CAS loop: returns the first of n new revisions. With `reserve` > 0 it also reserves that
+   * many more as this replica's block (contiguous with its current block when nobody allocated
+   * in between) and records itself as the holder.
+   */
+  private async allocate(n: bigint, reserve: bigint): Promise<bigint> {
     for (;;) {
       if (this.last === null) await this.current();
       const base = this.last as bigint;
+      const end = base + n + reserve;
+      const success = [putOp(COORDINATOR_CLOCK_KEY, encodeClock(end))];
+      if (reserve > 0n && this.blocks) success.push(putOp(CLOCK_BLOCK_KEY, encodeBlockRecord({ end, holder: this.blocks.self })));
       const res = await this.coordinator.txn(
         {
           compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, COORDINATOR_CLOCK_KEY, { value: encodeClock(base) })],
-          success: [putOp(COORDINATOR_CLOCK_KEY, encodeClock(base + n))],
+          success,
           failure: [rangeOp(COORDINATOR_CLOCK_KEY)],
         },
         false,
       );
       clockAllocations.inc();
       if (res.succeeded) {
-        this.last = base + n;
-        clockRevision.set(Number(this.last));
+        this.last = end;
         clockRevisions.inc(Number(n));
         clockBatchSize.observe(Number(n));
+        const prev = this.block;
+        this.block = null;
+        if (reserve > 0n && this.blocks) {
+          // The rest of the previous block is still this replica's when the clock did not move.
+          const block = new RevisionBlock(prev && prev.end === base ? prev.issued : base, end);
+          this.block = block;
+          this.lastBlockEnd = end;
+          const first = block.take(n);
+          this.noteIssued(block.issued);
+          return first;
+        }
+        this.noteIssued(base + n);
         return base + 1n;
       }
       const kv = res.responses[0].response_range?.kvs[0];

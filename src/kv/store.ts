@@ -13,7 +13,6 @@ import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
 import { KeyTurns } from './key-turns.js';
 import { LeaseDirectory } from '../lease/directory.js';
-import { COORDINATOR_CLOCK_KEY } from '../clock/allocator.js';
 import { rangeOp } from '../shard/shard.js';
 import type { TxnRequest } from '../etcd/types.js';
 import type { TxnOutcome } from './txn.js';
@@ -102,12 +101,11 @@ export class MetaStore {
    * from the coordinator: every proxy sees another's compaction before serving history.
    */
   async coordinatorView(): Promise<{ clock: bigint; compacted: bigint }> {
-    const res = await this.coordinator.txn(
-      { compare: [], success: [rangeOp(COORDINATOR_CLOCK_KEY), rangeOp(COMPACT_KEY)], failure: [] },
-      true,
-    );
-    const clock = decodeClock(res.responses[0]?.response_range?.kvs[0]?.value);
-    this.noteCompacted(decodeCompacted(res.responses[1]?.response_range?.kvs[0]?.value));
+    const ops = this.clock.currentOps();
+    const res = await this.coordinator.txn({ compare: [], success: [...ops, rangeOp(COMPACT_KEY)], failure: [] }, true);
+    this.noteCompacted(decodeCompacted(res.responses[ops.length]?.response_range?.kvs[0]?.value));
+    // The clock, or what a replica handing out a revision block really handed out (clock/block.ts).
+    const clock = await this.clock.resolve(res.responses);
     return { clock, compacted: this.compacted };
   }
 

@@ -52,19 +52,25 @@ export const upstreamDuration = new Histogram({
 
 export const clockAllocations = new Counter({
   name: 'etcd_metaproxy_clock_allocations_total',
-  help: 'Coordinator round trips that allocated a block of meta revisions.',
+  help: 'Coordinator compare-and-swaps of the clock (each a raft proposal): allocations and revision-block reservations.',
+  registers: [registry],
+});
+
+export const clockConfirmations = new Counter({
+  name: 'etcd_metaproxy_clock_confirmations_total',
+  help: 'Linearizable clock reads that let a batch take revisions from this replica\'s reserved block (no proposal).',
   registers: [registry],
 });
 
 export const clockRevisions = new Counter({
   name: 'etcd_metaproxy_clock_revisions_allocated_total',
-  help: 'Meta revisions allocated from the coordinator clock.',
+  help: 'Meta revisions handed to writes, from the coordinator clock or a reserved block.',
   registers: [registry],
 });
 
 export const clockBatchSize = new Histogram({
   name: 'etcd_metaproxy_clock_batch_size',
-  help: 'Revisions allocated per coordinator round trip (group commit size).',
+  help: 'Revisions handed out per coordinator round trip (group commit size).',
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
   registers: [registry],
 });

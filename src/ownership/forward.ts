@@ -8,9 +8,9 @@
  * Wire: request = u16 header length, JSON {shard, hops}, then the TxnRequest as etcd encodes it;
  * response = one byte (1: the txn wrote) then the TxnResponse (header.revision = the outcome's
  * revision). Errors travel as gRPC status (code and etcd's message), exactly as the owner
- * would have answered the client. `Reap` (a dead lease's keys on one shard, lease/reap.ts)
- * and `Settle` (the owner's word for a watermark, watch/fencer.ts) are JSON both ways, int64
- * as decimal strings.
+ * would have answered the client. `Reap` (a dead lease's keys on one shard, lease/reap.ts),
+ * `Settle` (the owner's word for a watermark, watch/fencer.ts) and `Current` (how far a
+ * revision block was handed out, clock/block.ts) are JSON both ways, int64 as decimal strings.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -29,6 +29,7 @@ const SERVICE = 'etcdmetaproxy.Peer';
 const PATH = `/${SERVICE}/ShardTxn`;
 const REAP_PATH = `/${SERVICE}/Reap`;
 const SETTLE_PATH = `/${SERVICE}/Settle`;
+const CURRENT_PATH = `/${SERVICE}/Current`;
 
 interface ForwardHeader {
   shard: string;
@@ -78,7 +79,12 @@ const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
   responseDeserialize: identity,
 });
 
-const definition: grpc.ServiceDefinition = { ShardTxn: method(PATH), Reap: method(REAP_PATH), Settle: method(SETTLE_PATH) };
+const definition: grpc.ServiceDefinition = {
+  ShardTxn: method(PATH),
+  Reap: method(REAP_PATH),
+  Settle: method(SETTLE_PATH),
+  Current: method(CURRENT_PATH),
+};
 
 interface ReapWire {
   shard: string;
@@ -94,6 +100,8 @@ export interface PeerHandlers {
   reap(shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }>;
   /** The member revision by which every write at or below `target` landed (null: not the owner). */
   settle(shard: string, target: bigint): Promise<bigint | null>;
+  /** The highest revision handed out from the revision block ending at `end` or later (null: none held). */
+  current(end: bigint): bigint | null;
 }
 
 export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secret: PeerSecret, log: Logger): void {
@@ -140,6 +148,14 @@ export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secr
         return Buffer.from(JSON.stringify({ memberRev: m === null ? null : m.toString() }));
       },
     ),
+    Current: serve(
+      'current',
+      (buf) => JSON.parse(buf.toString()) as { end: string },
+      async (r) => {
+        const h = handlers.current(BigInt(r.end));
+        return Buffer.from(JSON.stringify({ issued: h === null ? null : h.toString() }));
+      },
+    ),
   });
 }
 
@@ -175,6 +191,13 @@ export class Peers {
     const res = await this.call(url, SETTLE_PATH, Buffer.from(JSON.stringify({ shard, target: target.toString() })), () => undefined);
     const out = JSON.parse(res.toString()) as { memberRev: string | null };
     return out.memberRev === null ? null : BigInt(out.memberRev);
+  }
+
+  /** Asks the replica at `url` how far it handed out its revision block ending at `end` (clock/block.ts). */
+  async current(url: string, end: bigint): Promise<bigint | null> {
+    const res = await this.call(url, CURRENT_PATH, Buffer.from(JSON.stringify({ end: end.toString() })), () => undefined);
+    const out = JSON.parse(res.toString()) as { issued: string | null };
+    return out.issued === null ? null : BigInt(out.issued);
   }
 
   private async call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {

@@ -72,6 +72,11 @@ export class Owners {
     }
   }
 
+  /** The URL other replicas reach this one at (its owner records name it). */
+  get selfUrl(): string {
+    return this.self.url;
+  }
+
   /** Starts polling; resolves after the first round (a lone replica then owns every shard). */
   async start(): Promise<void> {
     await this.tick();
@@ -82,6 +87,15 @@ export class Owners {
   /** The epoch this replica holds for the shard, or null when it does not own it. */
   localEpoch(shard: number): bigint | null {
     return this.resigning ? null : this.held[shard];
+  }
+
+  /**
+   * True while this replica owns every shard: every write passes through it, so it may hand out
+   * revisions from a reserved block (clock/allocator.ts; each batch still confirms on the
+   * coordinator that nobody allocated since).
+   */
+  ownsAll(): boolean {
+    return !this.resigning && this.lease !== null && this.held.every((e) => e !== null);
   }
 
   /** Where a write to `shard` goes now, or null while it has no owner (never waits). */

@@ -105,7 +105,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
-    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks)));
+    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r)));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
@@ -213,6 +213,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         txn: async (name, txn, hops) => runShardTxn(store, shardNamed(name), txn, hops),
         reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]), own: new Set() }, true),
         settle: async (name, target) => shardNamed(name).writer.settle(target),
+        current: (end) => clock.issuedFrom(end),
       },
       peerSecret,
       log,
@@ -247,6 +248,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     });
     closeOwners = () => owners.close();
     const fwd = peers;
+    // While this replica owns every shard it hands out revisions from a reserved block.
+    clock.useBlocks({ exclusive: () => owners.ownsAll(), self: owners.selfUrl, askHolder: (url, end) => fwd.current(url, end) });
     store.routing = {
       route: (i) => owners.route(i),
       forward: (url, shard, txn, hops) => fwd.forward(url, shard, txn, hops),
@@ -259,6 +262,8 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       },
     };
     await owners.start();
+    // Headers say the current revision from the start (a block another replica holds ends at the clock).
+    await clock.current().catch(() => undefined);
 
     let healthy = true;
     const check = async (): Promise<boolean> => {

@@ -123,6 +123,8 @@ export class ShardWriter {
     private readonly limits: MemberLimits,
     /** The member key holding the owner epoch of this proxy's keyspace (shard/epoch.ts). */
     private readonly epochKey: Buffer,
+    /** Later revisions must be above this one (clock/allocator.ts skipPast: revision blocks). */
+    private readonly skipPast: (rev: bigint) => void = () => undefined,
   ) {}
 
   get ownerEpoch(): bigint | null {
@@ -149,6 +151,8 @@ export class ShardWriter {
    */
   async settle(target: bigint): Promise<bigint | null> {
     if (this.epoch === null) return null;
+    // A block could still hand out revisions at or below the target: not any more.
+    this.skipPast(target);
     await Promise.all([...this.allocating]);
     while ([...this.outstanding].some((first) => first <= target)) {
       await new Promise<void>((resolve) => this.answerWaiters.push(resolve));
@@ -316,6 +320,8 @@ export class ShardWriter {
     const answeredAt = BigInt(res.header?.revision ?? '0');
     if (answeredAt > this.lastMemberRev) this.lastMemberRev = answeredAt;
     if (!res.succeeded) {
+      // The shard's clock is past `first` (a fence write): the retry's revisions must be above it.
+      this.skipPast(decodeClock(res.responses[0]?.response_range?.kvs[0]?.value));
       const held = decodeClock(res.responses[1]?.response_range?.kvs[0]?.value);
       if (epoch !== null && held !== epoch) this.deposed(held);
       return false;

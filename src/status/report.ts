@@ -19,7 +19,7 @@ export interface ClusterStatus {
 }
 
 export interface CoordinatorStatus extends ClusterStatus {
-  /** Highest meta revision allocated (the global clock). */
+  /** Highest meta revision allocated or reserved (the global clock; a revision block's end while a replica holds one). */
   clockRevision: string | null;
   /** Last compaction's meta revision; null when never compacted. */
   compactRevision: string | null;

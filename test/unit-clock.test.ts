@@ -271,6 +271,37 @@ describe('ClockAllocator', () => {
       assert.equal(await a.current(), 41n);
     });
 
+    test('a proof read at arrival lets a batch take revisions with no read of its own', async () => {
+      const a = holder('http://a', new Map());
+      await a.init(none);
+      assert.equal(await a.proof(), null, 'no block yet: no proof');
+      const r1 = await a.next();
+      const proof = await a.proof();
+      assert.ok(proof !== null, 'a proof for the reserved block');
+      const before = await allocations();
+      const r2 = a.takeConfirmed(2, [proof, proof]);
+      assert.equal(r2, r1 + 1n);
+      assert.equal(await a.current(), r1 + 2n);
+      assert.equal((await allocations()) - before, 0);
+    });
+
+    test('a proof read after another replica allocated vouches for nothing', async () => {
+      const a = holder('http://a', new Map());
+      await a.init(none);
+      await a.next();
+      const stale = await a.proof();
+      assert.ok(stale !== null);
+      // Another replica allocates past the block (e.g. it took a shard over).
+      const other = new ClockAllocator(up);
+      await other.init(none);
+      const theirs = await other.next();
+      assert.equal(await a.proof(), null, 'the clock moved past the block');
+      // An older proof no longer counts once the holder saw the clock move.
+      const mine = await a.next();
+      assert.ok(mine > theirs, `${mine} > ${theirs}`);
+      assert.equal(a.takeConfirmed(1, [stale]), null);
+    });
+
     test('no longer exclusive: the next batch allocates on the coordinator (the block is not used)', async () => {
       let exclusive = true;
       const a = holder('http://a', new Map(), () => exclusive);

@@ -9,7 +9,8 @@ export type Command =
   | { kind: 'serve'; configFile: string | undefined; configArgs: string[] }
   | { kind: 'local'; shards: number; listen: string; dataDir: string; metrics: string; logLevel: string }
   | { kind: 'status'; endpoints: string[] | undefined; configFile: string | undefined; writeOut: 'table' | 'json' }
-  | { kind: 'restore'; file: string; configFile: string; resetVersions: boolean };
+  | { kind: 'restore'; file: string; configFile: string; resetVersions: boolean }
+  | { kind: 'import'; from: string[]; configFile: string; follow: boolean; cacert: string; cert: string; key: string };
 
 /** Bad command line: print the message and the usage, exit 2. */
 export class UsageError extends Error {
@@ -53,6 +54,8 @@ export function parseCommand(argv: string[]): Command {
       return parseStatus(rest);
     case 'restore':
       return parseRestore(rest);
+    case 'import':
+      return parseImport(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -124,4 +127,27 @@ function parseRestore(args: string[]): Command {
   if (typeof values.file !== 'string' || values.file === '') throw new UsageError('restore: --file SNAPSHOT is required');
   if (typeof values.config !== 'string' || values.config === '') throw new UsageError('restore: --config FILE is required');
   return { kind: 'restore', file: values.file, configFile: values.config, resetVersions: values['reset-versions'] === true };
+}
+
+function parseImport(args: string[]): Command {
+  const values = parse(args, {
+    from: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    follow: { type: 'boolean' },
+    cacert: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    user: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help === true) return { kind: 'help' };
+  const from = typeof values.from === 'string' ? values.from.split(',').map((e) => e.trim()).filter(Boolean) : [];
+  if (!from.length) throw new UsageError('import: --from ENDPOINTS (the source etcd) is required');
+  if (typeof values.config !== 'string' || values.config === '') throw new UsageError('import: --config FILE is required');
+  if (values.user !== undefined) {
+    throw new UsageError('import: --user is not supported: give the importer a client certificate (--cert, --key) whose common name is a user allowed to read everything (etcd --client-cert-auth)');
+  }
+  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : '');
+  if ((str(values.cert) === '') !== (str(values.key) === '')) throw new UsageError('import: --cert and --key go together');
+  return { kind: 'import', from, configFile: values.config, follow: values.follow === true, cacert: str(values.cacert), cert: str(values.cert), key: str(values.key) };
 }

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../config/load.js';
 import { parseCommand, UsageError } from './args.js';
 import { processIO, type CliIO } from './io.js';
+import { runImport } from './run-import.js';
 import { runLocal } from './run-local.js';
 import { runRestore } from './run-restore.js';
 import { runServe } from './run-serve.js';
@@ -28,6 +29,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await runStatus(cmd, io);
       case 'restore':
         return await runRestore(cmd, io);
+      case 'import':
+        return await runImport(cmd, io);
     }
   } catch (err) {
     if (err instanceof UsageError) {

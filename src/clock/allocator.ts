@@ -90,6 +90,9 @@ export class ClockAllocator {
   private lastBlockEnd = 0n;
   private maxIssued = 0n;
   private blocks: BlockOptions | null = null;
+  /** proof(): the read in flight, and the round that starts after it. */
+  private proving = false;
+  private nextProof: { promise: Promise<bigint | null>; resolve: (v: bigint | null) => void } | null = null;
   private lastRoundTripMs = 0;
   private queue: Waiter[] = [];
   private inFlight = false;
@@ -217,7 +220,7 @@ export class ClockAllocator {
     if (this.last === null || v > this.last) this.last = v;
     const own = this.block;
     if (own) {
-      if (v === own.end) return this.noteSeen(own.issued);
+      if (v >= own.since && v <= own.end) return this.noteSeen(own.issued);
       this.block = null; // another replica allocated past it, or the coordinator lost its data
     }
     const rec = decodeBlockRecord(responses[1]?.response_range?.kvs[0]?.value);
@@ -279,6 +282,62 @@ export class ClockAllocator {
     this.inFlight = false;
   }
 
+  /**
+   * Starts (or joins) a linearizable clock read that begins after this call: resolves to the
+   * clock it found when that proves this replica's block was intact then (else null; never
+   * rejects). A write asks at arrival, before it waits for its turn: when its batch is formed,
+   * takeConfirmed then needs no read of its own. A read that started after the write arrived
+   * orders it as well as one at hand-out (any allocation it missed came after the write began,
+   * so the two writes overlap in time) and proves the coordinator was up.
+   */
+  proof(): Promise<bigint | null> {
+    if (!this.block || !this.blocks?.exclusive()) return Promise.resolve(null);
+    let round = this.nextProof;
+    if (!round) {
+      let resolve!: (v: bigint | null) => void;
+      const promise = new Promise<bigint | null>((r) => (resolve = r));
+      round = this.nextProof = { promise, resolve };
+      if (!this.proving) this.prove();
+    }
+    return round.promise;
+  }
+
+  private prove(): void {
+    const round = this.nextProof;
+    if (!round) return;
+    this.nextProof = null;
+    this.proving = true;
+    this.coordinator.range({ key: COORDINATOR_CLOCK_KEY }).then(
+      (res) => {
+        clockConfirmations.inc();
+        const raw = res.kvs[0]?.value;
+        const v = raw && raw.length === 8 ? decodeClock(raw) : null;
+        const b = this.block;
+        round.resolve(v !== null && b !== null && v >= b.since && v <= b.end ? v : null);
+      },
+      () => round.resolve(null),
+    ).finally(() => {
+      this.proving = false;
+      this.prove();
+    });
+  }
+
+  /**
+   * The first of n revisions from this replica's block, when every proof (a clock value a
+   * proof() read found, one per write) still vouches for it; null when a read is needed (next()).
+   */
+  takeConfirmed(n: number, proofs: bigint[]): bigint | null {
+    const b = this.block;
+    const count = BigInt(n);
+    if (!b || !this.blocks?.exclusive() || b.room() < count) return null;
+    if (proofs.some((v) => v < b.since || v > b.end)) return null;
+    const first = b.take(count);
+    this.noteIssued(b.issued);
+    clockRevisions.inc(n);
+    clockBatchSize.observe(n);
+    return first;
+  }
+
   /** The first of n revisions: from this replica's block when it may, else allocated. */
   private async take(n: bigint): Promise<bigint> {
     const b = this.block;
@@ -288,7 +347,9 @@ export class ClockAllocator {
       const res = await this.coordinator.range({ key: COORDINATOR_CLOCK_KEY });
       clockConfirmations.inc();
       const raw = res.kvs[0]?.value;
-      if (raw && parseClock(raw) === b.end) {
+      const v = raw ? parseClock(raw) : null;
+      // A value from `since` on was reserved by this replica (a read may predate an extension).
+      if (v !== null && v >= b.since && v <= b.end) {
         const first = b.take(n);
         this.noteIssued(b.issued);
         clockRevisions.inc(Number(n));
@@ -296,7 +357,7 @@ export class ClockAllocator {
         return first;
       }
       this.block = null;
-      if (raw && parseClock(raw) > (this.last ?? 0n)) this.last = parseClock(raw);
+      if (v !== null && v > (this.last ?? 0n)) this.last = v;
     }
     return this.allocate(n, exclusive ? BLOCK_REVISIONS : 0n);
   }
@@ -330,7 +391,8 @@ export class ClockAllocator {
         this.block = null;
         if (reserve > 0n && this.blocks) {
           // The rest of the previous block is still this replica's when the clock did not move.
-          const block = new RevisionBlock(prev && prev.end === base ? prev.issued : base, end);
+          const extends_ = prev !== null && prev.end === base;
+          const block = new RevisionBlock(extends_ ? prev.issued : base, end, extends_ ? prev.since : end);
           this.block = block;
           this.lastBlockEnd = end;
           const first = block.take(n);

@@ -42,6 +42,12 @@ export class RevisionBlock {
     readonly base: bigint,
     /** The coordinator's clock after it: the block's last revision. */
     readonly end: bigint,
+    /**
+     * The end of the first block of this replica's unbroken run of blocks (each extended the
+     * one before it, nobody allocated in between): a clock read finding any value from `since`
+     * to `end` proves nobody else had allocated at that moment.
+     */
+    readonly since: bigint = end,
   ) {
     this.next = base + 1n;
     this.issued = base;

@@ -66,12 +66,15 @@ export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnReques
 
 /** On the owner, a write's turn on its keys comes after the earlier writes to them (key-turns.ts). */
 async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint): Promise<TxnOutcome> {
+  // A clock read begun now, while the write may still wait for its turn, lets its batch take
+  // revisions without a coordinator call of its own (clock/allocator.ts proof).
+  const proof = store.clock.proof();
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
-  if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads);
+  if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads, proof);
   const done = await store.keyTurns[shard.index].take(keys);
   try {
-    return await runOwnedTxn(store, shard, txn, epoch, reads);
+    return await runOwnedTxn(store, shard, txn, epoch, reads, proof);
   } finally {
     done();
   }
@@ -84,6 +87,7 @@ async function runOwnedTxn(
   txn: TxnRequest,
   epoch: bigint | undefined,
   reads = StateReads.forTxn(txn, store.ks),
+  proof?: Promise<bigint | null>,
 ): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -141,6 +145,7 @@ async function runOwnedTxn(
       deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
       epoch,
+      proof,
     }, sample, ticket);
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);

@@ -105,7 +105,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await Promise.all(shards.map((s) => s.init()));
     const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
-    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r)));
+    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n, proofs) => clock.takeConfirmed(n, proofs)));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
     store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));

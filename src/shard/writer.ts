@@ -57,6 +57,12 @@ export interface WriteJob {
    * routed again. Undefined: any writer may apply it (lease reaping, fences' callers).
    */
   epoch?: bigint;
+  /**
+   * A clock read started when the write arrived (clock/allocator.ts proof): when every write of
+   * a batch has one for the current revision block, the batch takes its revisions without a
+   * coordinator call of its own.
+   */
+  proof?: Promise<bigint | null>;
 }
 
 /** The shard's ownership moved: the write was not applied; route it to the new owner. */
@@ -125,6 +131,8 @@ export class ShardWriter {
     private readonly epochKey: Buffer,
     /** Later revisions must be above this one (clock/allocator.ts skipPast: revision blocks). */
     private readonly skipPast: (rev: bigint) => void = () => undefined,
+    /** Revisions from the block the proofs vouch for, or null (clock/allocator.ts takeConfirmed). */
+    private readonly takeConfirmed: (count: number, proofs: bigint[]) => bigint | null = () => null,
   ) {}
 
   get ownerEpoch(): bigint | null {
@@ -258,8 +266,21 @@ export class ShardWriter {
     for (const fn of this.deposedListeners) fn(held);
   }
 
+  /** Revisions for a batch: without a coordinator call when its writes' arrival proofs vouch. */
+  private async revisionsFor(batch: Pending[]): Promise<bigint> {
+    if (batch.every((p) => p.job.proof)) {
+      // Each write needs its own proof (a clock read that began after it arrived).
+      const proofs = await Promise.all(batch.map((p) => p.job.proof as Promise<bigint | null>));
+      if (proofs.every((v) => v !== null)) {
+        const first = this.takeConfirmed(batch.length, proofs as bigint[]);
+        if (first !== null) return first;
+      }
+    }
+    return this.allocate(batch.length);
+  }
+
   private allocateFor(batch: Pending[]): Promise<Allocated> {
-    const p: Promise<Allocated> = this.allocate(batch.length).then(
+    const p: Promise<Allocated> = this.revisionsFor(batch).then(
       (first) => {
         this.outstanding.add(first);
         return { batch, first };

@@ -15,6 +15,13 @@ import { HeldEventsGuard } from './held-events.js';
 import { Merger } from './merger.js';
 
 const MAX_START_ROUNDS = 32;
+/**
+ * Held-back events wait for a lagging shard that is writing (its stream moved this recently)
+ * instead of asking its owner to vouch at once: a vouch costs the member a progress request
+ * (etcd 3.4 copies its write buffer to answer one), and an active shard passes the revision on
+ * its own within a batch. The wait ends when the stream has released nothing for this long.
+ */
+const ACTIVE_SHARD_MS = 100;
 
 /**
  * A meta revision M and, per shard, the member revision whose state is exactly the shard's
@@ -48,6 +55,10 @@ export class MergedStream {
   private fenceTimer: NodeJS.Timeout | null = null;
   private waitTimer: NodeJS.Timeout | null = null;
   private start_: { rev: bigint; heads: ClockRead[] } | null = null;
+  /** performance.now() when each shard's feed last delivered, and when the stream last released. */
+  private movedAt: number[] = [];
+  private releasedAt = 0;
+  private releasedSeen = -1n;
   /**
    * Per shard: a watermark its owner vouched for, applied once the member answered a progress
    * request asked after it (the member is there, the stream is current) and the feed has read
@@ -122,6 +133,7 @@ export class MergedStream {
           watermark: rev,
           onDecoded: (d) => {
             if (this.closed) return;
+            this.movedAt[i] = performance.now();
             this.merger.push(i, d.events, d.watermark);
             this.held?.check();
             watermarkRevision.set({ shard: shard.name }, Number(d.watermark));
@@ -193,7 +205,21 @@ export class MergedStream {
 
   private fenceNow(): void {
     const top = this.merger.heldBack();
-    if (top > this.merger.released) this.fenceBelow(top);
+    if (top <= this.merger.released) return;
+    const now = performance.now();
+    if (this.merger.released !== this.releasedSeen) {
+      this.releasedSeen = this.merger.released;
+      this.releasedAt = now;
+    }
+    // The stream is moving: lagging shards that are writing get a while to pass `top` themselves.
+    const patient = this.fenceDelayMs > 0 && now - this.releasedAt < ACTIVE_SHARD_MS;
+    let waiting = false;
+    this.store.shards.forEach((_, i) => {
+      if (this.merger.watermark(i) >= top) return;
+      if (patient && now - (this.movedAt[i] ?? -Infinity) < ACTIVE_SHARD_MS) waiting = true;
+      else this.fencer.request(i, top);
+    });
+    if (waiting) this.fenceHeldBack();
   }
 
   private fenceBelow(target: bigint): void {

@@ -72,7 +72,7 @@ function state(t: TxnRequest) {
   const reads = StateReads.forTxn(t, ks);
   const answers: ResponseOp[] = reads.memberOps().map((op) => {
     const kv = rows[op.request_range!.key.toString('latin1')];
-    return { response: 'response_range', response_range: { header: null, kvs: kv ? [kv] : [], more: false, count: kv ? '1' : '0' } };
+    return { response: 'response_range', response_range: { header: undefined, kvs: kv ? [kv] : [], more: false, count: kv ? '1' : '0' } };
   });
   return reads.parse(answers, 20n, 5n, true);
 }
@@ -94,12 +94,12 @@ describe('planned writes carry their index ops; responses step over them', () =>
     // The member's answers, one per op: the client sees only its own three.
     const prev: KeyValue = { key: B('a'), value: encodeEnvelope(10n, 10n, 4n, B('va')), create_revision: '3', mod_revision: '3', version: '1', lease: '0' };
     const member: ResponseOp[] = [
-      { response: 'response_put', response_put: { header: null, prev_kv: prev } },
-      { response: 'response_delete_range', response_delete_range: { header: null, deleted: '0', prev_kvs: [] } },
-      { response: 'response_put', response_put: { header: null, prev_kv: null } },
-      { response: 'response_delete_range', response_delete_range: { header: null, deleted: '1', prev_kvs: [] } },
-      { response: 'response_put', response_put: { header: null, prev_kv: null } },
-      { response: 'response_put', response_put: { header: null, prev_kv: null } },
+      { response: 'response_put', response_put: { header: undefined, prev_kv: prev } },
+      { response: 'response_delete_range', response_delete_range: { header: undefined, deleted: '0', prev_kvs: [] } },
+      { response: 'response_put', response_put: { header: undefined, prev_kv: undefined } },
+      { response: 'response_delete_range', response_delete_range: { header: undefined, deleted: '1', prev_kvs: [] } },
+      { response: 'response_put', response_put: { header: undefined, prev_kv: undefined } },
+      { response: 'response_put', response_put: { header: undefined, prev_kv: undefined } },
     ];
     const out = assembleOps(plan.ops, member, { ks, rev: 21n, before: 20n, readOnly: false });
     assert.deepEqual(out.map((r) => r.response), ['response_put', 'response_delete_range', 'response_put']);

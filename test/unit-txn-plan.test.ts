@@ -88,7 +88,7 @@ function answer(m: Member, ops: RequestOp[]): ResponseOp[] {
     });
     return {
       response: 'response_range',
-      response_range: { header: null, kvs: r.count_only ? [] : kvs, more: false, count: String(kvs.length) },
+      response_range: { header: undefined, kvs: r.count_only ? [] : kvs, more: false, count: String(kvs.length) },
     };
   });
 }

@@ -84,8 +84,8 @@ describe('single requests', () => {
   });
 
   test('invalid sort options', () => {
-    rejects(() => checkRange(rangeReq('a', '', { sort_order: 3 })), MSG.invalidSort);
-    rejects(() => checkRange(rangeReq('a', '', { sort_target: 5 })), MSG.invalidSort);
+    rejects(() => checkRange(rangeReq('a', '', { sort_order: 3 as RangeRequest['sort_order'] })), MSG.invalidSort);
+    rejects(() => checkRange(rangeReq('a', '', { sort_target: 5 as RangeRequest['sort_target'] })), MSG.invalidSort);
     checkRange(rangeReq('a', '', { sort_order: SortOrder.DESCEND, sort_target: SortTarget.VALUE }));
   });
 });
@@ -103,7 +103,7 @@ describe('txn: empty keys and empty ops', () => {
 
   test('an empty RequestOp is "key not found"', () => {
     rejects(() => checkTxn(txn({ success: [{}] }), LIMITS), MSG.keyNotFound);
-    rejects(() => checkTxn(txn({ failure: [{ request_put: null }] }), LIMITS), MSG.keyNotFound);
+    rejects(() => checkTxn(txn({ failure: [{ request_put: undefined }] }), LIMITS), MSG.keyNotFound);
     rejects(() => checkTxn(txn({ success: [txnOp({ success: [{}] })] }), LIMITS), MSG.keyNotFound);
   });
 

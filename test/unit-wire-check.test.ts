@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { checkWire } from '../src/etcd/wire-check.js';
 import { requestType } from '../src/server/wire-guard.js';
 import { guardAlarm } from '../src/maintenance/alarm.js';
+import type { AlarmRequest } from '../src/etcd/types.js';
+
+/** An AlarmRequest as a client may send it: any enum numbers (etcd's wire carries unknown ones). */
+const alarmReq = (action: number, alarm: number): AlarmRequest => ({ action, memberID: '0', alarm }) as AlarmRequest;
 
 const check = (path: string, hex: string) => checkWire(requestType(path)!, Buffer.from(hex, 'hex'));
 
@@ -42,12 +46,12 @@ describe('wire check', () => {
 
 describe('Alarm guard', () => {
   test('unknown actions and activating unknown types are refused; no-ops answered locally', () => {
-    assert.throws(() => guardAlarm({ action: 9, memberID: '0', alarm: 1 }), /etcdserver: unknown alarm action 9/);
-    assert.throws(() => guardAlarm({ action: 1, memberID: '0', alarm: 3 }), /etcdserver: unknown alarm type 3/);
-    assert.deepEqual(guardAlarm({ action: 1, memberID: '0', alarm: 0 }), []);
-    assert.deepEqual(guardAlarm({ action: 0, memberID: '0', alarm: 5 }), []);
-    assert.deepEqual(guardAlarm({ action: 2, memberID: '0', alarm: 5 }), []);
-    assert.equal(guardAlarm({ action: 0, memberID: '0', alarm: 0 }), null);
-    assert.equal(guardAlarm({ action: 1, memberID: '0', alarm: 1 }), null);
+    assert.throws(() => guardAlarm(alarmReq(9, 1)), /etcdserver: unknown alarm action 9/);
+    assert.throws(() => guardAlarm(alarmReq(1, 3)), /etcdserver: unknown alarm type 3/);
+    assert.deepEqual(guardAlarm(alarmReq(1, 0)), []);
+    assert.deepEqual(guardAlarm(alarmReq(0, 5)), []);
+    assert.deepEqual(guardAlarm(alarmReq(2, 5)), []);
+    assert.equal(guardAlarm(alarmReq(0, 0)), null);
+    assert.equal(guardAlarm(alarmReq(1, 1)), null);
   });
 });

@@ -7,14 +7,10 @@ import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { PROTOBUF_DEPTH_LIMIT } from './depth-limit.js';
+import { generatedClient, type EtcdServiceName } from './services.js';
 
-/**
- * How deep protobufjs (proto-loader's encoder and decoder) may nest messages. Its default, 100,
- * is ~48 nested txns: a member would apply a deeper txn and the proxy then fail to decode the
- * answer. etcd itself has no limit; the proxy refuses client requests nested deeper than
- * server/wire-guard.ts's MAX_TXN_NESTING, well inside this.
- */
-export const PROTOBUF_DEPTH_LIMIT = 1100;
+export { PROTOBUF_DEPTH_LIMIT };
 protobuf.util.recursionLimit = PROTOBUF_DEPTH_LIMIT;
 protobuf.Reader.recursionLimit = PROTOBUF_DEPTH_LIMIT;
 
@@ -45,16 +41,16 @@ export function etcdGrpcObject(): grpc.GrpcObject {
 
 type ServiceCtor = grpc.ServiceClientConstructor;
 
-export function etcdService(name: 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth'): ServiceCtor {
-  const pkg = etcdGrpcObject()['etcdserverpb'] as grpc.GrpcObject;
-  return pkg[name] as ServiceCtor;
+/**
+ * A client class of an etcd service with the generated static codecs (etcd/services.ts); its
+ * `.service` is the definition the server registers. etcdGrpcObject() above is the same API
+ * through proto-loader's reflective codec, for tests that want it.
+ */
+export function etcdService(name: EtcdServiceName): ServiceCtor {
+  return generatedClient(name);
 }
-
-let cachedOwn: grpc.GrpcObject | undefined;
 
 /** The proxy's own services (proto/metaproxy.proto), e.g. Topology for `status`. */
 export function metaproxyService(name: 'Topology'): ServiceCtor {
-  if (!cachedOwn) cachedOwn = grpc.loadPackageDefinition(protoLoader.loadSync(['metaproxy.proto'], LOADER_OPTIONS));
-  const pkg = ((cachedOwn['etcdmetaproxy'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject);
-  return pkg[name] as ServiceCtor;
+  return generatedClient(name);
 }

@@ -8,5 +8,5 @@ export async function put(store: MetaStore, req: PutRequest): Promise<PutRespons
   const shard = store.shards[store.router.shardOf(req.key)];
   const out = await runShardTxn(store, shard, { compare: [], success: [{ request_put: req }], failure: [] });
   const pr = out.responses[0]?.response_put;
-  return { header: revHeader(out.revision), prev_kv: req.prev_kv ? pr?.prev_kv ?? null : null };
+  return { header: revHeader(out.revision), prev_kv: req.prev_kv ? pr?.prev_kv : undefined };
 }

@@ -45,7 +45,7 @@ export function assembleOps(ops: PlannedOp[], member: TxnResponse['responses'], 
           const pr = level[cur.i++]?.response_put;
           cur.i += leaseIndexOpCount(op.leaseChange);
           changed = true;
-          const prev = pr?.prev_kv ? toWire(fromMember(pr.prev_kv, ctx.ks)) : null;
+          const prev = pr?.prev_kv ? toWire(fromMember(pr.prev_kv, ctx.ks)) : undefined;
           return { response: 'response_put', response_put: { header: revHeader(ctx.rev), prev_kv: prev } };
         }
         case 'delete': {

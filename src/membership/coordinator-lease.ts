@@ -4,7 +4,7 @@
  * coordinator and carry only system keys.
  */
 import * as grpc from '@grpc/grpc-js';
-import { etcdService } from '../etcd/proto.js';
+import { typedClient, type ClientOf } from '../etcd/services.js';
 import type { UpstreamTls } from '../config/types.js';
 import { channelCredentials, targetOf } from '../tls/channel.js';
 
@@ -27,7 +27,7 @@ export interface GrantedLease {
 }
 
 export class CoordinatorLeases {
-  private readonly clients: grpc.Client[];
+  private readonly clients: Array<ClientOf<'Lease'>>;
   private preferred = 0;
 
   constructor(
@@ -35,7 +35,7 @@ export class CoordinatorLeases {
     private readonly timeoutMs: number,
     tls?: UpstreamTls,
   ) {
-    const Lease = etcdService('Lease');
+    const Lease = typedClient('Lease');
     let secure: grpc.ChannelCredentials | undefined;
     this.clients = endpoints.map((url) => {
       const creds = url.startsWith('https://') ? (secure ??= channelCredentials(url, tls)) : grpc.credentials.createInsecure();
@@ -59,8 +59,7 @@ export class CoordinatorLeases {
    */
   async keepAliveOnce(id: bigint): Promise<number> {
     return this.withFailover((client) => {
-      const call = (client as unknown as { LeaseKeepAlive(md: grpc.Metadata, opts: grpc.CallOptions): grpc.ClientDuplexStream<object, KeepAliveReply> })
-        .LeaseKeepAlive(new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) });
+      const call = client.LeaseKeepAlive(new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) });
       return new Promise<number>((resolve, reject) => {
         let done = false;
         const finish = (fn: () => void) => {
@@ -92,7 +91,7 @@ export class CoordinatorLeases {
   }
 
   /** Tries each endpoint once, starting with the one that answered last, while they are unreachable. */
-  private async withFailover<T>(fn: (client: grpc.Client) => Promise<T>): Promise<T> {
+  private async withFailover<T>(fn: (client: ClientOf<'Lease'>) => Promise<T>): Promise<T> {
     let lastErr: unknown;
     for (let i = 0; i < this.clients.length; i++) {
       const idx = (this.preferred + i) % this.clients.length;

@@ -15,7 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { EtcdError, isGrpcError } from '../etcd/errors.js';
-import { etcdService } from '../etcd/proto.js';
+import { generatedService } from '../etcd/services.js';
 import type { TxnRequest, TxnResponse } from '../etcd/types.js';
 import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn-outcome.js';
@@ -40,7 +40,7 @@ interface ForwardHeader {
 }
 
 function txnCodec(): grpc.MethodDefinition<TxnRequest, TxnResponse> {
-  return etcdService('KV').service.Txn as unknown as grpc.MethodDefinition<TxnRequest, TxnResponse>;
+  return generatedService('KV').Txn;
 }
 
 function encodeRequest(h: ForwardHeader, txn: TxnRequest): Buffer {

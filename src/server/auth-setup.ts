@@ -3,7 +3,6 @@
  * by a watch), the token provider (simple or JWT, as etcd's --auth-token), the request guard
  * and the Auth service.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { RequestGuard } from '../auth/guard.js';
 import { JwtTokens } from '../auth/jwt-tokens.js';
@@ -18,6 +17,7 @@ import { timeToLive } from '../lease/verbs.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { authService } from './auth.js';
 import type { HeaderSource } from './header.js';
+import type { Handlers } from './service.js';
 
 export interface AuthSetupDeps {
   cfg: ProxyConfig;
@@ -30,7 +30,7 @@ export interface AuthSetupDeps {
 
 export interface RunningAuth {
   guard: RequestGuard;
-  service: grpc.UntypedServiceImplementation;
+  service: Handlers<'Auth'>;
   close(): void;
 }
 

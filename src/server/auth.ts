@@ -17,6 +17,7 @@ import type { MetaStore } from '../kv/store.js';
 import { revHeader } from '../etcd/header.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
+import type { Handlers } from './service.js';
 
 export interface AuthDeps {
   auth: AuthStore;
@@ -51,7 +52,7 @@ function permType(t: number): PermType {
   return t === WRITE ? WRITE : t === READWRITE ? READWRITE : READ;
 }
 
-export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
+export function authService(d: AuthDeps): Handlers<'Auth'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const header = (): ResponseHeader => d.header.fill(revHeader(d.store.clock.known()));
   const done = () => ({ header: header() });
@@ -74,7 +75,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
   return {
     AuthEnable: change('AuthEnable', (_r, s) => manage.authEnable(s)),
     AuthDisable: change('AuthDisable', (_r, s) => manage.authDisable(s), undefined, () => d.tokens.forget(null)),
-    AuthStatus: unary<object, object>(
+    AuthStatus: unary(
       'AuthStatus',
       async () => {
         const s = await d.auth.refresh();
@@ -82,7 +83,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
       },
       o,
     ),
-    Authenticate: unary<Named, object>(
+    Authenticate: unary(
       'Authenticate',
       async (r, _cancelled, call) => {
         const s = await d.auth.refresh();
@@ -114,7 +115,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
     ),
     UserGrantRole: change('UserGrantRole', (r, s) => manage.userGrantRole(s, r.user ?? '', r.role ?? '')),
     UserRevokeRole: change('UserRevokeRole', (r, s) => manage.userRevokeRole(s, r.name ?? '', r.role ?? '')),
-    UserGet: unary<Named, object>(
+    UserGet: unary(
       'UserGet',
       async (r) => {
         const s = await d.auth.refresh();
@@ -124,7 +125,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
       },
       o,
     ),
-    UserList: unary<object, object>(
+    UserList: unary(
       'UserList',
       async () => {
         const s = await d.auth.refresh();
@@ -144,7 +145,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
     RoleRevokePermission: change('RoleRevokePermission', (r, s) =>
       manage.roleRevokePermission(s, r.role ?? '', r.key ?? Buffer.alloc(0), r.range_end ?? Buffer.alloc(0)),
     ),
-    RoleGet: unary<Named, object>(
+    RoleGet: unary(
       'RoleGet',
       async (r) => {
         const s = await d.auth.refresh();
@@ -154,7 +155,7 @@ export function authService(d: AuthDeps): grpc.UntypedServiceImplementation {
       },
       o,
     ),
-    RoleList: unary<object, object>(
+    RoleList: unary(
       'RoleList',
       async () => {
         const s = await d.auth.refresh();

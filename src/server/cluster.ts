@@ -9,6 +9,7 @@ import { Errors } from '../etcd/errors.js';
 import type { Member, MemberListResponse } from '../etcd/types.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
+import type { Handlers } from './service.js';
 
 export interface ClusterDeps {
   header: HeaderSource;
@@ -19,10 +20,10 @@ export interface ClusterDeps {
   revision: () => Promise<bigint>;
 }
 
-export function clusterService(d: ClusterDeps): grpc.UntypedServiceImplementation {
+export function clusterService(d: ClusterDeps): Handlers<'Cluster'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
-  const unsupported = (name: string) =>
-    unary<object, object>(name, async () => {
+  const unsupported = <Req extends object, Res>(name: string) =>
+    unary<Req, Res>(name, async () => {
       throw Errors.notSupported(`membership changes (Cluster.${name}) through the proxy`);
     }, o);
   return {

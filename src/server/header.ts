@@ -7,7 +7,7 @@ export class HeaderSource {
 
   constructor(public memberId: string) {}
 
-  fill(h: ResponseHeader | null): ResponseHeader {
+  fill(h: ResponseHeader | null | undefined): ResponseHeader {
     return {
       cluster_id: this.clusterId,
       member_id: this.memberId,

@@ -30,7 +30,7 @@ import { txnWrites } from '../kv/txn-snapshot.js';
 import { revHeader } from '../etcd/header.js';
 import { clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
-import { Encoded } from './service.js';
+import { Encoded, type Handlers } from './service.js';
 import { unary } from './unary.js';
 
 export interface KvDeps {
@@ -50,7 +50,7 @@ function smallByShape(r: RangeRequest): boolean {
   return r.range_end.length === 0 || r.count_only;
 }
 
-export function kvService(d: KvDeps): grpc.UntypedServiceImplementation {
+export function kvService(d: KvDeps): Handlers<'KV'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const hints = new SizeHints(d.budget.opts.smallBytes + 1, Math.floor(d.budget.limit / 4));
   return {

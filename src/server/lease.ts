@@ -22,6 +22,7 @@ import { grpcRequests } from '../metrics/registry.js';
 import type { CacheReader } from '../cache/reads.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
+import type { Handlers } from './service.js';
 
 export interface LeaseDeps {
   store: MetaStore;
@@ -41,7 +42,7 @@ function id64(v: unknown): bigint {
   }
 }
 
-export function leaseService(d: LeaseDeps): grpc.UntypedServiceImplementation {
+export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   return {
     LeaseGrant: unary<LeaseGrantRequest, LeaseGrantResponse>(

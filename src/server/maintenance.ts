@@ -32,6 +32,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import type { HeaderSource } from './header.js';
 import { snapshotHandler } from './snapshot-stream.js';
 import { unary } from './unary.js';
+import type { Handlers } from './service.js';
 
 /** The etcd API version the proxy reports (kube-apiserver needs >= 3.5.13 for its newer features). */
 export const REPORTED_ETCD_VERSION = '3.5.17';
@@ -81,7 +82,7 @@ export async function metaStatus(store: MetaStore, header: HeaderSource): Promis
   };
 }
 
-export function maintenanceService(d: MaintenanceDeps): grpc.UntypedServiceImplementation {
+export function maintenanceService(d: MaintenanceDeps): Handlers<'Maintenance'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const at = (revision: bigint): ResponseHeader =>
     d.header.fill({ cluster_id: '0', member_id: '0', revision: revision.toString(), raft_term: '0' });
@@ -121,7 +122,7 @@ export function maintenanceService(d: MaintenanceDeps): grpc.UntypedServiceImple
       },
       o,
     ),
-    Hash: unary<object, object>(
+    Hash: unary(
       'Hash',
       async () => {
         throw new EtcdError(grpcStatus.UNIMPLEMENTED, 'etcd-metaproxy: Maintenance.Hash hashes one member\'s database file, which a meta-cluster does not have; use HashKV');

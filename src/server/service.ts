@@ -5,7 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
-import { decodeRangeRequest } from './range-request.js';
+import type { GeneratedServiceName, ServerOf } from '../etcd/services.js';
 import { requestSizes } from './unary.js';
 import { refuseMalformed, requestType } from './wire-guard.js';
 
@@ -16,12 +16,20 @@ export class Encoded {
 
 export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
 
+/** A unary handler that may also answer with pre-encoded bytes. */
+type OrEncoded<H> = H extends grpc.handleUnaryCall<infer Req, infer Res> ? grpc.handleUnaryCall<Req, Res | Encoded> : H;
+
+/**
+ * The handlers of a generated service (KVServer, ...), typed against the generated messages and
+ * keyed by the .proto method names, as server.addService takes them.
+ */
+export type Handlers<N extends GeneratedServiceName> = { [K in keyof ServerOf<N>]: OrEncoded<ServerOf<N>[K]> };
+
 export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
   const base = etcdService(name).service;
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [method, def] of Object.entries(base)) {
     const d = def as grpc.MethodDefinition<object, object>;
-    const fast = name === 'KV' && method === 'Range' ? decodeRangeRequest : null;
     const type = requestType(d.path);
     out[method] = {
       ...d,
@@ -29,7 +37,7 @@ export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
         // Checked as etcd's decoder checks it; a refusal is answered by wireGuardInterceptor.
         const refused = refuseMalformed(type, buf, d.requestStream || d.responseStream);
         if (refused) return refused;
-        const msg = (fast && fast(buf)) ?? d.requestDeserialize(buf);
+        const msg = d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);
         return msg;
       },

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from '../config/types.js';
 import { unary } from './unary.js';
+import type { Handlers } from './service.js';
 
 export interface TopologyResponse {
   name: string;
@@ -24,7 +25,7 @@ export interface TopologyDeps {
   self: () => { name: string; version: string };
 }
 
-export function topologyService(d: TopologyDeps): grpc.UntypedServiceImplementation {
+export function topologyService(d: TopologyDeps): Handlers<'Topology'> {
   return {
     Get: unary<object, TopologyResponse>(
       'Topology.Get',

@@ -14,6 +14,8 @@ import { ReplaySlots } from '../watch/replay-slots.js';
 import { WatchSession } from '../watch/session.js';
 import type { HeaderSource } from './header.js';
 import type { RequestGuard } from '../auth/guard.js';
+import type { WatchRequest, WatchResponse } from '../etcd/gen/rpc.js';
+import type { Handlers } from './service.js';
 
 export interface WatchDeps {
   hub: WatchHub;
@@ -27,23 +29,6 @@ export interface WatchDeps {
   budget: MemoryBudget;
 }
 
-interface CreateRequest {
-  key: Buffer;
-  range_end: Buffer;
-  start_revision: string;
-  progress_notify: boolean;
-  filters: number[];
-  prev_kv: boolean;
-  watch_id: string;
-  fragment: boolean;
-}
-
-interface WatchRequest {
-  create_request?: CreateRequest | null;
-  cancel_request?: { watch_id: string } | null;
-  progress_request?: object | null;
-}
-
 /** Watchers reading history from the members at once (watch/replay-slots.ts). */
 const REPLAY_SLOTS = 16;
 
@@ -51,7 +36,7 @@ const NOPUT = 0;
 const NODELETE = 1;
 
 export interface WatchService {
-  service: grpc.UntypedServiceImplementation;
+  service: Handlers<'Watch'>;
   /** Ends every client stream (UNAVAILABLE, as a stopping etcd): clients resume elsewhere. */
   closeAll(): void;
 }
@@ -59,8 +44,8 @@ export interface WatchService {
 export function watchService(d: WatchDeps): WatchService {
   const sessions = new Map<WatchSession, grpc.ServerDuplexStream<unknown, unknown>>();
   const replaySlots = new ReplaySlots(REPLAY_SLOTS);
-  const service: grpc.UntypedServiceImplementation = {
-    Watch: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+  const service: Handlers<'Watch'> = {
+    Watch: (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>) => {
       const session = new WatchSession(call, {
         hub: d.hub,
         store: d.store,
@@ -83,9 +68,9 @@ export function watchService(d: WatchDeps): WatchService {
       };
       // Requests are handled in order: one that waits (RequestProgress) holds back those after it.
       let inbox: Promise<void> = Promise.resolve();
-      call.on('data', (raw: unknown) => {
+      call.on('data', (req: WatchRequest) => {
         inbox = inbox.then(() =>
-          handle(session, raw as WatchRequest, call, d.guard).catch((err: unknown) => {
+          handle(session, req, call, d.guard).catch((err: unknown) => {
             d.logger.warn({ err: (err as Error).message }, 'watch request ignored');
           }),
         );

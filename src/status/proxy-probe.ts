@@ -4,7 +4,7 @@
  * UNIMPLEMENTED.
  */
 import * as grpc from '@grpc/grpc-js';
-import { metaproxyService } from '../etcd/proto.js';
+import { typedClient } from '../etcd/services.js';
 
 export interface ProxyTopology {
   /** The endpoint that answered. */
@@ -24,13 +24,12 @@ interface TopologyMessage {
   namespace: string;
 }
 
-type GetCall = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: TopologyMessage) => void) => void;
 
 function askOne(endpoint: string, timeoutMs: number): Promise<TopologyMessage | null> {
-  const Ctor = metaproxyService('Topology');
+  const Ctor = typedClient('Topology');
   const client = new Ctor(endpoint.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, ''), grpc.credentials.createInsecure());
   return new Promise((resolve) => {
-    (client as unknown as { Get: GetCall }).Get({}, { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => {
+    client.Get({}, new grpc.Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => {
       client.close();
       // UNIMPLEMENTED: a plain etcd; anything else (down, timed out): not known to be a proxy.
       resolve(err ? null : res);

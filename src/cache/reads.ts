@@ -40,8 +40,6 @@ const MEMO_MAX = 256;
 export class CacheReader {
   /** A revision the stream did not reach in time: until it does, reads skip the wait. */
   private stalledAt: bigint | null = null;
-  /** The highest revision of a write this proxy acknowledged. */
-  private acked = 0n;
 
   constructor(
     readonly cache: ReadCache,
@@ -50,11 +48,6 @@ export class CacheReader {
     private readonly coordinator: { read(): Promise<CoordinatorView> },
     private readonly opts: CacheReadOptions,
   ) {}
-
-  /** A write this proxy acknowledged at `rev`. */
-  noteWrite(rev: bigint): void {
-    if (rev > this.acked) this.acked = rev;
-  }
 
   /** The answer from memory, or null: read the members. Throws etcd's errors for bad revisions. */
   async range(r: RangeRequest): Promise<CachedRange | null> {
@@ -71,7 +64,7 @@ export class CacheReader {
       if (wanted < view.compacted) throw Errors.compacted();
       // The header is the current revision, as etcd's: the cache first catches up as a read at
       // the current revision would (the clock just read, or this proxy's own writes when serializable).
-      const current = r.serializable ? (this.acked > wanted ? this.acked : wanted) : view.clock;
+      const current = r.serializable ? (this.store.acked > wanted ? this.store.acked : wanted) : view.clock;
       if (!(await this.caughtUp(current))) return this.miss('lagging');
       cacheReadWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const at = this.cache.at(wanted);
@@ -107,7 +100,7 @@ export class CacheReader {
   private async current(serializable: boolean): Promise<MissReason | null> {
     if (serializable) {
       // Even a serializable read sees the writes this proxy acknowledged (as on one etcd member).
-      if (this.cache.revision < this.acked && !(await this.caughtUp(this.acked))) return 'lagging';
+      if (this.cache.revision < this.store.acked && !(await this.caughtUp(this.store.acked))) return 'lagging';
     } else {
       const started = process.hrtime.bigint();
       const view = await this.coordinatorView();

@@ -70,6 +70,8 @@ export class MetaStore {
   routing: WriteRouting | null = null;
   /** The meta compaction revision last seen (only ever grows; -1: nothing compacted, as in etcd). */
   private compacted = -1n;
+  /** See `acked`. */
+  private ackedRev = 0n;
 
   constructor(
     readonly shards: Shard[],
@@ -81,6 +83,20 @@ export class MetaStore {
     this.revmaps = shards.map((s) => new RevisionMap(s));
     this.keyTurns = shards.map(() => new KeyTurns());
     this.leases = new LeaseDirectory(coordinator, ks.namespace);
+  }
+
+  /**
+   * The highest revision of a write this replica acknowledged to a client: a read served here
+   * from memory waits until the cache has it (read-your-writes, cache/reads.ts). Noted where every
+   * write passes: runShardTxn (kv/txn.ts, every KV write, local or forwarded) and the lease revoke
+   * (lease/verbs.ts), so a new write verb built on them needs nothing more.
+   */
+  get acked(): bigint {
+    return this.ackedRev;
+  }
+
+  noteAcked(rev: bigint): void {
+    if (rev > this.ackedRev) this.ackedRev = rev;
   }
 
   get compactedRevision(): bigint {

@@ -41,6 +41,13 @@ const MAX_REROUTES = 4;
  * Read-only txns run anywhere (they are pinned reads).
  */
 export async function runShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest, hops = 0): Promise<TxnOutcome> {
+  const out = await routeShardTxn(store, shard, txn, hops);
+  // Read-your-writes: later reads here wait for this revision (MetaStore.acked).
+  if (out.wrote) store.noteAcked(out.revision);
+  return out;
+}
+
+async function routeShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest, hops: number): Promise<TxnOutcome> {
   const routing = store.routing;
   if (!routing || !txnWrites(txn)) return runOwnedTxn(store, shard, txn, undefined);
   for (let attempt = 0; ; attempt++) {

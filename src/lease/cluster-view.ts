@@ -36,6 +36,8 @@ export interface LeaseCluster {
   readonly maxPins: number;
   /** Null: every replica writes every shard. */
   readonly routing: ReapRouting | null;
+  /** A revoke acknowledged at `rev`: reads here wait for it (kv/store.ts MetaStore.acked). */
+  noteAcked(rev: bigint): void;
   /** Recently seen key states: a reaped key is known deleted. */
   readonly hints: { set(memberKey: string, kv: null): void };
 }

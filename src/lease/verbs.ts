@@ -35,6 +35,7 @@ export async function revokeLease(store: LeaseCluster, id: bigint, log: Logger):
       log.warn({ err: r.reason, lease: id.toString(), shard: store.shards[i].name }, 'lease revoke: keys on this shard are deleted later');
     }
   });
+  store.noteAcked(rev);
   return { header: revHeader(rev) };
 }
 

@@ -93,7 +93,6 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         checkPut(r);
         const res = await put(d.store, r);
         clientWrites.inc();
-        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -105,7 +104,6 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         checkDelete(r);
         const res = await deleteRange(d.store, r);
         clientWrites.inc();
-        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -120,10 +118,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancelled) : d.budget.reserveNow(0);
         try {
           const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
-          if (out.wrote) {
-            clientWrites.inc();
-            d.reader?.noteWrite(out.revision);
-          }
+          if (out.wrote) clientWrites.inc();
           room.resize(txnResponseSize(out.responses));
           const res = {
             header: d.header.fill({ cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' }),

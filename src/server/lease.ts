@@ -58,7 +58,6 @@ export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
       'LeaseRevoke',
       async (r) => {
         const res = await revokeLease(d.store, id64(r.ID), d.logger);
-        d.reader?.noteWrite(BigInt(res.header?.revision ?? 0));
         return { header: d.header.fill(res.header) };
       },
       o,

@@ -18,7 +18,7 @@ export class Fencer {
   private closed = false;
 
   constructor(
-    private readonly shards: Shard[],
+    private readonly shards: readonly Shard[],
     /** Where the merged stream has seen each shard's clock. */
     private readonly watermark: (shard: number) => bigint,
     private readonly log: Logger,

@@ -18,7 +18,7 @@ const PROBE_INTERVAL_MS = 1000;
 export interface HeldEventsSource {
   merger(): Merger;
   feeds(): ShardFeed[];
-  shards: Shard[];
+  shards: readonly Shard[];
 }
 
 export class HeldEventsGuard {

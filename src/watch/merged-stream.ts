@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
-import type { MetaStore } from '../kv/store.js';
+import type { WatchCluster } from './cluster-view.js';
 import { mergedRevision, vouchedWatermarks, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
@@ -27,7 +27,7 @@ const ACTIVE_SHARD_MS = 100;
  * A meta revision M and, per shard, the member revision whose state is exactly the shard's
  * state at M: every lagging shard is fenced up to the highest clock first.
  */
-export async function consistentStart(shards: Shard[]): Promise<{ rev: bigint; heads: ClockRead[] }> {
+export async function consistentStart(shards: readonly Shard[]): Promise<{ rev: bigint; heads: ClockRead[] }> {
   const heads = await Promise.all(shards.map((s) => s.currentClock()));
   for (let round = 0; round < MAX_START_ROUNDS; round++) {
     const top = heads.reduce((m, h) => (h.clock > m ? h.clock : m), 0n);
@@ -74,7 +74,7 @@ export class MergedStream {
    * spares most fence writes under load spread over all shards.
    */
   constructor(
-    private readonly store: MetaStore,
+    private readonly store: WatchCluster,
     private readonly log: Logger,
     private readonly fenceDelayMs = 0,
     private readonly budget: MemoryBudget | null = null,

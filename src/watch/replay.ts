@@ -10,7 +10,7 @@
  * decoded the head's clock: no event at or below `to` can follow on that shard.
  */
 import type { Logger } from 'pino';
-import type { MetaStore } from '../kv/store.js';
+import type { WatchCluster } from './cluster-view.js';
 import type { MetaEvent } from './event.js';
 import { ShardFeed } from './feed.js';
 import { Merger } from './merger.js';
@@ -27,7 +27,7 @@ export class Replay {
   private finish: (() => void) | null = null;
 
   constructor(
-    private readonly store: MetaStore,
+    private readonly store: WatchCluster,
     private readonly log: Logger,
     private readonly shardIdx: number[],
     private readonly from: bigint,

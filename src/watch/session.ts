@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { ResponseHeader } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
+import type { WatchCluster } from './cluster-view.js';
 import { watchEventsSent, watchResyncs } from '../metrics/registry.js';
 import type { MetaEvent, WireEvent } from './event.js';
 import { wireEvent } from './event.js';
@@ -37,7 +37,7 @@ export interface WatchResponseMsg {
 
 export interface SessionDeps {
   hub: WatchHub;
-  store: MetaStore;
+  store: WatchCluster;
   log: Logger;
   header: (rev: bigint) => ResponseHeader;
   maxPendingEvents: number;

@@ -142,6 +142,14 @@ async function rangesScenario(): Promise<void> {
   const small = new RawClient(proxy.endpoint);
   await small.callOrThrow('KV', 'Put', { key: b('small'), value: b('v') });
   // The baseline: the proxy serving, its cache (if on) loaded, after a full GC.
+  if (args.cache !== 'off') {
+    const t = Date.now();
+    while ((await fetch(`${proxy.httpUrl}/readyz/cache`).then((r) => r.status, () => 0)) !== 200) {
+      if (Date.now() - t > 600_000) throw new Error('the cache was not ready within 600 s');
+      await sleep(500);
+    }
+    process.stdout.write(`cache ready in ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
+  }
   await proxy.sampleMemory();
   const base = vmRssBytes(pid) ?? 0;
   process.stdout.write(`proxy (cache ${args.cache}, budget ${mib(budget)}) RSS before the Ranges: ${mib(base)}\n`);
@@ -302,6 +310,7 @@ async function stopScenario(): Promise<void> {
     }
   })();
   await writer;
+  const peakStopped = peakRssBytes;
   const beforeCont = got.reduce((s, g) => s + g.length, 0);
   process.kill(member, 'SIGCONT');
   unstop();
@@ -318,7 +327,8 @@ async function stopScenario(): Promise<void> {
   const after = vmRssBytes(pid) ?? 0;
   process.stdout.write(
     `${acked.length} puts acknowledged (${failed} failed) while the member was stopped; events released before SIGCONT: ${beforeCont}\n` +
-      `proxy RSS: before ${mib(base)}, peak ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), after catching up and a full GC ${mib(after)}; held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
+      `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
+      `after catching up and a full GC ${mib(after)} (the history holds the events: watch.historyEvents ${cfg.watch.historyEvents}, watch.historyBytes ${mib(cfg.watch.historyBytes)}); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
       `after SIGCONT (${caughtUpS.toFixed(1)} s): ${exact}/${streams.length} watchers got every acknowledged write in order, once; ${disorder} out of order, ${badValues} wrong values, ${missingPrev} without prev_kv, ${canceled} canceled\n`,
   );
   for (const s of streams) s.close();

@@ -24,6 +24,7 @@
 import { parseArgs } from 'node:util';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 import { vmRssBytes } from './lib/cache-probe.js';
+import { counter, scrape } from './lib/metrics.js';
 import { proxyConfig, startBenchCluster, startProxyProcess } from './lib/proxy-target.js';
 import { RawClient, b, prefixEnd } from '../e2e/grpc-raw.js';
 import { WatchStream } from '../e2e/watch-client.js';
@@ -192,7 +193,17 @@ async function main(): Promise<void> {
     `soak: ${DURATION_S} s, RSS every ${SAMPLE_S} s (proxy pid ${target.pid}, watch.historyEvents ${args.history}, cache.maxUndoEvents ${args.undo}${nodeFlags.length ? `, node ${nodeFlags.join(' ')}` : ''})\n` +
       `before the load (after GC): RSS ${mib(before.rss)}, heap ${mib(before.heap)}, external ${mib(before.external)}\n`,
   );
-  process.stdout.write('  t(s)   RSS MiB  heap MiB  ext MiB    puts    gets  ranges  leases  events  errors  revisions\n');
+  // watchq: watch events queued for this bench's streams (charged to the memory budget): when
+  // the bench's own client falls behind they grow up to the budget, then its watchers are
+  // resynced (resyncs) or canceled as compacted and watched again.
+  process.stdout.write('  t(s)   RSS MiB  heap MiB  ext MiB  watchq MiB  resyncs    puts    gets  ranges  leases  events  errors  revisions\n');
+  const watchQueue = async () => {
+    const text = await scrape(proxy.metricsUrl).catch(() => '');
+    return {
+      queued: (counter(text, 'etcd_metaproxy_memory_budget_bytes', (l) => l.use === 'watch') ?? 0) / 2 ** 20,
+      resyncs: counter(text, 'etcd_metaproxy_watch_slow_resyncs_total') ?? 0,
+    };
+  };
   const sampler = (async () => {
     while (running()) {
       await new Promise((res) => setTimeout(res, SAMPLE_S * 1000));
@@ -208,8 +219,9 @@ async function main(): Promise<void> {
       samples.push([t, rss / 2 ** 20]);
       heapSamples.push([t, heap]);
       externalSamples.push([t, external]);
+      const wq = await watchQueue();
       process.stdout.write(
-        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${heap.toFixed(1).padStart(8)}  ${external.toFixed(1).padStart(7)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}  ${String(written).padStart(9)}${fullAt === t ? '  (history and undo window full)' : ''}\n`,
+        `${t.toFixed(0).padStart(6)}   ${(rss / 2 ** 20).toFixed(1).padStart(7)}  ${heap.toFixed(1).padStart(8)}  ${external.toFixed(1).padStart(7)}  ${wq.queued.toFixed(1).padStart(10)}  ${String(wq.resyncs).padStart(7)}  ${String(counts.puts).padStart(6)}  ${String(counts.gets).padStart(6)}  ${String(counts.ranges).padStart(6)}  ${String(counts.leases).padStart(6)}  ${String(counts.events).padStart(6)}  ${String(counts.errors).padStart(6)}  ${String(written).padStart(9)}${fullAt === t ? '  (history and undo window full)' : ''}\n`,
       );
     }
   })();

@@ -8,7 +8,9 @@
  *
  *   node --import tsx bench/watch-index.ts [--watchers 10,10000] [--events 200000] [--ranges 20] [--rounds 5]
  *
- * Rounds alternate between the watcher counts; the median round is printed (a shared machine is noisy).
+ * Rounds alternate between the watcher counts; the median round is printed, and the ratios are
+ * the median of each round's ratio (the setups of one round run back to back: a shared machine's
+ * load changes less within a round than across rounds).
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -25,7 +27,7 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '200000' },
     ranges: { type: 'string', default: '20' },
     batch: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '9' },
   },
 });
 
@@ -118,6 +120,8 @@ process.stdout.write(`prefix watchers (+${RANGES} range watchers), ${EVENTS} eve
 process.stdout.write('watchers   namespaces with events   index events/s   scan events/s   delivered\n');
 for (const r of rows) process.stdout.write(`${String(r.watchers).padStart(8)}   ${String(r.spread).padStart(22)}   ${r.index.toFixed(0).padStart(14)}   ${r.scan.toFixed(0).padStart(13)}   ${r.delivered}\n`);
 const base = rows[0]!;
-for (const r of rows.slice(1)) {
-  process.stdout.write(`${r.watchers} watchers, events on ${r.spread} namespaces: index ${(r.index / base.index).toFixed(2)}x the events/s of ${base.watchers} watchers (scan ${(r.scan / base.scan).toFixed(3)}x)\n`);
+for (const [i, r] of rows.entries()) {
+  if (i === 0) continue;
+  const ratio = median(setups[i]!.index.map((x, round) => x / setups[0]!.index[round]!));
+  process.stdout.write(`${r.watchers} watchers, events on ${r.spread} namespaces: index ${ratio.toFixed(2)}x the events/s of ${base.watchers} watchers (median of the rounds' ratios; scan ${(r.scan / base.scan).toFixed(3)}x)\n`);
 }

@@ -139,7 +139,7 @@ function assertProxyModule(): void {
   }
 }
 
-export async function startProxyProcess(config: ProxyConfig, opts: { exposeGc?: boolean; startTimeoutMs?: number } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(config: ProxyConfig, opts: { exposeGc?: boolean; startTimeoutMs?: number; nodeFlags?: string[] } = {}): Promise<ProxyProcess> {
   assertProxyModule();
   const forkedAt = performance.now();
   const child = fork(childPath, [], {
@@ -147,6 +147,7 @@ export async function startProxyProcess(config: ProxyConfig, opts: { exposeGc?: 
       '--import',
       'tsx',
       ...(opts.exposeGc ? ['--expose-gc'] : []),
+      ...(opts.nodeFlags ?? []),
       ...(process.env.BENCH_PROXY_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROXY_CPU_PROF}`] : []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -27,7 +27,7 @@ export class StateHints {
 
   set(memberKey: string, kv: MetaKV | null): void {
     this.remove(memberKey);
-    this.map.set(memberKey, kv);
+    this.map.set(memberKey, kv && own(kv));
     this.bytes += memberKey.length + (kv ? kv.value.length + kv.key.length + 64 : 16);
     while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) {
       const oldest = this.map.keys().next().value as string;
@@ -47,4 +47,17 @@ export class StateHints {
     this.map.delete(memberKey);
     this.bytes -= memberKey.length + (old ? old.value.length + old.key.length + 64 : 16);
   }
+}
+
+/**
+ * The hint with its key and value copied into memory of their own. They are often slices of a
+ * request's message or of Node's shared 8 KiB buffer pool: a hint kept for a long time would
+ * pin that whole message or pool slab (8 KiB per hinted key when writes are spread over many
+ * keys, far above the bytes counted here).
+ */
+function own(kv: MetaKV): MetaKV {
+  const buf = Buffer.allocUnsafeSlow(kv.key.length + kv.value.length);
+  kv.key.copy(buf, 0);
+  kv.value.copy(buf, kv.key.length);
+  return { ...kv, key: buf.subarray(0, kv.key.length), value: buf.subarray(kv.key.length) };
 }

@@ -72,17 +72,23 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         // A member answer's size is known once it arrived: a read that may be big waits for
         // room (what the same range took last time) before it asks the members, then holds
         // what it got.
+        // A range not seen yet is read by one request at a time (size-hints.ts).
         const small = smallByShape(r);
-        const room = small ? d.budget.reserveNow(0) : await d.budget.reserve(hints.estimate(r.key, r.range_end), cancelled);
+        const estimate = small ? null : await hints.estimate(r.key, r.range_end, cancelled);
         try {
-          const res = await range(d.store, r);
-          const size = decodedRangeSize(res.kvs);
-          if (!small) hints.record(r.key, r.range_end, size);
-          room.resize(size);
-          return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
-        } catch (err) {
-          room.release();
-          throw err;
+          const room = estimate ? await d.budget.reserve(estimate.bytes, cancelled) : d.budget.reserveNow(0);
+          try {
+            const res = await range(d.store, r);
+            const size = decodedRangeSize(res.kvs);
+            estimate?.settle(size);
+            room.resize(size);
+            return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
+          } catch (err) {
+            room.release();
+            throw err;
+          }
+        } finally {
+          estimate?.settle(null);
         }
       },
       o,

@@ -102,6 +102,10 @@ export class ShardDecoder {
 
   /** `batchRev`: the member revision's clock, the revision of its deletes. */
   private metaEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
+    return ownBytes(this.decodeEvent(ev, kv, batchRev));
+  }
+
+  private decodeEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
     const prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
@@ -112,4 +116,41 @@ export class ShardDecoder {
     const wire = toWire(meta);
     return { type: EventType.PUT, rev: meta.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
   }
+}
+
+/** Events up to this size get one allocation for all their bytes. */
+const ONE_ALLOCATION = 16 * 1024;
+
+/**
+ * The event with its keys and values in memory of their own. Decoding copies them with
+ * Buffer.from, which hands out slices of Node's shared 8 KiB pool; events stay in the history
+ * (and in held events) long after, and one slice keeps its whole slab alive, with every
+ * short-lived buffer that was allocated next to it (measured in the soak: ~20 MiB of slabs for
+ * a history of 3,000 events of ~600 bytes). Small events get one allocation; in bigger ones a
+ * part that already owns its memory is kept as is.
+ */
+function ownBytes(e: MetaEvent): MetaEvent {
+  const kv = e.kv;
+  const prev = e.prevKv;
+  const size = kv.key.length + kv.value.length + (prev ? prev.key.length + prev.value.length : 0);
+  let take: (b: Buffer) => Buffer;
+  if (size <= ONE_ALLOCATION) {
+    const buf = Buffer.allocUnsafeSlow(size);
+    let at = 0;
+    take = (b) => {
+      const out = buf.subarray(at, at + b.length);
+      b.copy(buf, at);
+      at += b.length;
+      return out;
+    };
+  } else {
+    take = (b) => (b.byteOffset === 0 && b.length === b.buffer.byteLength ? b : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
+  }
+  const key = take(kv.key);
+  return {
+    ...e,
+    key,
+    kv: { ...kv, key, value: take(kv.value) },
+    prevKv: prev ? { ...prev, key: take(prev.key), value: take(prev.value) } : null,
+  };
 }

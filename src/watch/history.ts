@@ -46,7 +46,9 @@ export class History {
       while (this.head < this.events.length && this.events[this.head].rev === rev) this.bytes -= this.events[this.head++].size;
       this.lowest = rev;
     }
-    if (this.head > 4096 && this.head * 2 > this.events.length) {
+    // Evicted events are cut off the array once they are half of it (and more than the history
+    // holds, or 4096): until then they stay reachable, with their keys and values.
+    if (this.head > Math.min(4096, this.capacity) && this.head * 2 > this.events.length) {
       this.events = this.events.slice(this.head);
       this.head = 0;
     }

@@ -27,12 +27,33 @@ export interface HubOptions {
   progressNotifyIntervalMs: number;
 }
 
+/**
+ * Numbers the batches matched by every hub of the process (a watcher keeps the number of the
+ * last batch that reached it, and its place in the hub's list). A small integer that wraps
+ * after 2^30 batches: a stale number that matches again is told apart by the place.
+ */
+let batchSeq = 0;
+
 export class WatchHub {
   readonly history: History;
   private readonly live = new WatcherIndex<Watcher, WatchSink>();
   private readonly sinks = new Set<WatchSink>();
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
+  /** The event being matched, and the watchers the batch reached so far: (watcher, sink, events) triples. */
+  private current: MetaEvent | null = null;
+  private touched: Array<Watcher | WatchSink | MetaEvent[]> = [];
+  /** Made once: matching an event allocates nothing but the watcher's event list. */
+  private readonly visit = (w: Watcher, sink: WatchSink): void => {
+    const e = this.current as MetaEvent;
+    if (!w.takesLive(e)) return; // the index found it: the key is in its range
+    if (w.batchSeq === batchSeq && this.touched[w.batchSlot] === w) (this.touched[w.batchSlot + 2] as MetaEvent[]).push(e);
+    else {
+      w.batchSeq = batchSeq;
+      w.batchSlot = this.touched.length;
+      this.touched.push(w, sink, [e]);
+    }
+  };
 
   constructor(
     readonly stream: MergedStream,
@@ -72,6 +93,8 @@ export class WatchHub {
 
   addLive(w: Watcher, sink: WatchSink): void {
     w.live = true;
+    // Released events come above `released`: only a watcher that starts later checks revisions.
+    w.startsLater = w.nextRev > this.stream.released + 1n;
     this.live.add(w, w.spec, sink);
     watchersGauge.inc();
   }
@@ -90,15 +113,18 @@ export class WatchHub {
   private onBatch(b: EventBatch): void {
     this.history.append(b);
     if (!b.events.length) return;
-    const hits = new Map<Watcher, { sink: WatchSink; events: MetaEvent[] }>();
-    const hit = (w: Watcher, sink: WatchSink, e: MetaEvent) => {
-      if (!w.takes(e)) return; // the index found it: the key is in its range
-      const h = hits.get(w);
-      if (h) h.events.push(e);
-      else hits.set(w, { sink, events: [e] });
-    };
-    for (const e of b.events) this.live.forEachHolding(e.key, (w, sink) => hit(w, sink, e));
-    for (const [w, h] of hits) h.sink.deliver(w, h.events, b.rev);
+    batchSeq = (batchSeq + 1) & 0x3fffffff || 1;
+    for (const e of b.events) {
+      this.current = e;
+      this.live.forEachHolding(e.key, this.visit);
+    }
+    this.current = null;
+    // Delivery may remove watchers (a slow one is resynced): the list is taken first.
+    const touched = this.touched;
+    this.touched = [];
+    for (let i = 0; i < touched.length; i += 3) {
+      (touched[i + 1] as WatchSink).deliver(touched[i] as Watcher, touched[i + 2] as MetaEvent[], b.rev);
+    }
   }
 
   private async tick(): Promise<void> {

@@ -28,11 +28,29 @@ export class Watcher {
   pendingBytes = 0;
   /** It was sent events since the last progress tick (etcd skips the notification then). */
   sentSinceTick = false;
+  /**
+   * Live with a start revision above the next one released: the hub checks `nextRev` then only
+   * (takesLive()). Set by the hub.
+   */
+  startsLater = false;
+  /**
+   * Where the hub put its events in the batch being matched: the batch's number and the place
+   * in the hub's list (small integers: writing them into a long-lived watcher costs the garbage
+   * collector nothing, where an array would be remembered).
+   */
+  batchSeq = 0;
+  batchSlot = 0;
+  /** The spec's filters, kept on the watcher itself: takesLive() reads no other object. */
+  private readonly skipPut: boolean;
+  private readonly skipDelete: boolean;
 
   constructor(
     readonly spec: WatcherSpec,
     public nextRev: bigint,
-  ) {}
+  ) {
+    this.skipPut = spec.noPut;
+    this.skipDelete = spec.noDelete;
+  }
 
   get id(): bigint {
     return this.spec.id;
@@ -53,6 +71,12 @@ export class Watcher {
   takes(e: MetaEvent): boolean {
     if (e.rev < this.nextRev) return false;
     return !(e.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete);
+  }
+
+  /** takes() for a live watcher: every released event is at or above `nextRev` unless it starts later. */
+  takesLive(e: MetaEvent): boolean {
+    if (this.startsLater && e.rev < this.nextRev) return false;
+    return e.type === EventType.PUT ? !this.skipPut : !this.skipDelete;
   }
 
   select(events: MetaEvent[]): MetaEvent[] {

@@ -13,15 +13,21 @@ export interface WatchedRange {
   end: Buffer | null;
 }
 
-/** The watchers of one key or prefix, in flat arrays (cheap to walk on every event). */
-interface Bucket<W, V> {
-  ws: W[];
-  vs: V[];
+/**
+ * One watcher of a key or prefix, linked to the others of the same key: the map's value is the
+ * first entry, so an event reaches its watcher through the map and this object only (with
+ * 10,000 prefixes none of them is in the CPU cache: every object on the way costs a miss).
+ */
+interface Entry<W, V> {
+  w: W;
+  v: V;
+  key: string;
+  kind: 'single' | 'prefix';
+  prev: Entry<W, V> | null;
+  next: Entry<W, V> | null;
 }
 
-type Slot<W, V> =
-  | { kind: 'single' | 'prefix'; key: string; bucket: Bucket<W, V>; at: number }
-  | { kind: 'interval'; handle: IntervalHandle };
+type Slot<W, V> = Entry<W, V> | { kind: 'interval'; handle: IntervalHandle };
 
 /** Prefixes of one length, with how many end in each byte. */
 interface PrefixLength {
@@ -31,8 +37,8 @@ interface PrefixLength {
 }
 
 export class WatcherIndex<W, V> {
-  private readonly single = new Map<string, Bucket<W, V>>();
-  private readonly prefixes = new Map<string, Bucket<W, V>>();
+  private readonly single = new Map<string, Entry<W, V>>();
+  private readonly prefixes = new Map<string, Entry<W, V>>();
   /**
    * Prefix lengths in use, ascending: a key's prefix of a length is looked up only when the
    * key's byte at its end can match (prefixes of several lengths mostly all end in '/').
@@ -53,7 +59,7 @@ export class WatcherIndex<W, V> {
     } else if (range.end.length > 0 && range.end.equals(prefixEnd(range.key))) {
       // [p, prefixEnd(p)) holds exactly the keys that start with p.
       const slot = this.addTo(this.prefixes, 'prefix', key, w, value);
-      if (slot.at === 0) this.countPrefix(key, 1);
+      if (slot.next === null) this.countPrefix(key, 1);
       this.slots.set(w, slot);
     } else {
       const end = range.end.length === 0 ? null : range.end.toString('latin1');
@@ -69,22 +75,13 @@ export class WatcherIndex<W, V> {
       this.intervals.remove(slot.handle);
       return true;
     }
-    const b = slot.bucket;
-    const lastW = b.ws.pop() as W;
-    const lastV = b.vs.pop() as V;
-    if (slot.at < b.ws.length) {
-      // The last watcher takes the removed one's place.
-      b.ws[slot.at] = lastW;
-      b.vs[slot.at] = lastV;
-      const moved = this.slots.get(lastW);
-      if (moved && moved.kind !== 'interval') moved.at = slot.at;
-    }
-    if (b.ws.length === 0) {
-      if (slot.kind === 'single') this.single.delete(slot.key);
-      else {
-        this.prefixes.delete(slot.key);
-        this.countPrefix(slot.key, -1);
-      }
+    const map = slot.kind === 'single' ? this.single : this.prefixes;
+    if (slot.next) slot.next.prev = slot.prev;
+    if (slot.prev) slot.prev.next = slot.next;
+    else if (slot.next) map.set(slot.key, slot.next);
+    else {
+      map.delete(slot.key);
+      if (slot.kind === 'prefix') this.countPrefix(slot.key, -1);
     }
     return true;
   }
@@ -93,25 +90,24 @@ export class WatcherIndex<W, V> {
   forEachHolding(key: Buffer, f: (w: W, v: V) => void): void {
     const k = key.toString('latin1');
     if (this.single.size) {
-      const b = this.single.get(k);
-      if (b) for (let i = 0; i < b.ws.length; i++) f(b.ws[i] as W, b.vs[i] as V);
+      for (let e: Entry<W, V> | null | undefined = this.single.get(k); e; e = e.next) f(e.w, e.v);
     }
     for (const pl of this.lengths) {
       const len = pl.len;
       if (len > k.length) break;
       if (pl.lastByte[k.charCodeAt(len - 1)] === 0) continue;
-      const b = this.prefixes.get(len === k.length ? k : k.slice(0, len));
-      if (b) for (let i = 0; i < b.ws.length; i++) f(b.ws[i] as W, b.vs[i] as V);
+      for (let e: Entry<W, V> | null | undefined = this.prefixes.get(len === k.length ? k : k.slice(0, len)); e; e = e.next) f(e.w, e.v);
     }
     if (this.intervals.size) this.intervals.stab(k, ([w, v]) => f(w, v));
   }
 
-  private addTo(maps: Map<string, Bucket<W, V>>, kind: 'single' | 'prefix', key: string, w: W, v: V): Slot<W, V> & { at: number } {
-    let bucket = maps.get(key);
-    if (!bucket) maps.set(key, (bucket = { ws: [], vs: [] }));
-    bucket.ws.push(w);
-    bucket.vs.push(v);
-    return { kind, key, bucket, at: bucket.ws.length - 1 };
+  /** The new entry goes first (its `next` is null when it is the key's only watcher). */
+  private addTo(map: Map<string, Entry<W, V>>, kind: 'single' | 'prefix', key: string, w: W, v: V): Entry<W, V> {
+    const next = map.get(key) ?? null;
+    const entry: Entry<W, V> = { w, v, key, kind, prev: null, next };
+    if (next) next.prev = entry;
+    map.set(key, entry);
+    return entry;
   }
 
   private countPrefix(prefix: string, d: number): void {

@@ -83,7 +83,6 @@ export class ClockAllocator {
   private lastBlockEnd = 0n;
   private maxIssued = 0n;
   private blocks: BlockOptions | null = null;
-  /** proof(): the read in flight, and the round that starts after it. */
   private lastRoundTripMs = 0;
   /** Group commit: callers that arrive while a coordinator call is in flight share the next one. */
   private readonly batches = new Batcher<bigint, bigint>((batch) => this.runBatch(batch), {

@@ -149,15 +149,16 @@ export class MergedStream {
   }
 
   /**
-   * Resolves once every event at or below `rev` has been released. Shards still behind after
-   * the fence delay are fenced (the delay lets writes already in flight land rather than fail
-   * their fence and retry).
+   * Resolves once every event at or below `rev` has been released. Shards still behind are
+   * vouched for by their owners at once (a vouch waits for the writes in flight, it breaks none);
+   * without owners they are fenced after the fence delay (which lets writes already in flight
+   * land rather than fail their fence and retry).
    */
   waitFor(rev: bigint): Promise<void> {
     if (this.merger.released >= rev) return Promise.resolve();
     return new Promise((resolve) => {
       this.waiters.push({ rev, resolve });
-      if (this.fenceDelayMs <= 0) return this.fenceBelow(rev);
+      if (this.fenceDelayMs <= 0 || this.store.routing) return this.fenceBelow(rev);
       this.waitTimer ??= setTimeout(() => {
         this.waitTimer = null;
         if (this.closed) return;

@@ -277,11 +277,13 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
   const takeoverMs = performance.now() - stoppedAt;
   await new Promise((r) => setTimeout(r, 800));
   owner.child.kill('SIGCONT');
-  await new Promise((r) => setTimeout(r, 4000));
+  // The writes that waited in the woken replica's socket are answered (through the new owner).
+  const answeredLate = (o: Outcome) => o.key.includes('/p1') && o.start > stoppedAt && o.rev !== null;
+  await waitFor(async () => w.outcomes.some(answeredLate), 30_000, 'a write sent to the stopped owner to be acknowledged');
   const outcomes = await w.stop();
   console.log(`# ownership: takeover ${Math.round(takeoverMs)} ms after SIGSTOP of the owner; ${count(outcomes, true)} acknowledged, ${count(outcomes, false)} failed`);
   // Writes through the woken replica after the takeover were applied by the new owner.
-  const late = outcomes.filter((o) => o.key.includes('/p1') && o.start > stoppedAt && o.rev !== null);
+  const late = outcomes.filter(answeredLate);
   assert.ok(late.length > 0, 'writes sent to the stopped owner were acknowledged after it woke up');
   await check('stop', outcomes, survivor, watch);
 });

@@ -107,11 +107,12 @@ export class ClockAllocator {
    */
   async init(shardClocks: () => Promise<bigint[]>): Promise<void> {
     this.shardClocks = shardClocks;
-    const cur = await this.coordinator.range({ key: CLOCK_KEY });
-    if (!cur.kvs.length) return this.rebuild();
-    this.last = parseClock(cur.kvs[0].value);
+    const [clock, record] = (await this.coordinator.txn({ compare: [], success: this.currentOps(), failure: [] }, true)).responses;
+    const raw = clock?.response_range?.kvs[0]?.value;
+    if (!raw) return this.rebuild();
+    this.last = parseClock(raw);
     // A block another replica holds ends at the clock: current() asks it (proxy.ts, at start).
-    const held = decodeBlockRecord((await this.coordinator.range({ key: CLOCK_BLOCK_KEY })).kvs[0]?.value);
+    const held = decodeBlockRecord(record?.response_range?.kvs[0]?.value);
     if (!held || held.end !== this.last) this.seen = this.last;
     const shardMax = max(await shardClocks());
     if (this.last < shardMax) await this.advanceTo(shardMax + REBUILD_GAP);
@@ -212,7 +213,7 @@ export class ClockAllocator {
     if (this.last === null || v > this.last) this.last = v;
     const own = this.block;
     if (own) {
-      if (v >= own.since && v <= own.end) return this.noteSeen(own.issued);
+      if (own.vouchedBy(v)) return this.noteSeen(own.issued);
       this.block = null; // another replica allocated past it, or the coordinator lost its data
     }
     const rec = decodeBlockRecord(responses[1]?.response_range?.kvs[0]?.value);
@@ -285,15 +286,28 @@ export class ClockAllocator {
 
   private async readProof(): Promise<bigint | null> {
     try {
-      const res = await this.coordinator.range({ key: CLOCK_KEY });
-      clockConfirmations.inc();
-      const raw = res.kvs[0]?.value;
-      const v = raw && raw.length === 8 ? decodeClock(raw) : null;
-      const b = this.block;
-      return v !== null && b !== null && v >= b.since && v <= b.end ? v : null;
+      const v = await this.confirmationRead();
+      return v !== null && this.block?.vouchedBy(v) ? v : null;
     } catch {
       return null; // the batch then reads (and fails) on its own
     }
+  }
+
+  /** A linearizable read of the clock (null: missing), to confirm this replica's block. */
+  private async confirmationRead(): Promise<bigint | null> {
+    const res = await this.coordinator.range({ key: CLOCK_KEY });
+    clockConfirmations.inc();
+    const raw = res.kvs[0]?.value;
+    return raw ? parseClock(raw) : null;
+  }
+
+  /** n revisions from the block, counted as handed out. */
+  private handOut(b: RevisionBlock, n: bigint): bigint {
+    const first = b.take(n);
+    this.noteIssued(b.issued);
+    clockRevisions.inc(Number(n));
+    clockBatchSize.observe(Number(n));
+    return first;
   }
 
   /**
@@ -304,12 +318,7 @@ export class ClockAllocator {
     const b = this.block;
     const count = BigInt(n);
     if (!b || !this.blocks?.exclusive() || b.room() < count) return null;
-    if (proofs.some((v) => v < b.since || v > b.end)) return null;
-    const first = b.take(count);
-    this.noteIssued(b.issued);
-    clockRevisions.inc(n);
-    clockBatchSize.observe(n);
-    return first;
+    return proofs.every((v) => b.vouchedBy(v)) ? this.handOut(b, count) : null;
   }
 
   /** The first of n revisions: from this replica's block when it may, else allocated. */
@@ -318,18 +327,8 @@ export class ClockAllocator {
     const exclusive = this.blocks?.exclusive() ?? false;
     if (b && exclusive && b.room() >= n) {
       // One linearizable read instead of a proposal: nobody allocated since the reservation.
-      const res = await this.coordinator.range({ key: CLOCK_KEY });
-      clockConfirmations.inc();
-      const raw = res.kvs[0]?.value;
-      const v = raw ? parseClock(raw) : null;
-      // A value from `since` on was reserved by this replica (a read may predate an extension).
-      if (v !== null && v >= b.since && v <= b.end) {
-        const first = b.take(n);
-        this.noteIssued(b.issued);
-        clockRevisions.inc(Number(n));
-        clockBatchSize.observe(Number(n));
-        return first;
-      }
+      const v = await this.confirmationRead();
+      if (v !== null && b.vouchedBy(v)) return this.handOut(b, n);
       this.block = null;
       if (v !== null && v > (this.last ?? 0n)) this.last = v;
     }
@@ -359,8 +358,6 @@ export class ClockAllocator {
       clockAllocations.inc();
       if (res.succeeded) {
         this.last = end;
-        clockRevisions.inc(Number(n));
-        clockBatchSize.observe(Number(n));
         const prev = this.block;
         this.block = null;
         if (reserve > 0n && this.blocks) {
@@ -369,11 +366,11 @@ export class ClockAllocator {
           const block = new RevisionBlock(extends_ ? prev.issued : base, end, extends_ ? prev.since : end);
           this.block = block;
           this.lastBlockEnd = end;
-          const first = block.take(n);
-          this.noteIssued(block.issued);
-          return first;
+          return this.handOut(block, n);
         }
         this.noteIssued(base + n);
+        clockRevisions.inc(Number(n));
+        clockBatchSize.observe(Number(n));
         return base + 1n;
       }
       const kv = res.responses[0].response_range?.kvs[0];

@@ -53,6 +53,14 @@ export class RevisionBlock {
     this.issued = base;
   }
 
+  /**
+   * A clock value read on the coordinator proves nobody else allocated since this run of blocks
+   * began when it lies from `since` to `end` (a read may predate an extension).
+   */
+  vouchedBy(clock: bigint): boolean {
+    return clock >= this.since && clock <= this.end;
+  }
+
   room(): bigint {
     return this.end - this.next + 1n;
   }

@@ -58,7 +58,6 @@ export class MergedStream {
   /** performance.now() when each shard's feed last delivered, and when the stream last released. */
   private movedAt: number[] = [];
   private releasedAt = 0;
-  private releasedSeen = -1n;
   /**
    * Per shard: a watermark its owner vouched for, applied once the member answered a progress
    * request asked after it (the member is there, the stream is current) and the feed has read
@@ -181,6 +180,7 @@ export class MergedStream {
   }
 
   private deliver(b: EventBatch): void {
+    this.releasedAt = performance.now();
     mergedRevision.set(Number(b.rev));
     this.held?.released(b.rev);
     for (const fn of this.listeners) fn(b);
@@ -208,10 +208,6 @@ export class MergedStream {
     const top = this.merger.heldBack();
     if (top <= this.merger.released) return;
     const now = performance.now();
-    if (this.merger.released !== this.releasedSeen) {
-      this.releasedSeen = this.merger.released;
-      this.releasedAt = now;
-    }
     // The stream is moving: lagging shards that are writing get a while to pass `top` themselves.
     const patient = this.fenceDelayMs > 0 && now - this.releasedAt < ACTIVE_SHARD_MS;
     let waiting = false;

@@ -17,7 +17,7 @@ import type { MergedStream } from '../src/watch/merged-stream.js';
 import { Merger } from '../src/watch/merger.js';
 import { WatchSession, type SessionDeps, type WatchResponseMsg } from '../src/watch/session.js';
 import { Watcher, type WatcherSpec } from '../src/watch/watcher.js';
-import type { MetaStore } from '../src/kv/store.js';
+import type { WatchCluster } from '../src/watch/cluster-view.js';
 import type { ReplaySlots } from '../src/watch/replay-slots.js';
 import { watchResyncs } from '../src/metrics/registry.js';
 
@@ -267,7 +267,7 @@ function session(stream: FakeStream, hub: WatchHub, maxPendingEvents: number): {
   const slots = { acquire: async () => undefined, release: () => undefined };
   const deps: SessionDeps = {
     hub,
-    store: store as unknown as MetaStore,
+    store: store as unknown as WatchCluster,
     log,
     header: (rev) => ({ cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' }),
     maxPendingEvents,

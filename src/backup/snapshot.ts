@@ -6,8 +6,8 @@
  */
 import { parsePartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/map-record.js';
-import { countAt, currentScanRevision, scanAt } from '../kv/scan.js';
-import type { MetaStore } from '../kv/store.js';
+import type { KeyspaceScan } from '../kv/backend.js';
+import type { Upstream } from '../upstream/upstream.js';
 import { SnapshotEncoder } from './encoder.js';
 import { ALIGN, DIGEST_BYTES, RECORD_HEAD, type SnapshotHeader } from './format.js';
 
@@ -28,13 +28,17 @@ export interface SnapshotChunk {
 
 const END_BYTES = RECORD_HEAD + 16 + ALIGN / 2 + DIGEST_BYTES;
 
-export async function* snapshotStream(store: MetaStore, createdBy: string): AsyncGenerator<SnapshotChunk> {
-  const view = await store.coordinatorView();
-  const revision = await currentScanRevision(store);
-  const mapRes = await store.coordinator.range({ key: PARTITION_MAP_KEY });
+export async function* snapshotStream(
+  scan: KeyspaceScan,
+  coordinator: Pick<Upstream, 'range'>,
+  createdBy: string,
+): AsyncGenerator<SnapshotChunk> {
+  const view = await scan.coordinatorView();
+  const revision = await scan.currentRevision();
+  const mapRes = await coordinator.range({ key: PARTITION_MAP_KEY });
   const rawMap = mapRes.kvs[0]?.value;
   if (!rawMap) throw new Error('the coordinator holds no partition map');
-  const keyCount = await countAt(store, revision);
+  const keyCount = await scan.countAt(revision);
   const header: SnapshotHeader = {
     format: 1,
     revision: revision.toString(),
@@ -75,7 +79,7 @@ export async function* snapshotStream(store: MetaStore, createdBy: string): Asyn
 
   add(enc.start(header));
   // Lease records ('L') go here, before any key, once meta leases exist (docs/SNAPSHOT.md).
-  for await (const page of scanAt(store, revision)) {
+  for await (const page of scan.pagesAt(revision)) {
     for (const kv of page) {
       const rec = enc.key(kv);
       keys++;

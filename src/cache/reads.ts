@@ -15,7 +15,7 @@ import { Errors } from '../etcd/errors.js';
 import type { RangeRequest, TxnRequest } from '../etcd/types.js';
 import { readsHistory } from '../kv/txn-snapshot.js';
 import type { TxnOutcome } from '../kv/txn-outcome.js';
-import type { MetaStore } from '../kv/store.js';
+import type { Router } from '../partition/router.js';
 import { cacheHits, cacheMisses, cacheReadWait, cacheSharedAnswers } from '../metrics/registry.js';
 import type { MergedStream } from '../watch/merged-stream.js';
 import type { ReadCache } from './cache.js';
@@ -25,6 +25,16 @@ import { txnFromView, txnSerializable } from './txn.js';
 export interface CoordinatorView {
   clock: bigint;
   compacted: bigint;
+}
+
+/** The part of the meta-cluster the cache's reads use (kv/store.ts's MetaStore has this shape). */
+export interface CacheReadCluster {
+  readonly router: Router;
+  /** The meta compaction revision last seen, and news of a higher one. */
+  readonly compactedRevision: bigint;
+  noteCompacted(rev: bigint): void;
+  /** The highest revision of a write this replica acknowledged (read-your-writes). */
+  readonly acked: bigint;
 }
 
 export interface CacheReadOptions {
@@ -43,7 +53,7 @@ export class CacheReader {
 
   constructor(
     readonly cache: ReadCache,
-    private readonly store: MetaStore,
+    private readonly store: CacheReadCluster,
     private readonly stream: MergedStream,
     private readonly coordinator: { read(): Promise<CoordinatorView> },
     private readonly opts: CacheReadOptions,

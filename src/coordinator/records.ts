@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import type { ClockAllocator } from '../clock/allocator.js';
 import { CLOCK_KEY } from '../shard/keyspace.js';
 import { COMPACT_KEY, encodeCompacted } from '../kv/store.js';
-import type { MetaStore } from '../kv/store.js';
 import type { PartitionMap } from '../partition/map.js';
 import { mapMismatch, parsePartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/map-record.js';
@@ -28,7 +27,8 @@ export class CoordinatorRecords {
     private readonly coordinator: Upstream,
     private readonly clock: ClockAllocator,
     private readonly map: PartitionMap,
-    private readonly store: MetaStore,
+    /** The highest compaction this proxy saw (kv/store.ts). */
+    private readonly compaction: { readonly compactedRevision: bigint },
     private readonly log: Logger,
     private readonly intervalMs = RECORDS_CHECK_INTERVAL_MS,
   ) {
@@ -76,7 +76,7 @@ export class CoordinatorRecords {
       }
     }
     if (!has[1]) {
-      const compacted = this.store.compactedRevision;
+      const compacted = this.compaction.compactedRevision;
       if ((await createIfAbsent(this.coordinator, COMPACT_KEY, encodeCompacted(compacted))) === null) restored.push(`compaction record (${compacted})`);
     }
     // The clock last: its rebuild reads every shard.

@@ -60,14 +60,11 @@ export class MetaStore {
   readonly leases: LeaseDirectory;
   /**
    * Most pins one write may carry (chained over nested levels) within the members'
-   * --max-txn-ops; beyond, it is pinned to the shard clock (proxy.ts sets it from memberLimits).
+   * --max-txn-ops; beyond, it is pinned to the shard clock (proxy.ts derives it from memberLimits).
    */
-  maxPins = 64;
-  /**
-   * Where writes go: this replica (under an owner epoch) or the shard's owner (ownership/).
-   * Null: every replica writes every shard (no ownership; tests and tools).
-   */
-  routing: WriteRouting | null = null;
+  readonly maxPins: number;
+  /** See `routing`. */
+  private writeRouting: WriteRouting | null = null;
   /** The meta compaction revision last seen (only ever grows; -1: nothing compacted, as in etcd). */
   private compacted = -1n;
   /** See `acked`. */
@@ -79,10 +76,32 @@ export class MetaStore {
     readonly clock: ClockAllocator,
     readonly ks: Keyspace,
     readonly coordinator: Upstream,
+    opts: { maxPins?: number } = {},
   ) {
+    this.maxPins = opts.maxPins ?? 64;
     this.revmaps = shards.map((s) => new RevisionMap(s));
     this.keyTurns = shards.map(() => new KeyTurns());
     this.leases = new LeaseDirectory(coordinator, ks.namespace);
+  }
+
+  /**
+   * Where writes go: this replica (under an owner epoch) or the shard's owner (ownership/).
+   * Null: every replica writes every shard (no ownership; tests and tools), and until
+   * `routeWritesThrough` is called.
+   */
+  get routing(): WriteRouting | null {
+    return this.writeRouting;
+  }
+
+  /**
+   * Late binding, once: the owners (ownership/owners.ts) need this replica's member id, known
+   * only after the gRPC port is bound, which needs the services built on this store, so the
+   * routing cannot be a constructor input. proxy.ts calls this before it starts the owners;
+   * until then every write path sees null, as without ownership.
+   */
+  routeWritesThrough(routing: WriteRouting): void {
+    if (this.writeRouting) throw new Error('MetaStore: write routing is already set');
+    this.writeRouting = routing;
   }
 
   /**

@@ -13,8 +13,8 @@
  */
 import { Errors } from '../etcd/errors.js';
 import type { HashKVRequest, HashKVResponse, ResponseHeader } from '../etcd/types.js';
-import { currentScanRevision, scanAt, type ScannedKV } from '../kv/scan.js';
-import type { MetaStore } from '../kv/store.js';
+import type { KeyspaceScan } from '../kv/backend.js';
+import type { ScannedKV } from '../kv/scan.js';
 import { Crc32c } from './crc32c.js';
 
 export interface MetaHash {
@@ -39,20 +39,20 @@ export function hashKeyBytes(kv: ScannedKV): Buffer {
   return Buffer.concat([fixed, kv.key, kv.value]);
 }
 
-export async function hashKV(store: MetaStore, req: HashKVRequest): Promise<MetaHash> {
+export async function hashKV(scan: KeyspaceScan, req: HashKVRequest): Promise<MetaHash> {
   const wanted = BigInt(req.revision);
-  const view = await store.coordinatorView();
+  const view = await scan.coordinatorView();
   if (wanted > 0n && wanted < view.compacted) throw Errors.compacted();
   if (wanted > 0n && wanted > view.clock) throw Errors.futureRev();
   const crc = new Crc32c();
   // A negative revision hashes nothing in etcd (no revision is below it); the same here.
   if (wanted < 0n) return { hash: crc.digest(), hashRevision: wanted, compactRevision: view.compacted, currentRevision: view.clock };
-  const at = wanted === 0n ? await currentScanRevision(store) : wanted;
-  for await (const page of scanAt(store, at)) {
+  const at = wanted === 0n ? await scan.currentRevision() : wanted;
+  for await (const page of scan.pagesAt(at)) {
     for (const kv of page) crc.update(hashKeyBytes(kv));
   }
   const current = at > view.clock ? at : view.clock;
-  return { hash: crc.digest(), hashRevision: at, compactRevision: store.compactedRevision, currentRevision: current };
+  return { hash: crc.digest(), hashRevision: at, compactRevision: scan.compactedRevision, currentRevision: current };
 }
 
 export function hashKVResponse(h: MetaHash, header: ResponseHeader): HashKVResponse {

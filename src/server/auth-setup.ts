@@ -12,7 +12,7 @@ import { AuthStore } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';
 import type { ProxyConfig } from '../config/types.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../etcd/validate.js';
-import type { MetaStore } from '../kv/store.js';
+import type { LeaseCluster } from '../lease/cluster-view.js';
 import { timeToLive } from '../lease/verbs.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { authService } from './auth.js';
@@ -21,7 +21,8 @@ import type { Handlers } from './service.js';
 
 export interface AuthSetupDeps {
   cfg: ProxyConfig;
-  store: MetaStore;
+  /** The keys of a lease, for the guard's LeaseRevoke check; its clock for response headers. */
+  cluster: LeaseCluster;
   coordinator: Upstream;
   header: HeaderSource;
   logger: Logger;
@@ -60,7 +61,7 @@ export async function startAuth(d: AuthSetupDeps): Promise<RunningAuth> {
     logger: d.logger,
     leaseKeys: async (id) => {
       try {
-        return (await timeToLive(d.store, { ID: id.toString(), keys: true })).keys;
+        return (await timeToLive(d.cluster, { ID: id.toString(), keys: true })).keys;
       } catch {
         return [];
       }
@@ -76,7 +77,7 @@ export async function startAuth(d: AuthSetupDeps): Promise<RunningAuth> {
       }
     },
   });
-  const service = authService({ ...d, auth, tokens, guard, bcryptCost: opts.bcryptCost });
+  const service = authService({ ...d, clock: d.cluster.clock, auth, tokens, guard, bcryptCost: opts.bcryptCost });
   return {
     guard,
     service,

@@ -13,7 +13,6 @@ import { byteOrder, READ, READWRITE, WRITE, type AuthState, type PermType } from
 import type { AuthStore } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';
 import type { ResponseHeader } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
 import { revHeader } from '../etcd/header.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
@@ -23,7 +22,8 @@ export interface AuthDeps {
   auth: AuthStore;
   tokens: TokenProvider;
   guard: RequestGuard;
-  store: MetaStore;
+  /** The highest meta revision known (response headers). */
+  clock: { known(): bigint };
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
@@ -54,7 +54,7 @@ function permType(t: number): PermType {
 
 export function authService(d: AuthDeps): Handlers<'Auth'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
-  const header = (): ResponseHeader => d.header.fill(revHeader(d.store.clock.known()));
+  const header = (): ResponseHeader => d.header.fill(revHeader(d.clock.known()));
   const done = () => ({ header: header() });
   const change = (method: string, fn: (r: Named, s: AuthState) => AuthState | null, before?: (r: Named) => Promise<Named>, after?: (r: Named) => Promise<void>) =>
     unary<Named, { header: ResponseHeader }>(

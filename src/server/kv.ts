@@ -18,14 +18,9 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../etcd/types.js';
-import { compact } from '../kv/compact.js';
-import { deleteRange } from '../kv/delete.js';
-import { put } from '../kv/put.js';
-import { range } from '../kv/range.js';
 import type { CacheReader } from '../cache/reads.js';
 import { encodeRangeResponse } from '../cache/wire.js';
-import type { MetaStore } from '../kv/store.js';
-import { txn } from '../kv/txn-verb.js';
+import type { KvVerbs } from '../kv/backend.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
 import { revHeader } from '../etcd/header.js';
 import { clientWrites } from '../metrics/registry.js';
@@ -34,7 +29,7 @@ import { Encoded, type Handlers } from './service.js';
 import { unary } from './unary.js';
 
 export interface KvDeps {
-  store: MetaStore;
+  kv: KvVerbs;
   /** Reads from memory; null when the caches are off. */
   reader: CacheReader | null;
   header: HeaderSource;
@@ -78,7 +73,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         try {
           const room = estimate ? await d.budget.reserve(estimate.bytes, cancelled) : d.budget.reserveNow(0);
           try {
-            const res = await range(d.store, r);
+            const res = await d.kv.range(r);
             const size = decodedRangeSize(res.kvs);
             estimate?.settle(size);
             room.resize(size);
@@ -97,7 +92,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
       'Put',
       async (r) => {
         checkPut(r);
-        const res = await put(d.store, r);
+        const res = await d.kv.put(r);
         clientWrites.inc();
         return { ...res, header: d.header.fill(res.header) };
       },
@@ -108,7 +103,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
       'DeleteRange',
       async (r) => {
         checkDelete(r);
-        const res = await deleteRange(d.store, r);
+        const res = await d.kv.deleteRange(r);
         clientWrites.inc();
         return { ...res, header: d.header.fill(res.header) };
       },
@@ -123,7 +118,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         // the budget, as a member Range not seen before); its answer is held once built.
         const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancelled) : d.budget.reserveNow(0);
         try {
-          const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await txn(d.store, r));
+          const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await d.kv.txn(r));
           if (out.wrote) clientWrites.inc();
           room.resize(txnResponseSize(out.responses));
           const res = {
@@ -144,7 +139,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
     Compact: unary<CompactionRequest, CompactionResponse>(
       'Compact',
       async (r) => {
-        const res = await compact(d.store, r);
+        const res = await d.kv.compact(r);
         return { header: d.header.fill(res.header) };
       },
       o,

@@ -15,19 +15,16 @@ import type {
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
 } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
 import { revHeader } from '../etcd/header.js';
+import type { LeaseCluster } from '../lease/cluster-view.js';
 import { listLeases, revokeLease, timeToLive } from '../lease/verbs.js';
 import { grpcRequests } from '../metrics/registry.js';
-import type { CacheReader } from '../cache/reads.js';
 import type { HeaderSource } from './header.js';
 import { unary } from './unary.js';
 import type { Handlers } from './service.js';
 
 export interface LeaseDeps {
-  store: MetaStore;
-  /** Told of the deletes a revoke acknowledges (read-your-writes from the cache); null: caches off. */
-  reader: CacheReader | null;
+  cluster: LeaseCluster;
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
@@ -48,8 +45,8 @@ export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
     LeaseGrant: unary<LeaseGrantRequest, LeaseGrantResponse>(
       'LeaseGrant',
       async (r) => {
-        const res = await d.store.leases.grant(r);
-        return { header: d.header.fill(revHeader(d.store.clock.known())), ID: res.ID, TTL: res.TTL, error: '' };
+        const res = await d.cluster.leases.grant(r);
+        return { header: d.header.fill(revHeader(d.cluster.clock.known())), ID: res.ID, TTL: res.TTL, error: '' };
       },
       o,
       () => true,
@@ -57,7 +54,7 @@ export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
     LeaseRevoke: unary<LeaseIdRequest, LeaseRevokeResponse>(
       'LeaseRevoke',
       async (r) => {
-        const res = await revokeLease(d.store, id64(r.ID), d.logger);
+        const res = await revokeLease(d.cluster, id64(r.ID), d.logger);
         return { header: d.header.fill(res.header) };
       },
       o,
@@ -66,7 +63,7 @@ export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
     LeaseTimeToLive: unary<LeaseTimeToLiveRequest, LeaseTimeToLiveResponse>(
       'LeaseTimeToLive',
       async (r) => {
-        const res = await timeToLive(d.store, { ID: id64(r.ID).toString(), keys: !!r.keys });
+        const res = await timeToLive(d.cluster, { ID: id64(r.ID).toString(), keys: !!r.keys });
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -74,7 +71,7 @@ export function leaseService(d: LeaseDeps): Handlers<'Lease'> {
     LeaseLeases: unary<object, LeaseLeasesResponse>(
       'LeaseLeases',
       async () => {
-        const res = await listLeases(d.store);
+        const res = await listLeases(d.cluster);
         return { ...res, header: d.header.fill(res.header) };
       },
       o,
@@ -102,9 +99,9 @@ function keepAlive(d: LeaseDeps, call: grpc.ServerDuplexStream<LeaseIdRequest, L
     const id = id64(req?.ID);
     // Another namespace's lease (proxies may share clusters) does not exist here: TTL 0, as etcd
     // answers a keepalive of an unknown lease.
-    const renewed = d.store.leases
+    const renewed = d.cluster.leases
       .lookup(id)
-      .then((inc) => (inc === null ? { ID: id.toString(), TTL: '0' } : d.store.coordinator.leaseKeepAlive(id)))
+      .then((inc) => (inc === null ? { ID: id.toString(), TTL: '0' } : d.cluster.coordinator.leaseKeepAlive(id)))
       .then(
       (res) => ({ res, err: null }),
       (err: unknown) => ({ res: null, err }),
@@ -114,7 +111,7 @@ function keepAlive(d: LeaseDeps, call: grpc.ServerDuplexStream<LeaseIdRequest, L
       if (done) return;
       if (res) {
         grpcRequests.inc({ method: 'LeaseKeepAlive', code: 'OK' });
-        if (!call.cancelled) call.write({ header: d.header.fill(revHeader(d.store.clock.known())), ID: res.ID, TTL: res.TTL });
+        if (!call.cancelled) call.write({ header: d.header.fill(revHeader(d.cluster.clock.known())), ID: res.ID, TTL: res.TTL });
         return;
       }
       const e = err instanceof EtcdError ? err : new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));

@@ -24,7 +24,7 @@ import type {
   ResponseHeader,
   StatusResponse,
 } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
+import type { KeyspaceScan } from '../kv/backend.js';
 import { alarmAll } from '../maintenance/alarm.js';
 import { defragmentAll } from '../maintenance/defragment.js';
 import { hashKV, hashKVResponse } from '../maintenance/hash-kv.js';
@@ -37,8 +37,17 @@ import type { Handlers } from './service.js';
 /** The etcd API version the proxy reports (kube-apiserver needs >= 3.5.13 for its newer features). */
 export const REPORTED_ETCD_VERSION = '3.5.17';
 
+/** The clusters behind the proxy and the meta clock: what Status, Alarm and Defragment use. */
+export interface MaintenanceCluster {
+  readonly coordinator: Upstream;
+  readonly shards: readonly { readonly upstream: Upstream }[];
+  readonly clock: { current(): Promise<bigint> };
+}
+
 export interface MaintenanceDeps {
-  store: MetaStore;
+  cluster: MaintenanceCluster;
+  /** HashKV and Snapshot read the keyspace through it. */
+  scan: KeyspaceScan;
   header: HeaderSource;
   logger: Logger;
   maxRequestBytes: number;
@@ -46,12 +55,12 @@ export interface MaintenanceDeps {
   createdBy?: string;
 }
 
-function allUpstreams(store: MetaStore): Upstream[] {
-  return [store.coordinator, ...store.shards.map((s) => s.upstream)];
+function allUpstreams(cluster: MaintenanceCluster): Upstream[] {
+  return [cluster.coordinator, ...cluster.shards.map((s) => s.upstream)];
 }
 
-export async function metaStatus(store: MetaStore, header: HeaderSource): Promise<StatusResponse> {
-  const upstreams: Upstream[] = [store.coordinator, ...store.shards.map((s) => s.upstream)];
+export async function metaStatus(cluster: MaintenanceCluster, header: HeaderSource): Promise<StatusResponse> {
+  const upstreams = allUpstreams(cluster);
   const results = await Promise.allSettled(upstreams.map((u) => u.status()));
   let dbSize = 0n;
   let dbSizeInUse = 0n;
@@ -67,7 +76,7 @@ export async function metaStatus(store: MetaStore, header: HeaderSource): Promis
   });
   const coord = results[0].status === 'fulfilled' ? results[0].value : null;
   if (coord) header.raftTerm = coord.raftTerm;
-  const revision = coord ? await store.clock.current() : 0n;
+  const revision = coord ? await cluster.clock.current() : 0n;
   return {
     header: header.fill({ cluster_id: '0', member_id: '0', revision: revision.toString(), raft_term: '0' }),
     version: REPORTED_ETCD_VERSION,
@@ -86,13 +95,13 @@ export function maintenanceService(d: MaintenanceDeps): Handlers<'Maintenance'> 
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const at = (revision: bigint): ResponseHeader =>
     d.header.fill({ cluster_id: '0', member_id: '0', revision: revision.toString(), raft_term: '0' });
-  const current = async () => at(await d.store.clock.current());
+  const current = async () => at(await d.cluster.clock.current());
   return {
-    Status: unary<object, StatusResponse>('Status', () => metaStatus(d.store, d.header), o),
+    Status: unary<object, StatusResponse>('Status', () => metaStatus(d.cluster, d.header), o),
     Alarm: unary<AlarmRequest, AlarmResponse>(
       'Alarm',
       async (req) => {
-        const [alarms, header] = await Promise.all([alarmAll(allUpstreams(d.store), req), current()]);
+        const [alarms, header] = await Promise.all([alarmAll(allUpstreams(d.cluster), req), current()]);
         return { header, alarms };
       },
       o,
@@ -100,7 +109,7 @@ export function maintenanceService(d: MaintenanceDeps): Handlers<'Maintenance'> 
     Defragment: unary<object, DefragmentResponse>(
       'Defragment',
       async () => {
-        await defragmentAll(allUpstreams(d.store));
+        await defragmentAll(allUpstreams(d.cluster));
         d.logger.info('defragmented every member cluster and the coordinator');
         return { header: await current() };
       },
@@ -109,7 +118,7 @@ export function maintenanceService(d: MaintenanceDeps): Handlers<'Maintenance'> 
     HashKV: unary<HashKVRequest, HashKVResponse>(
       'HashKV',
       async (req) => {
-        const h = await hashKV(d.store, req);
+        const h = await hashKV(d.scan, req);
         return hashKVResponse(h, at(h.currentRevision));
       },
       o,
@@ -129,6 +138,6 @@ export function maintenanceService(d: MaintenanceDeps): Handlers<'Maintenance'> 
       },
       o,
     ),
-    Snapshot: snapshotHandler({ store: d.store, header: d.header, logger: d.logger, version: REPORTED_ETCD_VERSION, createdBy: d.createdBy ?? 'etcd-metaproxy' }),
+    Snapshot: snapshotHandler({ scan: d.scan, coordinator: d.cluster.coordinator, header: d.header, logger: d.logger, version: REPORTED_ETCD_VERSION, createdBy: d.createdBy ?? 'etcd-metaproxy' }),
   };
 }

@@ -14,6 +14,7 @@ import { CoordinatorRecords } from '../coordinator/records.js';
 import type { ProxyConfig } from '../config/types.js';
 import { initCompactRecord } from '../kv/compact.js';
 import { MetaStore } from '../kv/store.js';
+import { keyspaceScan, kvVerbs } from '../kv/backend.js';
 import { hash64, initHash } from '../partition/hash.js';
 import { defaultPartitionMap } from '../partition/map.js';
 import { Router } from '../partition/router.js';
@@ -107,8 +108,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
     for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n, proofs) => clock.takeConfirmed(n, proofs)));
     await initCompactRecord(coordinator);
-    const store = new MetaStore(shards, new Router(map), clock, ks, coordinator);
-    store.maxPins = Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2));
+    const store = new MetaStore(shards, new Router(map), clock, ks, coordinator, {
+      maxPins: Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2)),
+    });
     await store.refreshCompacted();
     // Written back by this proxy if the coordinator comes back empty while it runs.
     const records = new CoordinatorRecords(coordinator, clock, map, store, log);
@@ -165,15 +167,15 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     });
     const common = { logger: log, maxRequestBytes: cfg.limits.maxRequestBytes, header };
     // etcd's Auth (src/auth/): every service's handlers pass the guard before they run.
-    const auth = await startAuth({ ...common, cfg, store, coordinator });
+    const auth = await startAuth({ ...common, cfg, cluster: store, coordinator });
     closeAuth = () => auth.close();
-    const watch = watchService({ ...common, store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard, budget });
+    const watch = watchService({ ...common, cluster: store, hub, maxPendingEvents: cfg.watch.maxPendingEvents, guard: auth.guard, budget });
     // One set of implementations, behind the auth guard, serves gRPC and the JSON gateway (src/gateway/).
     const implementations: Record<ServiceName, grpc.UntypedServiceImplementation> = {
-      KV: kvService({ ...common, store, reader, maxTxnOps: cfg.limits.maxTxnOps, budget }),
-      Maintenance: maintenanceService({ ...common, store }),
+      KV: kvService({ ...common, kv: kvVerbs(store), reader, maxTxnOps: cfg.limits.maxTxnOps, budget }),
+      Maintenance: maintenanceService({ ...common, cluster: store, scan: keyspaceScan(store) }),
       Watch: watch.service,
-      Lease: leaseService({ ...common, store, reader }),
+      Lease: leaseService({ ...common, cluster: store }),
       Cluster: clusterService({ ...common, members: () => memberList(coordinator, self!), revision: () => clock.current() }),
       Auth: auth.service,
     };
@@ -250,7 +252,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const fwd = peers;
     // While this replica owns every shard it hands out revisions from a reserved block.
     clock.useBlocks({ exclusive: () => owners.ownsAll(), self: owners.selfUrl, askHolder: (url, end) => fwd.current(url, end) });
-    store.routing = {
+    store.routeWritesThrough({
       route: (i) => owners.route(i),
       forward: (url, shard, txn, hops) => fwd.forward(url, shard, txn, hops),
       refresh: () => owners.refresh(),
@@ -260,7 +262,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         if (!now) return null;
         return now.local ? shards[i].writer.settle(target) : fwd.settle(now.owner.url, shards[i].name, target);
       },
-    };
+    });
     await owners.start();
     // Headers say the current revision from the start (a block another replica holds ends at the clock).
     await clock.current().catch(() => undefined);

@@ -8,12 +8,15 @@ import type { Logger } from 'pino';
 import { snapshotStream } from '../backup/snapshot.js';
 import { EtcdError } from '../etcd/errors.js';
 import type { SnapshotResponse } from '../etcd/types.js';
-import type { MetaStore } from '../kv/store.js';
+import type { KeyspaceScan } from '../kv/backend.js';
 import { grpcDuration, grpcRequests } from '../metrics/registry.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { HeaderSource } from './header.js';
 
 export interface SnapshotDeps {
-  store: MetaStore;
+  scan: KeyspaceScan;
+  /** Holds the partition map recorded in the snapshot. */
+  coordinator: Pick<Upstream, 'range'>;
   header: HeaderSource;
   logger: Logger;
   /** Reported in the first message's `version`, as etcd reports its storage version. */
@@ -46,7 +49,7 @@ export function snapshotHandler(d: SnapshotDeps): grpc.handleServerStreamingCall
     void (async () => {
       let first = true;
       let sent = 0;
-      const chunks = snapshotStream(d.store, d.createdBy);
+      const chunks = snapshotStream(d.scan, d.coordinator, d.createdBy);
       try {
         for await (const c of chunks) {
           if (call.cancelled) break;

@@ -7,8 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
-import type { MetaStore } from '../kv/store.js';
 import { watchStreams } from '../metrics/registry.js';
+import type { WatchCluster } from '../watch/cluster-view.js';
 import type { WatchHub } from '../watch/hub.js';
 import { ReplaySlots } from '../watch/replay-slots.js';
 import { WatchSession } from '../watch/session.js';
@@ -19,7 +19,7 @@ import type { Handlers } from './service.js';
 
 export interface WatchDeps {
   hub: WatchHub;
-  store: MetaStore;
+  cluster: WatchCluster;
   header: HeaderSource;
   logger: Logger;
   maxPendingEvents: number;
@@ -48,7 +48,7 @@ export function watchService(d: WatchDeps): WatchService {
     Watch: (call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>) => {
       const session = new WatchSession(call, {
         hub: d.hub,
-        store: d.store,
+        store: d.cluster,
         log: d.logger,
         header: (rev) => d.header.fill({ cluster_id: '0', member_id: '0', revision: rev.toString(), raft_term: '0' }),
         maxPendingEvents: d.maxPendingEvents,

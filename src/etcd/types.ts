@@ -50,6 +50,7 @@ export type Int64 = string;
  * parsing a decimal string), the decimal string otherwise. Never lossy.
  */
 export function wire64(v: bigint): Int64 {
+  // Int64 says string so code never does arithmetic on it; the encoder also takes an exact number.
   return (v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString()) as unknown as Int64;
 }
 

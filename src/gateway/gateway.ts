@@ -93,6 +93,7 @@ export class Gateway {
     }
     const answer = await new Promise<{ err: unknown; res?: unknown }>((resolve) => {
       const call = new GatewayCall(decoded.req, { write: () => false, end: () => undefined, fail: () => undefined }, peer, path, authorization);
+      // A grpc-js handler of a unary method, handed a GatewayCall that stands in for grpc-js's call object.
       (target.impl as unknown as UnaryHandler)(call, (err, out) => resolve({ err, res: out }));
     });
     if (answer.err) return sendError(res, statusOf(answer.err));
@@ -131,6 +132,7 @@ export class Gateway {
   private streamTarget(t: Target, route: Route, peer: string, path: string, authorization: string | undefined): StreamTarget {
     return {
       def: t.def,
+      // A grpc-js streaming handler, handed a GatewayCall that stands in for grpc-js's stream.
       handler: t.impl as unknown as StreamHandler,
       requestType: t.requestType,
       responseType: t.responseType,

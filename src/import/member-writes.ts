@@ -28,13 +28,16 @@ export interface MemberWrite {
   deletes: boolean;
 }
 
-/** A member delete of one key (no range_end: an explicitly empty one means "from key on"). */
+/**
+ * A member delete of one key. Its empty range_end is never sent (the generated encoder leaves
+ * empty bytes out): an explicitly empty one would mean "from key on" to etcd.
+ */
 export function deleteOp(key: Buffer): RequestOp {
-  return { request_delete_range: { key, prev_kv: false } as unknown as RequestOp['request_delete_range'] };
+  return deleteRangeOp(key, Buffer.alloc(0));
 }
 
 export function deleteRangeOp(key: Buffer, rangeEnd: Buffer): RequestOp {
-  return { request_delete_range: { key, range_end: rangeEnd, prev_kv: false } as unknown as RequestOp['request_delete_range'] };
+  return { request_delete_range: { key, range_end: rangeEnd, prev_kv: false } };
 }
 
 const OP_OVERHEAD = 16;

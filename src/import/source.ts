@@ -5,7 +5,7 @@
  * --key); an endpoint without a scheme is https:// when any of them is given.
  */
 import * as grpc from '@grpc/grpc-js';
-import { etcdService } from '../etcd/proto.js';
+import { typedClient, type ClientOf } from '../etcd/services.js';
 import type { UpstreamTls } from '../config/types.js';
 import { channelCredentials, targetOf } from '../tls/channel.js';
 import { Upstream } from '../upstream/upstream.js';
@@ -22,22 +22,18 @@ export function sourceUrls(endpoints: string[], tls: UpstreamTls): string[] {
   return endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${secure ? 'https' : 'http'}://${e}`));
 }
 
-interface LeaseLeasesAnswer {
-  leases: Array<{ ID: string }>;
-}
-
 export class ImportSource {
   readonly upstream: Upstream;
   /** One Lease client per endpoint (LeaseLeases fails over like the upstream's reads). */
-  private readonly leaseClients: grpc.Client[];
+  private readonly leaseClients: Array<ClientOf<'Lease'>>;
   private readonly timeoutMs: number;
 
   constructor(opts: SourceOptions) {
     const urls = sourceUrls(opts.endpoints, opts.tls);
     this.upstream = new Upstream({ name: 'source', endpoints: urls, requestTimeoutMs: opts.requestTimeoutMs, tls: opts.tls });
-    const Lease = etcdService('Lease');
+    const Lease = typedClient('Lease');
     const creds = channelCredentials(urls[0], opts.tls);
-    this.leaseClients = urls.map((u) => new Lease(targetOf(u), u.startsWith('https://') ? creds : grpc.credentials.createInsecure(), {}) as grpc.Client);
+    this.leaseClients = urls.map((u) => new Lease(targetOf(u), u.startsWith('https://') ? creds : grpc.credentials.createInsecure(), {}));
     this.timeoutMs = opts.requestTimeoutMs;
   }
 
@@ -54,10 +50,9 @@ export class ImportSource {
     throw last;
   }
 
-  private leaseLeases(client: grpc.Client): Promise<bigint[]> {
-    const fn = (client as unknown as Record<string, (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: LeaseLeasesAnswer) => void) => void>).LeaseLeases.bind(client);
+  private leaseLeases(client: ClientOf<'Lease'>): Promise<bigint[]> {
     return new Promise((resolve, reject) => {
-      fn({}, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
+      client.LeaseLeases({}, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
         if (err) reject(this.upstream.translate(err));
         else resolve(res.leases.map((l) => BigInt(l.ID)));
       });

@@ -6,15 +6,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { typedClient, type ClientOf } from '../etcd/services.js';
 import type { UpstreamTls } from '../config/types.js';
+import type { LeaseGrantResponse, LeaseRevokeResponse } from '../etcd/types.js';
 import { channelCredentials, targetOf } from '../tls/channel.js';
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
-
-interface LeaseGrantReply {
-  ID: string;
-  TTL: string;
-  error: string;
-}
+/** One unary call on a client: the method with its request, given metadata, options and callback. */
+type UnaryCall<T> = (client: ClientOf<'Lease'>, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: T) => void) => void;
 
 interface KeepAliveReply {
   ID: string;
@@ -44,13 +40,13 @@ export class CoordinatorLeases {
   }
 
   async grant(ttlSeconds: number): Promise<GrantedLease> {
-    const res = await this.unary<LeaseGrantReply>('LeaseGrant', { TTL: String(ttlSeconds), ID: '0' });
+    const res = await this.unary<LeaseGrantResponse>((c, md, o, cb) => c.LeaseGrant({ TTL: String(ttlSeconds), ID: '0' }, md, o, cb));
     if (res.error) throw new Error(`coordinator lease grant: ${res.error}`);
     return { id: BigInt(res.ID), ttlSeconds: Number(res.TTL) };
   }
 
   async revoke(id: bigint): Promise<void> {
-    await this.unary('LeaseRevoke', { ID: id.toString() });
+    await this.unary<LeaseRevokeResponse>((c, md, o, cb) => c.LeaseRevoke({ ID: id.toString() }, md, o, cb));
   }
 
   /**
@@ -80,12 +76,11 @@ export class CoordinatorLeases {
     for (const c of this.clients) c.close();
   }
 
-  private unary<T>(method: string, req: object): Promise<T> {
+  private unary<T>(call: UnaryCall<T>): Promise<T> {
     return this.withFailover(
       (client) =>
         new Promise<T>((resolve, reject) => {
-          const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
-          fn(req, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res as T)));
+          call(client, new grpc.Metadata(), { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res)));
         }),
     );
   }

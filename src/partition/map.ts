@@ -36,10 +36,10 @@ export const RESTORING_MARKER = 'restoring';
 
 export function parsePartitionMap(raw: Buffer): PartitionMap {
   const m = JSON.parse(raw.toString('utf8')) as PartitionMap;
-  if ((m as unknown as Record<string, unknown>).importing === true) {
+  if ('importing' in m && m.importing === true) {
     throw new Error('an import into these clusters (etcd-metaproxy import) is running or was interrupted; stop it (SIGINT/SIGTERM) or run it again to finish');
   }
-  if ((m as unknown as Record<string, unknown>)[RESTORING_MARKER] === true) {
+  if (RESTORING_MARKER in m && m[RESTORING_MARKER] === true) {
     throw new Error('a restore into these clusters (etcd-metaproxy restore) has not finished; wipe them and restore again');
   }
   if (m.format !== 1 || !Array.isArray(m.shards) || !Array.isArray(m.owner) || m.owner.length !== m.partitions) {

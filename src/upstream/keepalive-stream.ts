@@ -5,6 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';
+import type { ClientOf } from '../etcd/services.js';
+import type { LeaseKeepAliveRequest } from '../etcd/gen/rpc.js';
 import type { LeaseKeepAliveResponse } from '../etcd/types.js';
 import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
 
@@ -15,7 +17,7 @@ interface Waiter {
   started: bigint;
 }
 
-type Duplex = grpc.ClientDuplexStream<object, LeaseKeepAliveResponse>;
+type Duplex = grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
 
 export class KeepAliveStream {
   closed = false;
@@ -25,13 +27,12 @@ export class KeepAliveStream {
   private readonly waiting = new Map<string, Waiter[]>();
 
   constructor(
-    client: grpc.Client,
+    client: ClientOf<'Lease'>,
     private readonly cluster: string,
     private readonly timeoutMs: number,
     private readonly translate: (err: unknown) => Error,
   ) {
-    const open = (client as unknown as { LeaseKeepAlive: () => Duplex }).LeaseKeepAlive.bind(client);
-    this.stream = open();
+    this.stream = client.LeaseKeepAlive();
     this.stream.on('data', (res: LeaseKeepAliveResponse) => this.answer(res));
     this.stream.on('error', (err: unknown) => this.fail(this.translate(err)));
     this.stream.on('end', () => this.fail(new EtcdError(grpc.status.UNAVAILABLE, `etcd-metaproxy: ${cluster} unavailable: keepalive stream ended`)));

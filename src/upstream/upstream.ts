@@ -4,7 +4,7 @@
  * so a fenced member txn is sent exactly once.
  */
 import * as grpc from '@grpc/grpc-js';
-import { etcdService } from '../etcd/proto.js';
+import { typedClient, type ClientOf } from '../etcd/services.js';
 import { EtcdError, Errors, fromWire, isGrpcError } from '../etcd/errors.js';
 import type {
   AlarmRequest,
@@ -33,10 +33,10 @@ type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: 
 
 interface Endpoint {
   target: string;
-  kv: grpc.Client;
-  maintenance: grpc.Client;
-  watch: grpc.Client;
-  lease: grpc.Client;
+  kv: ClientOf<'KV'>;
+  maintenance: ClientOf<'Maintenance'>;
+  watch: ClientOf<'Watch'>;
+  lease: ClientOf<'Lease'>;
 }
 
 type Service = 'kv' | 'maintenance' | 'lease';
@@ -59,10 +59,10 @@ export class Upstream {
 
   constructor(private readonly opts: UpstreamOptions) {
     this.name = opts.name;
-    const KV = etcdService('KV');
-    const Maintenance = etcdService('Maintenance');
-    const Watch = etcdService('Watch');
-    const Lease = etcdService('Lease');
+    const KV = typedClient('KV');
+    const Maintenance = typedClient('Maintenance');
+    const Watch = typedClient('Watch');
+    const Lease = typedClient('Lease');
     const channelOpts: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
@@ -115,8 +115,7 @@ export class Upstream {
     const ep = this.endpoints[this.watchTurn++ % this.endpoints.length];
     const md = new grpc.Metadata();
     md.set('hasleader', 'true');
-    const client = ep.watch as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<object, unknown> };
-    return { stream: client.Watch(md), endpoint: ep.target };
+    return { stream: ep.watch.Watch(md), endpoint: ep.target };
   }
 
   /** host:port of each configured endpoint, in configured order. */
@@ -188,6 +187,7 @@ export class Upstream {
 
   private callOnce<T>(ep: Endpoint, svc: Service, method: string, req: object, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
     const client = ep[svc];
+    // `method` names one unary method of `svc` (callers pass literals); its client type has no string index.
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
     const started = process.hrtime.bigint();
     return new Promise<T>((resolve, reject) => {

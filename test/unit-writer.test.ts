@@ -1,16 +1,23 @@
 /**
- * The shard writer's ownership rules, against a fake member (no etcd): the epoch fence in every
- * batch, a deposed writer failing its owned writes with NotOwnerError (nothing applied), and
- * settle() vouching for a revision only once the batches that could hold it were answered.
+ * The shard writer against a fake member and a fake revision clock (no etcd), both held and
+ * released by the test, so every step is an observable event rather than a sleep:
+ * - batching: a batch is the longest queue prefix with disjoint keys; a write on a whole range
+ *   (keys null) goes alone; a delete closes its batch; the members' maxTxnOps and request size
+ *   bound a batch; ticket order holds across retries; a failed fence re-queues the batch, which
+ *   gets new revisions; one batch is in flight while the next one's revisions are allocated;
+ * - ownership: the epoch fence in every batch, a deposed writer failing its owned writes with
+ *   NotOwnerError (nothing applied), and settle() vouching for a revision only once the batches
+ *   that could hold it were answered.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Compare, RequestOp, TxnRequest, TxnResponse } from '../src/etcd/types.js';
 import { decodeClock, encodeClock } from '../src/shard/envelope.js';
 import { sysKey } from '../src/shard/keyspace.js';
+import { pinned, txnNeed } from '../src/shard/pin-chain.js';
 import { putOp } from '../src/upstream/ops.js';
 import type { Upstream } from '../src/upstream/upstream.js';
-import type { WriteJob } from '../src/shard/writer.js';
+import type { WriteJob, WriteResult } from '../src/shard/writer.js';
 import { NotOwnerError, ShardWriter } from '../src/shard/writer.js';
 
 const EPOCH = sysKey('epoch');
@@ -50,32 +57,110 @@ class FakeMember {
   }
 }
 
-function setup() {
+/**
+ * The coordinator clock as the writer sees it (`allocate`): revisions from 100 on, handed out at
+ * once, or, while `hold` is set, only when the test releases them.
+ */
+class FakeClock {
+  next = 100n;
+  hold = false;
+  /** Batch sizes asked for, in order. */
+  asked: number[] = [];
+  /** skipPast calls (a failed fence reports the member's clock). */
+  skipped: bigint[] = [];
+  private gates: Array<() => void> = [];
+
+  allocate = async (n: number): Promise<bigint> => {
+    this.asked.push(n);
+    if (this.hold) await new Promise<void>((r) => this.gates.push(r));
+    if (this.skipped.length) {
+      const past = this.skipped[this.skipped.length - 1] + 1n;
+      if (this.next < past) this.next = past;
+    }
+    const first = this.next;
+    this.next += BigInt(n);
+    return first;
+  };
+
+  get waiting(): number {
+    return this.gates.length;
+  }
+
+  release(): void {
+    this.hold = false;
+    for (const g of this.gates.splice(0)) g();
+  }
+}
+
+function setup(limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 }) {
   const member = new FakeMember();
-  let next = 100n;
-  const writer = new ShardWriter(
-    's1',
-    member as unknown as Upstream,
-    async (n) => {
-      const first = next;
-      next += BigInt(n);
-      return first;
-    },
-    { maxTxnOps: 128, maxRequestBytes: 1 << 20 },
-    EPOCH,
-  );
-  return { member, writer };
+  const clock = new FakeClock();
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev));
+  return { member, writer, clock };
 }
 
-function job(key: string, epoch?: bigint): { job: WriteJob; sample: RequestOp[] } {
+interface JobShape {
+  /** Member keys it depends on; null: a whole range. */
+  keys?: string[] | null;
+  deletes?: boolean;
+  bytes?: number;
+  epoch?: bigint;
+}
+
+function job(key: string, epochOrShape?: bigint | JobShape): { job: WriteJob; sample: RequestOp[] } {
+  const shape: JobShape = typeof epochOrShape === 'bigint' ? { epoch: epochOrShape } : (epochOrShape ?? {});
   const ops = (rev: bigint) => [putOp(Buffer.from(key), encodeClock(rev))];
-  return { job: { ops, pins: [], elseOps: [], keys: [key], deletes: false, bytes: 64, epoch }, sample: ops(0n) };
+  const keys = shape.keys === undefined ? [key] : shape.keys;
+  return { job: { ops, pins: [], elseOps: [], keys, deletes: shape.deletes ?? false, bytes: shape.bytes ?? 64, epoch: shape.epoch }, sample: ops(0n) };
 }
 
-const submit = (w: ShardWriter, key: string, epoch?: bigint) => {
+const submit = (w: ShardWriter, key: string, epoch?: bigint | JobShape, ticket?: number) => {
   const j = job(key, epoch);
-  return w.submit(j.job, j.sample);
+  return w.submit(j.job, j.sample, ticket);
 };
+
+/** Resolves once `cond` holds, checked after each turn of the event loop (everything here is in memory). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (cond()) return;
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+/** The keys of each member txn sent, batch by batch (the first put of each sub-txn). */
+function batches(member: FakeMember): string[][] {
+  return member.sent.map((req) =>
+    req.success.filter((op) => op.request_txn).map((op) => String(op.request_txn?.success[0]?.request_put?.key ?? '')),
+  );
+}
+
+/** The revision each key's write was applied at. */
+async function revs(writes: Record<string, Promise<WriteResult>>): Promise<Record<string, bigint>> {
+  const out: Record<string, bigint> = {};
+  for (const [k, w] of Object.entries(writes)) {
+    const r = await w;
+    assert.ok(r.applied, `${k} applied`);
+    out[k] = r.rev;
+  }
+  return out;
+}
+
+/**
+ * Queues `keys` behind one write held in flight at the member, then lets everything run: the
+ * batches the queue was cut into, after the held one.
+ */
+async function batchesOf(shapes: Array<[string, JobShape?]>, limits?: { maxTxnOps: number; maxRequestBytes: number }) {
+  const { member, writer } = setup(limits);
+  member.hold = true;
+  const first = submit(writer, 'held');
+  await until(() => member.sent.length === 1, 'the first batch is sent');
+  const writes = shapes.map(([k, shape]) => submit(writer, k, shape));
+  member.release();
+  await first;
+  await Promise.all(writes);
+  return batches(member).slice(1);
+}
 
 test('writer: an owner writes under its epoch; the batch requires it', async () => {
   const { member, writer } = setup();
@@ -118,10 +203,10 @@ test('writer: settle() vouches only after the batches in flight were answered, a
 
   member.hold = true;
   const w = submit(writer, 'a', 7n);
-  await new Promise((r) => setTimeout(r, 10)); // allocated (revision 100) and in flight
+  await until(() => member.sent.length === 1, 'allocated (revision 100) and in flight');
   let vouched: bigint | null | undefined;
   const s = writer.settle(100n).then((m) => (vouched = m));
-  await new Promise((r) => setTimeout(r, 10));
+  await new Promise<void>((r) => setImmediate(r));
   assert.equal(vouched, undefined, 'waits for the batch holding revision 100');
   // A target below every allocated revision in flight needs no wait.
   assert.equal(await writer.settle(99n), 10n);
@@ -161,4 +246,148 @@ test('key turns: writes to one key wait for each other in order, other keys do n
   (await second)();
   assert.deepEqual(order, ['other', 'second']);
   (await turns.take(['k']))();
+});
+
+test('writer batching: a batch is the longest queue prefix with disjoint keys, at consecutive revisions', async () => {
+  const { member, writer } = setup();
+  member.hold = true;
+  const held = submit(writer, 'held');
+  await until(() => member.sent.length === 1, 'the first batch is sent');
+  // b2 reads b, which an earlier write of the batch changes: it starts the next batch.
+  const writes = { b: submit(writer, 'b'), c: submit(writer, 'c'), b2: submit(writer, 'b2', { keys: ['b', 'x'] }), d: submit(writer, 'd') };
+  member.release();
+  await held;
+  const at = await revs(writes);
+  assert.deepEqual(batches(member), [['held'], ['b', 'c'], ['b2', 'd']]);
+  assert.deepEqual([at.b, at.c, at.b2, at.d], [101n, 102n, 103n, 104n], 'each write at its own revision, in queue order');
+  // The member's clock is the last revision of each batch.
+  assert.equal(member.clock, 104n);
+});
+
+test('writer batching: a write on a whole range (keys null) is batched alone', async () => {
+  assert.deepEqual(await batchesOf([['r', { keys: null }], ['a'], ['b']]), [['r'], ['a', 'b']]);
+  assert.deepEqual(await batchesOf([['a'], ['r', { keys: null }], ['b']]), [['a'], ['r'], ['b']]);
+});
+
+test('writer batching: a delete closes its batch', async () => {
+  assert.deepEqual(await batchesOf([['a', { deletes: true }], ['b']]), [['a'], ['b']]);
+  assert.deepEqual(await batchesOf([['a'], ['b', { deletes: true }], ['c'], ['d']]), [['a', 'b'], ['c', 'd']]);
+});
+
+test("writer batching: a batch stays within the members' --max-txn-ops and request size", async () => {
+  const sample = job('k').sample;
+  const need = txnNeed(pinned([], sample, []));
+  // Range clock + Put clock + one sub-txn per write, and the widest sub-txn's own ops: three writes fit.
+  const byOps = await batchesOf([['a'], ['b'], ['c'], ['d'], ['e']], { maxTxnOps: 2 + 3 + need, maxRequestBytes: 1 << 20 });
+  assert.deepEqual(byOps, [['a', 'b', 'c'], ['d', 'e']]);
+  // 16 KiB are kept for the txn's framing; 64 bytes each, three writes fit in 200 more.
+  const bySize = await batchesOf([['a'], ['b'], ['c'], ['d'], ['e']], { maxTxnOps: 128, maxRequestBytes: 16 * 1024 + 200 });
+  assert.deepEqual(bySize, [['a', 'b', 'c'], ['d', 'e']]);
+  // A write bigger than the limit still goes, alone (the member refuses it if it must).
+  const alone = await batchesOf([['big', { bytes: 1 << 20 }], ['a']], { maxTxnOps: 128, maxRequestBytes: 16 * 1024 + 200 });
+  assert.deepEqual(alone, [['big'], ['a']]);
+});
+
+test('writer batching: writes queue in ticket order, so a retried write keeps its place ahead of later ones', async () => {
+  const { member, writer } = setup();
+  member.hold = true;
+  const held = submit(writer, 'held');
+  await until(() => member.sent.length === 1, 'the first batch is sent');
+  const early = writer.ticket(); // taken when the write first arrived, before 'late' arrived
+  const late = submit(writer, 'late');
+  const retried = submit(writer, 'retried', undefined, early);
+  member.release();
+  await held;
+  const at = await revs({ late, retried });
+  assert.deepEqual(batches(member)[1], ['retried', 'late']);
+  assert.ok(at.retried < at.late);
+});
+
+test('writer batching: a failed fence (the shard clock moved past R1) re-queues the batch in order, with new revisions', async () => {
+  const { member, writer, clock } = setup();
+  clock.hold = true;
+  const writes = { a: submit(writer, 'a'), b: submit(writer, 'b') };
+  await until(() => clock.waiting === 1, 'revisions asked for a');
+  // Another proxy (or a fence) writes the shard at 150 before this batch lands.
+  member.clock = 150n;
+  clock.release();
+  const at = await revs(writes);
+  // b's revisions were allocated while a flew (below 150 too), so its fence fails as well.
+  assert.ok(clock.skipped.length >= 1 && clock.skipped.every((r) => r === 150n), 'later revisions must be above the clock the member reported');
+  assert.deepEqual(batches(member)[0], ['a']);
+  assert.ok(batches(member).filter((b) => b.includes('a')).length === 2, 'a was sent again, with the same plan');
+  assert.ok(at.a > 150n && at.b > at.a, 'the retries got new revisions above the member clock, in arrival order');
+  assert.equal(member.clock, at.b);
+});
+
+test('writer batching: one batch in flight; the next batch takes its revisions meanwhile and goes once the first is answered', async () => {
+  const { member, writer, clock } = setup();
+  clock.hold = true;
+  member.hold = true;
+  const a = submit(writer, 'a');
+  await until(() => clock.waiting === 1, 'revisions asked for a');
+  const writes = { b: submit(writer, 'b'), c: submit(writer, 'c') };
+  clock.release();
+  await until(() => member.sent.length === 1, 'a is sent');
+  // While a flies, b and c got their revisions (one allocation for the batch), but wait to be sent.
+  await until(() => clock.asked.length === 2, 'revisions asked for the next batch');
+  assert.deepEqual(clock.asked, [1, 2]);
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(member.sent.length, 1, 'only one batch in flight');
+  member.release();
+  const at = await revs({ a, ...writes });
+  assert.deepEqual(batches(member), [['a'], ['b', 'c']]);
+  assert.deepEqual([at.a, at.b, at.c], [100n, 101n, 102n], 'the next batch was allocated later, so its revisions are higher');
+});
+
+test('writer: settle() waits for allocations already asked for, and keeps later ones above its target', async () => {
+  const { member, writer, clock } = setup();
+  member.epoch = 7n;
+  writer.setEpoch(7n, member.memberRev);
+  clock.hold = true;
+  const a = submit(writer, 'a', 7n);
+  await until(() => clock.waiting === 1, 'revisions asked for a');
+  let vouched: bigint | null | undefined;
+  const s = writer.settle(300n).then((m) => (vouched = m));
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(vouched, undefined, 'the allocation in flight may be at or below the target');
+  assert.deepEqual(clock.skipped, [300n], 'allocations from now on are above the target');
+  clock.release();
+  assert.equal((await a).applied, true);
+  await s;
+  assert.equal(vouched, 11n, 'the member revision the batch landed at');
+});
+
+test('writer: giving up the ownership fails the queued owned writes (NotOwnerError, nothing applied); unowned ones still go', async () => {
+  const { member, writer } = setup();
+  member.epoch = 7n;
+  writer.setEpoch(7n, member.memberRev);
+  member.hold = true;
+  const held = submit(writer, 'held', 7n);
+  await until(() => member.sent.length === 1, 'the first batch is sent');
+  const owned = submit(writer, 'owned', 7n);
+  const unowned = submit(writer, 'unowned');
+  writer.setEpoch(null);
+  await assert.rejects(owned, NotOwnerError);
+  member.release();
+  // The batch in flight was sent under epoch 7, which the member still holds: it lands.
+  assert.equal((await held).applied, true);
+  assert.equal((await unowned).applied, true);
+  assert.deepEqual(batches(member), [['held'], ['unowned']]);
+  assert.equal(member.sent[1]!.compare.length, 1, 'no epoch compare without an epoch');
+});
+
+test('writer: drained() resolves once nothing is queued or in flight', async () => {
+  const { member, writer } = setup();
+  member.hold = true;
+  const w = submit(writer, 'a');
+  await until(() => member.sent.length === 1, 'a is sent');
+  let drained = false;
+  const d = writer.drained(60_000).then(() => (drained = true));
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(drained, false, 'a batch is in flight');
+  member.release();
+  await w;
+  await d;
+  assert.equal(drained, true);
 });

@@ -13,7 +13,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { RawClient, metaPerFile, sleep, type FileMeta, type Meta } from './harness.js';
+import { RawClient, metaPerFile, sleep, waitFor, type FileMeta, type Meta } from './harness.js';
 import { Code, b, prefixEnd, type CallResult } from './grpc-raw.js';
 import { etcdService } from '../src/etcd/proto.js';
 import { cmp, opDel, opDelPrefix, opGet, opGetPrefix, opPut, opTxn } from './diff-script.js';
@@ -430,16 +430,20 @@ test('a txn that deletes a prefix and then reads it never sees a key there (conc
 async function rangeGuardedUnderWrites(prefix: string, txns: number, success: (i: number) => Msg[]): Promise<void> {
   for (let i = 0; i < 40; i++) await ok(viaA, 'Put', { key: b(`${prefix}/${String(i).padStart(2, '0')}`), value: b('same') });
   let stop = false;
+  let puts = 0;
   const writers = Array.from({ length: 4 }, (_, w) =>
     (async () => {
       let i = 0;
       // Same shard (same routing prefix), outside the compared range.
-      while (!stop) await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`${prefix}/~w${w}`), value: b(String(i++)) });
+      while (!stop) {
+        await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`${prefix}/~w${w}`), value: b(String(i++)) });
+        puts++;
+      }
     })(),
   );
   const failures: string[] = [];
   try {
-    await sleep(100);
+    await waitFor(() => puts >= 8, 10_000, 'the writers to be writing');
     for (let i = 0; i < txns; i++) {
       const r = await viaA.kv('Txn', {
         compare: [cmp('VALUE', 'EQUAL', `${prefix}/`, 'same', { range_end: b(`${prefix}/~`) })],
@@ -466,15 +470,19 @@ test('a writing txn guarded by a compare over more than 32 keys completes while 
 
 test('a txn over 200 keys completes while the shard takes writes', { timeout: T }, async () => {
   let stop = false;
+  let puts = 0;
   const writers = Array.from({ length: 4 }, (_, w) =>
     (async () => {
       let i = 0;
-      while (!stop) await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`bt/~w${w}`), value: b(String(i++)) });
+      while (!stop) {
+        await ok(w % 2 ? viaA : viaB, 'Put', { key: b(`bt/~w${w}`), value: b(String(i++)) });
+        puts++;
+      }
     })(),
   );
   const failures: string[] = [];
   try {
-    await sleep(100);
+    await waitFor(() => puts >= 8, 10_000, 'the writers to be writing');
     for (let i = 0; i < 5; i++) {
       const nested = Array.from({ length: 10 }, (_, n) =>
         opTxn({ compare: [cmp('VERSION', 'LESS', `bt/c${n}`, '100')], success: Array.from({ length: 20 }, (_, j) => opPut(`bt/${n}/${j}`, String(i))), failure: [] }),

@@ -147,6 +147,15 @@ function writers(prefix: string, through: ProxyProc[], perProxy: number) {
   };
 }
 
+/**
+ * Resolves once each of the given writer proxies (their index in `through`) had `n` writes
+ * acknowledged that started at or after `since` (performance.now()): load observed, not slept on.
+ */
+function acknowledged(w: { outcomes: Outcome[] }, proxies: number[], n: number, since: number, what: string): Promise<void> {
+  const count = (pi: number) => w.outcomes.filter((o) => o.rev !== null && o.start >= since && o.key.includes(`/p${pi}w`)).length;
+  return waitFor(() => proxies.every((pi) => count(pi) >= n), 30_000, what);
+}
+
 /** Linearizability and watch completeness of one run; returns the number of violations found. */
 async function check(prefix: string, outcomes: Outcome[], reader: ProxyProc, watch: WatchStream): Promise<void> {
   const acked = outcomes.filter((o) => o.rev !== null);
@@ -228,13 +237,14 @@ test('kill -9 of the owner while writers go through both replicas: nothing lost 
   await watch.nth(1);
 
   const w = writers('kill', [a, bProc], 4);
-  await new Promise((r) => setTimeout(r, 1500));
+  await acknowledged(w, [0, 1], 20, 0, 'writes acknowledged through both replicas before the kill');
   const killedAt = performance.now();
   a.child.kill('SIGKILL');
   await a.exited;
   const resumeMs = await firstWriteAfter(bProc, killedAt, 'kill');
   await waitFor(() => ownedBy(bProc), 10_000, 'the survivor to own every shard');
-  await new Promise((r) => setTimeout(r, 1500));
+  const ownedAt = performance.now();
+  await acknowledged(w, [1], 20, ownedAt, 'writes acknowledged through the survivor as the owner');
   const outcomes = await w.stop();
   console.log(`# ownership: writes resumed ${Math.round(resumeMs)} ms after kill -9 of the owner (lease TTL ${TTL_SEC} s); ${count(outcomes, true)} acknowledged, ${count(outcomes, false)} failed`);
   assert.ok(resumeMs < (TTL_SEC + 4) * 1000, `writes resume within the lease TTL plus a few seconds (${Math.round(resumeMs)} ms)`);
@@ -250,11 +260,12 @@ test('graceful stop of the owner hands ownership over with no client error', { t
   await watch.nth(1);
 
   const w = writers('term', [survivor], 6);
-  await new Promise((r) => setTimeout(r, 1000));
+  await acknowledged(w, [0], 20, 0, 'writes acknowledged (forwarded to the owner) before it stops');
   leaving.child.kill('SIGTERM');
   assert.equal(await leaving.exited, 0);
   await waitFor(() => ownedBy(survivor), 10_000, 'the survivor to own every shard');
-  await new Promise((r) => setTimeout(r, 1000));
+  const ownedAt = performance.now();
+  await acknowledged(w, [0], 20, ownedAt, 'writes acknowledged by the survivor as the owner');
   const outcomes = await w.stop();
   assert.deepEqual(outcomes.filter((o) => o.rev === null).map((o) => o.error), [], 'no client error during the hand-over');
   await check('term', outcomes, survivor, watch);
@@ -270,12 +281,13 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
 
   // Writes keep arriving at the stopped owner: they wait in its socket and run when it wakes up.
   const w = writers('stop', [survivor, owner], 3);
-  await new Promise((r) => setTimeout(r, 800));
+  await acknowledged(w, [0, 1], 10, 0, 'writes acknowledged through both replicas before SIGSTOP');
   owner.child.kill('SIGSTOP');
   const stoppedAt = performance.now();
   await waitFor(() => ownedBy(survivor), 20_000, 'the survivor to take every shard over');
   const takeoverMs = performance.now() - stoppedAt;
-  await new Promise((r) => setTimeout(r, 800));
+  // The new owner serves while the old one is still stopped.
+  await acknowledged(w, [0], 10, stoppedAt + takeoverMs, 'writes acknowledged by the new owner while the old one is stopped');
   owner.child.kill('SIGCONT');
   // The writes that waited in the woken replica's socket are answered (through the new owner).
   const answeredLate = (o: Outcome) => o.key.includes('/p1') && o.start > stoppedAt && o.rev !== null;

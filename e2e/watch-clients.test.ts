@@ -12,7 +12,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { RawClient, etcd3Client, hostPort, metaPerFile, metricTotal, sleep } from './harness.js';
+import { RawClient, etcd3Client, hostPort, metaPerFile, metricTotal, sleep, waitFor } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
 
@@ -37,14 +37,15 @@ before(async () => {
   oracle = o!.client;
 }, { timeout: 120_000 });
 
-/** Runs `etcdctl watch ...` until stop() and returns what it printed. */
-function etcdctlWatch(endpoint: string, args: string[]): { stop: () => Promise<string> } {
+/** Runs `etcdctl watch ...` until stop() and returns what it printed (`printed`: so far). */
+function etcdctlWatch(endpoint: string, args: string[]): { printed: () => string; stop: () => Promise<string> } {
   const child = spawn('etcdctl', ['--endpoints', hostPort(endpoint), 'watch', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += `[stderr] ${d}`));
   const closed = new Promise<void>((r) => child.on('close', () => r()));
   return {
+    printed: () => out,
     stop: async () => {
       child.kill('SIGTERM');
       await closed;
@@ -60,6 +61,7 @@ test('etcdctl watch prints the same through the proxy as from a plain etcd', { t
     const first = await put('wc/seed', 's0');
     const live = etcdctlWatch(addr, ['--prefix', '--prev-kv', 'wc/']);
     const single = etcdctlWatch(addr, ['wc/a']);
+    // etcdctl says nothing once its watch is set up (nothing to wait on): give it time to start.
     await sleep(800);
     await put('wc/a', '1');
     await put('wc/b', '2');
@@ -67,7 +69,13 @@ test('etcdctl watch prints the same through the proxy as from a plain etcd', { t
     await client.callOrThrow('KV', 'DeleteRange', { key: b('wc/b') });
     await put('other', 'x');
     const history = etcdctlWatch(addr, ['--prefix', `--rev=${first.header.revision}`, 'wc/']);
-    await sleep(1200);
+    // A last event marks the end: its value is the last line etcdctl prints for it.
+    await put('wc/z', 'end');
+    await waitFor(
+      () => live.printed().includes('wc/z\nend\n') && history.printed().includes('wc/z\nend\n') && single.printed().includes('wc/a\n3\n'),
+      20_000,
+      'etcdctl to print every event',
+    );
     outputs.push([await live.stop(), await single.stop(), await history.stop()].join('\n---\n'));
   }
   assert.ok(outputs[0]!.includes('PUT\nwc/a\n3'), `oracle output: ${outputs[0]}`);

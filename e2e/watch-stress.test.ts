@@ -12,7 +12,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cleanup, RawClient, sleep, startMeta, type Meta, metricTotal } from './harness.js';
+import { Cleanup, RawClient, sleep, startMeta, type Meta, metricTotal, waitFor } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream, type WatchResponse } from './watch-client.js';
 
@@ -107,6 +107,11 @@ async function writeLoad(stop: () => boolean, tag: string): Promise<{ failed: nu
   return { failed };
 }
 
+/** Resolves once `n` more writes than `from` were acknowledged: load observed, not slept on. */
+function acked(from: number, n: number, what: string): Promise<void> {
+  return waitFor(() => acks.length >= from + n, 60_000, what);
+}
+
 /** While a member is down, writers back off a little between writes so the test does not spin. */
 let memberDown = false;
 
@@ -192,13 +197,14 @@ test('8 writers through 2 proxies: every watcher sees every acknowledged write o
 
   let done = false;
   const load = writeLoad(() => done, 'p1');
-  await sleep(1500);
+  await acked(0, 150, '150 acknowledged writes');
   // Watchers that start in the past, opened while writes go on (B's history holds 50 events).
   const mid = acks[Math.floor(acks.length / 3)]!.rev;
   open('from a middle revision via A', 0, PREFIX, prefixEnd(PREFIX), mid);
   open('from a middle revision via B (members)', 1, PREFIX, prefixEnd(PREFIX), mid);
   open('from revision 1 via B (members)', 1, '', Buffer.from([0]), 1n);
-  await sleep(2500);
+  // Well past the little history B keeps, while those watchers replay.
+  await acked(acks.length, 250, '250 more acknowledged writes');
   done = true;
   const { failed } = await load;
   assert.equal(failed, 0, 'no write failed');
@@ -219,15 +225,17 @@ test('the same while a member is killed and restarted: watchers wait, then resum
   open('live via A (member outage)', 0, PREFIX, prefixEnd(PREFIX), 0n);
   open('live via B (member outage)', 1, PREFIX, prefixEnd(PREFIX), fromHere);
   let done = false;
+  const atStart = acks.length;
   const load = writeLoad(() => done, 'p2');
-  await sleep(1000);
+  await acked(atStart, 100, '100 acknowledged writes before the outage');
   const victim = meta.cluster.shards[1]!;
   await victim.kill();
   memberDown = true;
+  // The outage itself lasts a while: writes to the other shards go on meanwhile.
   await sleep(3000);
   await victim.restart();
   memberDown = false;
-  await sleep(3000);
+  await acked(acks.length, 200, '200 acknowledged writes after the restart');
   done = true;
   await load;
   const lastRev = acks.reduce((m, a) => (a.rev > m ? a.rev : m), 0n);

@@ -4,7 +4,7 @@
  * equal and both add one per put and restart after a delete), and the lease index entries the
  * proxy keeps beside leased keys (lease/keys.ts).
  */
-import type { KeyValue, RequestOp } from '../etcd/types.js';
+import type { DeleteRangeRequest, KeyValue, RequestOp } from '../etcd/types.js';
 import { indexKey, encodeIncarnation } from '../lease/keys.js';
 import { encodeEnvelope } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
@@ -28,12 +28,10 @@ export interface MemberWrite {
   deletes: boolean;
 }
 
-/**
- * A member delete of one key. Its empty range_end is never sent (the generated encoder leaves
- * empty bytes out): an explicitly empty one would mean "from key on" to etcd.
- */
+/** A member delete of one key (no range_end: an explicitly empty one means "from key on"). */
 export function deleteOp(key: Buffer): RequestOp {
-  return deleteRangeOp(key, Buffer.alloc(0));
+  // range_end left out on purpose; the generated type lists every field.
+  return { request_delete_range: { key, prev_kv: false } as DeleteRangeRequest };
 }
 
 export function deleteRangeOp(key: Buffer, rangeEnd: Buffer): RequestOp {

@@ -2,18 +2,20 @@
  * Builders for the etcd requests the proxy sends to any upstream cluster (a member shard or the
  * coordinator), and the create-once record write built from them.
  */
-import { rangeRequest } from '../etcd/defaults.js';
 import type { Compare, RangeRequest, RequestOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import type { Upstream } from './upstream.js';
 
 /**
- * A range op. An empty range_end is never sent: etcd (gogoproto) decodes an explicitly empty
- * range_end as a non-nil empty slice, which means "every key from `key` on", not "the key
- * alone"; the generated encoder (etcd/gen) leaves empty bytes fields out.
+ * A range op. An empty range_end is left out rather than sent empty: etcd (gogoproto)
+ * decodes an explicitly empty range_end as a non-nil empty slice, which means "every key from
+ * `key` on", not "the key alone".
  */
 export function rangeOp(key: Buffer, rangeEnd: Buffer = Buffer.alloc(0), extra: Partial<RangeRequest> = {}): RequestOp {
-  return { request_range: rangeRequest(key, rangeEnd, extra) };
+  const req: Partial<RangeRequest> = { key, ...extra };
+  if (rangeEnd.length) req.range_end = rangeEnd;
+  // Fields left out are proto3 defaults to the encoder; the generated type lists every field.
+  return { request_range: req as RangeRequest };
 }
 
 export function putOp(key: Buffer, value: Buffer, prevKv = false): RequestOp {

@@ -4,7 +4,7 @@
  */
 import type { DeleteRangeRequest, DeleteRangeResponse, KeyValue } from '../etcd/types.js';
 import type { MetaStore } from './store.js';
-import { runShardTxn } from './txn.js';
+import { runShardTxn } from './shard-txn.js';
 import { revHeader } from '../etcd/header.js';
 
 export async function deleteRange(store: MetaStore, req: DeleteRangeRequest): Promise<DeleteRangeResponse> {

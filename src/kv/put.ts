@@ -1,7 +1,7 @@
 /** The Put verb: a one-op txn on the key's shard (same fence, pins and envelope). */
 import type { PutRequest, PutResponse } from '../etcd/types.js';
 import type { MetaStore } from './store.js';
-import { runShardTxn } from './txn.js';
+import { runShardTxn } from './shard-txn.js';
 import { revHeader } from '../etcd/header.js';
 
 export async function put(store: MetaStore, req: PutRequest): Promise<PutResponse> {

@@ -107,7 +107,7 @@ export class MetaStore {
   /**
    * The highest revision of a write this replica acknowledged to a client: a read served here
    * from memory waits until the cache has it (read-your-writes, cache/reads.ts). Noted where every
-   * write passes: runShardTxn (kv/txn.ts, every KV write, local or forwarded) and the lease revoke
+   * write passes: runShardTxn (kv/shard-txn.ts, every KV write, local or forwarded) and the lease revoke
    * (lease/verbs.ts), so a new write verb built on them needs nothing more.
    */
   get acked(): bigint {

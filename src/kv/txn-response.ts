@@ -21,7 +21,7 @@ export interface AssembleContext {
   before: bigint;
   /** The member ops were built for a read-only path (see emitsDelete). */
   readOnly: boolean;
-  /** Answers of the Ranges at a past revision, read apart (txn.ts). */
+  /** Answers of the Ranges at a past revision, read apart (shard-txn.ts). */
   history?: ReadonlyMap<RangeRequest, RangeResponse>;
 }
 

@@ -7,7 +7,7 @@ import type { TxnRequest } from '../etcd/types.js';
 import { txnShards } from './route-txn.js';
 import { readsHistory, snapshotTxn, txnWrites } from './txn-snapshot.js';
 import type { MetaStore } from './store.js';
-import { runShardTxn } from './txn.js';
+import { runShardTxn } from './shard-txn.js';
 import type { TxnOutcome } from './txn-outcome.js';
 
 export async function txn(store: MetaStore, req: TxnRequest): Promise<TxnOutcome> {

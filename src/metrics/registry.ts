@@ -304,7 +304,7 @@ export const cacheRevision = new Gauge({
   },
 });
 
-/** Reasons of write_retries_total (shard/writer.ts: fence; kv/txn.ts: pin, read_pin). */
+/** Reasons of write_retries_total (shard/writer.ts: fence; kv/shard-txn.ts: pin, read_pin). */
 const WRITE_RETRY_REASONS = ['fence', 'pin', 'read_pin'];
 /** Reasons of cache_misses_total (cache/reads.ts). */
 const CACHE_MISS_REASONS = ['loading', 'lagging', 'coordinator', 'history'];

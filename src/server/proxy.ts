@@ -49,7 +49,7 @@ import { topologyService } from './topology.js';
 import { useEtcdMessageLimitWording } from './message-limit.js';
 import { GRPC_OVERHEAD_BYTES } from './unary.js';
 import { EtcdError } from '../etcd/errors.js';
-import { runShardTxn } from '../kv/txn.js';
+import { runShardTxn } from '../kv/shard-txn.js';
 import { addPeerService, Peers } from '../ownership/forward.js';
 import { PeerSecret } from '../ownership/peer-secret.js';
 import { Owners } from '../ownership/owners.js';

@@ -1,4 +1,4 @@
-/** A shard clock read from a member txn's answer (shard.ts reads, the writer's batches, kv/txn.ts). */
+/** A shard clock read from a member txn's answer (shard.ts reads, the writer's batches, kv/shard-txn.ts). */
 import type { TxnResponse } from '../etcd/types.js';
 import { decodeClock } from './envelope.js';
 

@@ -1,6 +1,6 @@
 /**
  * Why a write routed to a shard's owner was not applied, so that it may be routed again
- * (kv/txn.ts runShardTxn): the ownership moved under it, or the owner was never reached.
+ * (kv/shard-txn.ts runShardTxn): the ownership moved under it, or the owner was never reached.
  */
 import * as grpc from '@grpc/grpc-js';
 import { EtcdError } from '../etcd/errors.js';

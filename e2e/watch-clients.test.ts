@@ -54,15 +54,23 @@ function etcdctlWatch(endpoint: string, args: string[]): { printed: () => string
   };
 }
 
+/** Live watchers: the proxy's gauge, or the plain etcd's own (its /metrics on the client port). */
+async function liveWatchers(addr: string): Promise<number> {
+  if (addr === proxyAddr) return metricTotal('etcd_metaproxy_watchers');
+  const text = await (await fetch(`http://${hostPort(addr)}/metrics`)).text();
+  return Number(/^etcd_debugging_mvcc_watcher_total (\S+)$/m.exec(text)?.[1] ?? 'NaN');
+}
+
 test('etcdctl watch prints the same through the proxy as from a plain etcd', { timeout: 60_000 }, async () => {
   const outputs: string[] = [];
   for (const [addr, client] of [[oracleAddr, oracle], [proxyAddr, proxy]] as const) {
     const put = (k: string, v: string) => client.callOrThrow('KV', 'Put', { key: b(k), value: b(v) });
     const first = await put('wc/seed', 's0');
+    const watching = await liveWatchers(addr);
     const live = etcdctlWatch(addr, ['--prefix', '--prev-kv', 'wc/']);
     const single = etcdctlWatch(addr, ['wc/a']);
-    // etcdctl says nothing once its watch is set up (nothing to wait on): give it time to start.
-    await sleep(800);
+    // etcdctl prints nothing once its watches are set up: the server's watcher count tells.
+    await waitFor(async () => (await liveWatchers(addr)) >= watching + 2, 20_000, "etcdctl's two watches to be live");
     await put('wc/a', '1');
     await put('wc/b', '2');
     await put('wc/a', '3');

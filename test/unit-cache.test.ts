@@ -7,7 +7,7 @@ import { SortOrder, SortTarget, wire64 } from '../src/etcd/types.js';
 import { assembleRange, memberShape } from '../src/kv/range-result.js';
 import type { MetaKV } from '../src/shard/meta-kv.js';
 import { fromWire, toWire } from '../src/shard/meta-kv.js';
-import { rangeFromView, type CacheView } from '../src/cache/range.js';
+import { rangeFromView, type CacheView } from '../src/cache/range-from-view.js';
 import { Snapshots } from '../src/cache/snapshots.js';
 import { ShardStore } from '../src/cache/key-tree.js';
 import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/cache/wire.js';

@@ -16,7 +16,7 @@ import type { History } from '../watch/history.js';
 import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
 import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
-import type { CacheView, CachedRange } from './range.js';
+import type { CacheView, CachedRange } from './range-from-view.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './key-tree.js';
 import { encodeKeyValue } from './wire.js';

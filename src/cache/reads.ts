@@ -19,8 +19,8 @@ import type { Router } from '../partition/router.js';
 import { cacheHits, cacheMisses, cacheReadWait, cacheSharedAnswers } from '../metrics/registry.js';
 import type { MergedStream } from '../watch/merged-stream.js';
 import type { ReadCache } from './cache.js';
-import { rangeFromView, type CacheView, type CachedRange } from './range.js';
-import { txnFromView, txnSerializable } from './txn.js';
+import { rangeFromView, type CacheView, type CachedRange } from './range-from-view.js';
+import { txnFromView, txnSerializable } from './txn-from-view.js';
 
 export interface CoordinatorView {
   clock: bigint;

@@ -7,7 +7,7 @@
  */
 import type { History } from '../watch/history.js';
 import { fromWire } from '../shard/meta-kv.js';
-import type { CacheView } from './range.js';
+import type { CacheView } from './range-from-view.js';
 import { encodeKeyValue } from './wire.js';
 
 export interface SnapshotOptions {

@@ -9,7 +9,7 @@ import { evalCompare } from '../kv/compare.js';
 import { revHeader } from '../etcd/header.js';
 import type { Router } from '../partition/router.js';
 import { toWire } from '../shard/meta-kv.js';
-import { rangeFromView, type CacheView } from './range.js';
+import { rangeFromView, type CacheView } from './range-from-view.js';
 import { decodeKeyValue } from './wire.js';
 
 export interface CachedTxn {

@@ -16,6 +16,7 @@ import type { History } from '../watch/history.js';
 import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
 import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
+import { fillPrev } from './prev-fill.js';
 import type { CacheView, CachedRange } from './range-from-view.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './key-tree.js';
@@ -110,6 +111,8 @@ export class ReadCache {
         for (const b of this.pending) this.apply(b);
         this.pending = [];
         this.loaded = true;
+        // The trees now hold the state before every batch to come: they give previous values.
+        this.stream.fillPrevWith((b) => fillPrev(b, this.stores));
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         this.log.info({ keys: this.stores.reduce((n, s) => n + s.keys, 0), seconds, revision: this.rev.toString() }, 'read cache loaded');
         return;

@@ -192,6 +192,13 @@ export const watermarkRevision = new Gauge({
   registers: [registry],
 });
 
+export const memberWatchPrevKv = new Gauge({
+  name: 'etcd_metaproxy_member_watch_prev_kv',
+  help: "1 while the shard's member watch asks the member for prev_kv, 0 while previous values come from the read cache.",
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
 export const upstreamWatchRestarts = new Counter({
   name: 'etcd_metaproxy_upstream_watch_restarts_total',
   help: 'Member watch streams reopened after an error, by shard.',

@@ -42,6 +42,8 @@ function startsWith(key: Buffer, prefix: Buffer): boolean {
 }
 
 export class ShardDecoder {
+  /** The member watch was opened with prev_kv (else events leave prevKv to be filled: prevUnknown). */
+  prevFromMember = true;
   private groupRev = 0n;
   /** The clock value that opened the current member revision (0n: none, not a proxy's write). */
   private groupClock = 0n;
@@ -107,14 +109,15 @@ export class ShardDecoder {
 
   private decodeEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
     const prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
+    const unknown = this.prevFromMember ? {} : { prevUnknown: true as const };
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
       const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(batchRev), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
-      return { type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
+      return { type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown };
     }
     const meta = fromMember(kv, this.ks);
     const wire = toWire(meta);
-    return { type: EventType.PUT, rev: meta.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev) };
+    return { type: EventType.PUT, rev: meta.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown };
   }
 }
 

@@ -17,6 +17,11 @@ export interface MetaEvent {
   kv: KeyValue;
   /** The key's state before this event (null when it did not exist). */
   prevKv: KeyValue | null;
+  /**
+   * Read from a member watch opened without prev_kv: prevKv is not known yet. The merged
+   * stream fills it from the read cache when the event is released (cache/prev-fill.ts).
+   */
+  prevUnknown?: true;
   /** Rough encoded size, for buffer limits and fragments. */
   size: number;
   wire?: WireEvent;

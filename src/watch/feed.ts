@@ -1,6 +1,7 @@
 /**
  * One member watch (DESIGN "Watch path"): the shard's whole user keyspace plus its system keys
- * (the clock), with prev_kv, decoded into meta events. A stream that breaks
+ * (the clock), decoded into meta events; with prev_kv unless the read cache supplies previous
+ * values (memberPrevKv: each prev_kv costs the member a read). A stream that breaks
  * is reopened from the member revision after the last one read, on the next endpoint, so
  * nothing is lost or repeated; consumers simply wait meanwhile. It also remembers where each
  * response's events start (member revision, highest meta revision), so that events not yet
@@ -9,7 +10,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { wire64 } from '../etcd/types.js';
-import { upstreamWatchRestarts } from '../metrics/registry.js';
+import { memberWatchPrevKv, upstreamWatchRestarts } from '../metrics/registry.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { SYS_PREFIX, prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
@@ -43,6 +44,11 @@ export interface FeedOptions {
   onDecoded(d: Decoded): void;
   /** The member compacted history the feed still needed: it cannot go on. */
   onLost(compactRevision: bigint): void;
+  /**
+   * Asked each time the member watch is opened: whether it asks the member for prev_kv (else
+   * events are marked prevUnknown). Always, when not given.
+   */
+  memberPrevKv?: () => boolean;
 }
 
 /** The member range a feed watches: user keys and the proxy's system keys, nothing else. */
@@ -145,7 +151,10 @@ export class ShardFeed {
     stream.on('error', (err: Error) => restart(err.message));
     stream.on('end', () => restart('stream ended'));
     const range = feedRange(this.o.ks);
-    stream.write({ create_request: { ...range, start_revision: wire64(this.next), prev_kv: true } });
+    const withPrev = this.o.memberPrevKv?.() ?? true;
+    this.decoder.prevFromMember = withPrev;
+    memberWatchPrevKv.set({ shard: this.o.shard.name }, withPrev ? 1 : 0);
+    stream.write({ create_request: { ...range, start_revision: wire64(this.next), prev_kv: withPrev } });
     if (this.paused) stream.pause();
   }
 
@@ -173,6 +182,17 @@ export class ShardFeed {
     this.checkpointHead = 0;
     this.next = from;
     this.decoder = new ShardDecoder(this.o.ks, rev, rev, this.o.shard.index);
+  }
+
+  /**
+   * Reopens a running member watch where it stands (from the member revision after the last one
+   * read whole), so that it asks for prev_kv as memberPrevKv now says. A stopped feed is left
+   * stopped: it asks anew when started.
+   */
+  reopen(): void {
+    if (!this.call || this.closed) return;
+    this.stop();
+    this.start();
   }
 
   /** Stops reading until start(); reading resumes where it stopped. */

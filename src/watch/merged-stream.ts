@@ -66,6 +66,12 @@ export class MergedStream {
   private vouched: Array<{ rev: bigint; memberRev: bigint; answers: number } | null> = [];
   /** Bounds the events held for lagging shards (held-events.ts); null without a budget. */
   private readonly held: HeldEventsGuard | null;
+  /**
+   * Fills in the previous values of released events read without prev_kv, from the read cache
+   * (cache/prev-fill.ts); null until the cache is loaded, and again after each restart: the
+   * member watches then ask for prev_kv.
+   */
+  private prevFill: ((b: EventBatch) => void) | null = null;
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -119,6 +125,8 @@ export class MergedStream {
     this.start_ = { rev, heads };
     this.merger?.close();
     this.held?.reset();
+    // The cache reloads after a restart: until it is in, the members send previous values.
+    this.prevFill = null;
     this.merger = new Merger(this.store.shards.length, rev, (b) => this.deliver(b), this.budget);
     mergedRevision.set(Number(rev));
     this.settle(rev);
@@ -141,6 +149,7 @@ export class MergedStream {
           },
           onLost: (compacted) => void this.restart(compacted),
           onProgress: () => this.applyVouched(i),
+          memberPrevKv: () => this.prevFill === null,
         }),
     );
     this.vouched = this.store.shards.map(() => null);
@@ -167,6 +176,19 @@ export class MergedStream {
     });
   }
 
+  /**
+   * From now on previous values come from `fill`, called on each batch before any consumer sees
+   * it: the member watches are reopened without prev_kv (etcd reads every prev_kv it sends,
+   * one read per event per watch). `fill` must hold the state just before every batch released
+   * from now on: the read cache, once loaded, does (it applies each batch after this).
+   */
+  fillPrevWith(fill: (b: EventBatch) => void): void {
+    if (this.closed) return;
+    this.prevFill = fill;
+    this.log.info('member watches reopened without prev_kv: previous values come from the read cache');
+    for (const f of this.feeds) f.reopen();
+  }
+
   close(): void {
     this.closed = true;
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
@@ -180,6 +202,7 @@ export class MergedStream {
   }
 
   private deliver(b: EventBatch): void {
+    if (this.prevFill) this.prevFill(b);
     this.releasedAt = performance.now();
     mergedRevision.set(Number(b.rev));
     this.held?.released(b.rev);

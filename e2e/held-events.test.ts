@@ -14,7 +14,8 @@ import { WatchStream, type WatchResponse } from './watch-client.js';
 
 const BUDGET = 2 * 1024 * 1024;
 const PREFIX = 'held/';
-const VALUE = Buffer.alloc(1024, 0x63);
+// 2 KiB: events carry no prev_kv while held (cache/prev-fill.ts), so 1,600 of them pass 2 MiB.
+const VALUE = Buffer.alloc(2048, 0x63);
 const WRITES = 1600;
 const WRITERS = 8;
 const WATCHERS = 6;

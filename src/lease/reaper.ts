@@ -121,6 +121,13 @@ export class LeaseReaper {
       this.ownLease = BigInt(g.ID);
       this.renewedAt = now;
     }
+    // The key lives as long as the lease it is attached to: a leader whose lease is alive still
+    // holds it. Only a replica that does not lead looks, and writes (a raft proposal on the
+    // coordinator) only when the key is gone.
+    if (this.leading) return;
+    const held = await coord.range({ key: REAPER_KEY, serializable: true });
+    const holder = held.kvs[0]?.value.toString();
+    if (holder !== undefined && holder !== this.me) return;
     const put: RequestOp = { request_put: { key: REAPER_KEY, value: Buffer.from(this.me), lease: this.ownLease.toString() } as RequestOp['request_put'] };
     const res = await coord.txn(
       { compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, REAPER_KEY, { create_revision: '0' })], success: [put], failure: [rangeOp(REAPER_KEY)] },

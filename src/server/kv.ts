@@ -51,12 +51,12 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
-      async (r, cancelled) => {
+      async (r, cancel) => {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
         if (hit) {
           // The size is known before the response exists: room first, then the bytes.
-          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancelled);
+          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancel.signal);
           try {
             return holdUntilSent(new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count)), room);
           } catch (err) {
@@ -69,9 +69,9 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         // what it got.
         // A range not seen yet is read by one request at a time (size-hints.ts).
         const small = smallByShape(r);
-        const estimate = small ? null : await hints.estimate(r.key, r.range_end, cancelled);
+        const estimate = small ? null : await hints.estimate(r.key, r.range_end, cancel.signal);
         try {
-          const room = estimate ? await d.budget.reserve(estimate.bytes, cancelled) : d.budget.reserveNow(0);
+          const room = estimate ? await d.budget.reserve(estimate.bytes, cancel.signal) : d.budget.reserveNow(0);
           try {
             const res = await d.kv.range(r);
             const size = decodedRangeSize(res.kvs);
@@ -112,11 +112,11 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
     ),
     Txn: unary<TxnRequest, TxnResponse>(
       'Txn',
-      async (r, cancelled) => {
+      async (r, cancel) => {
         checkTxn(r, { maxTxnOps: d.maxTxnOps });
         // A Txn that may read many keys waits for room as a read of unknown size (a quarter of
         // the budget, as a member Range not seen before); its answer is held once built.
-        const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancelled) : d.budget.reserveNow(0);
+        const room = txnReadsRanges(r) ? await d.budget.reserve(Math.floor(d.budget.limit / 4), cancel.signal) : d.budget.reserveNow(0);
         try {
           const out = (d.reader && !txnWrites(r) ? await d.reader.txn(r) : null) ?? (await d.kv.txn(r));
           if (out.wrote) clientWrites.inc();

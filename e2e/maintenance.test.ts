@@ -136,11 +136,11 @@ test('alarms: a NOSPACE alarm on one member is listed with its id and refuses it
   assert.ok((await put(proxyA, other, 'still fine')).ok);
   // Reads go on under NOSPACE, linearizable ones too, as on etcd: a write the member refused
   // leaves nothing in doubt, so the shard's owner still vouches for its watermark.
-  for (const c of [proxyA, proxyB, plain]) {
+  for (const [name, c] of [['proxyA', proxyA], ['proxyB', proxyB], ['plain', plain]] as const) {
     const one = await c.call('KV', 'Range', { key: b(key) });
-    assert.ok(one.ok, `linearizable get under NOSPACE: ${one.ok ? '' : one.details}`);
+    assert.ok(one.ok, `${name}: linearizable get under NOSPACE: ${one.ok ? '' : one.details}`);
     const all = await c.call('KV', 'Range', { key: Buffer.from([0]), range_end: Buffer.from([0]), count_only: true });
-    assert.ok(all.ok, `linearizable count under NOSPACE: ${all.ok ? '' : all.details}`);
+    assert.ok(all.ok, `${name}: linearizable count under NOSPACE: ${all.ok ? '' : all.details}`);
   }
 
   const disarm = await etcdctl(meta.addresses[1]!, ['alarm', 'disarm']);

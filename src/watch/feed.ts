@@ -19,6 +19,7 @@ import { ShardDecoder } from './decoder.js';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
+const PROGRESS_RETRY_MS = 500;
 
 interface MemberWatchResponse {
   header?: { revision: string };
@@ -73,6 +74,7 @@ export class ShardFeed {
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
   private answers = 0;
+  private progressRetry: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: FeedOptions) {
     this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n, o.shard.index);
@@ -93,9 +95,21 @@ export class ShardFeed {
     return this.answers;
   }
 
-  /** Asks the member for a progress answer (etcd's WatchProgressRequest): proof it is there. */
+  /**
+   * Asks the member for a progress answer (etcd's WatchProgressRequest): proof it is there.
+   * Asked again every PROGRESS_RETRY_MS until one arrives: a request sent while the stream was
+   * being reopened (a member restarting), or that etcd 3.4 dropped because its watcher was not
+   * synced yet, would otherwise never be answered, and a vouch waiting for it would wait forever.
+   */
   requestProgress(): void {
     this.call?.write({ progress_request: {} });
+    this.progressRetry ??= setInterval(() => this.call?.write({ progress_request: {} }), PROGRESS_RETRY_MS);
+    this.progressRetry.unref();
+  }
+
+  private progressAnswered(): void {
+    if (this.progressRetry) clearInterval(this.progressRetry);
+    this.progressRetry = null;
   }
 
   start(): void {
@@ -136,6 +150,7 @@ export class ShardFeed {
         // A progress answer: the member is there. (etcd 3.4 sends it on a control channel that
         // may overtake events, so its header revision says nothing about what was read.)
         this.answers++;
+        this.progressAnswered();
         this.o.onProgress?.();
         return;
       }
@@ -221,6 +236,7 @@ export class ShardFeed {
 
   close(): void {
     this.closed = true;
+    this.progressAnswered();
     this.stop();
   }
 }

@@ -16,6 +16,7 @@ import type { History } from '../watch/history.js';
 import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
 import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { CacheView, CachedRange } from './range.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './key-tree.js';
@@ -47,6 +48,8 @@ export class ReadCache {
     private readonly history: History,
     private readonly log: Logger,
     private readonly opts: CacheOptions,
+    /** Charged with the load's pages (loader.ts); null: none. */
+    private readonly budget: MemoryBudget | null = null,
   ) {
     this.stores = shards.map(() => new ShardStore());
     this.snapshots = new Snapshots(opts);
@@ -102,7 +105,7 @@ export class ReadCache {
       try {
         const cancelled = () => this.closed || gen !== this.generation;
         const trees = await Promise.all(
-          this.shards.map((s, i) => loadShard(s.upstream, this.ks, point.heads[i].memberRev, this.opts.loadPageKeys, cancelled)),
+          this.shards.map((s, i) => loadShard(s.upstream, this.ks, point.heads[i].memberRev, this.opts.loadPageKeys, cancelled, this.budget)),
         );
         if (cancelled()) return;
         trees.forEach((t, i) => this.stores[i].replace(t.tree, t.bytes));

@@ -22,13 +22,15 @@ import { compact } from '../kv/compact.js';
 import { deleteRange } from '../kv/delete.js';
 import { put } from '../kv/put.js';
 import { range } from '../kv/range.js';
+import { rangeInPages } from '../kv/range-pages.js';
+import { Errors } from '../etcd/errors.js';
 import type { CacheReader } from '../cache/reads.js';
 import { encodeRangeResponse } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
 import { revHeader } from '../etcd/header.js';
-import { clientWrites } from '../metrics/registry.js';
+import { budgetRejections, clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { Encoded, type Handlers } from './service.js';
 import { unary } from './unary.js';
@@ -45,6 +47,11 @@ export interface KvDeps {
   budget: MemoryBudget;
 }
 
+/** Bytes of one member page of a paged read: a 64th of the budget, 256 KiB to 8 MiB. */
+export function memberPageBytes(budget: number): number {
+  return Math.max(256 * 1024, Math.min(8 * 1024 * 1024, Math.floor(budget / 64)));
+}
+
 /** Reads whose member answer is small by shape: one key, or a count. */
 function smallByShape(r: RangeRequest): boolean {
   return r.range_end.length === 0 || r.count_only;
@@ -53,6 +60,7 @@ function smallByShape(r: RangeRequest): boolean {
 export function kvService(d: KvDeps): Handlers<'KV'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const hints = new SizeHints(d.budget.opts.smallBytes + 1, Math.floor(d.budget.limit / 4));
+  const pageBytes = memberPageBytes(d.budget.limit);
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
@@ -69,26 +77,47 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
             throw err;
           }
         }
-        // A member answer's size is known once it arrived: a read that may be big waits for
-        // room (what the same range took last time) before it asks the members, then holds
-        // what it got.
-        // A range not seen yet is read by one request at a time (size-hints.ts).
-        const small = smallByShape(r);
-        const estimate = small ? null : await hints.estimate(r.key, r.range_end, cancelled);
-        try {
-          const room = estimate ? await d.budget.reserve(estimate.bytes, cancelled) : d.budget.reserveNow(0);
+        // Single keys and counts are small by shape: one member read, answered at once.
+        if (smallByShape(r)) {
+          const room = d.budget.reserveNow(0);
           try {
             const res = await range(d.store, r);
-            const size = decodedRangeSize(res.kvs);
-            estimate?.settle(size);
-            room.resize(size);
+            room.resize(decodedRangeSize(res.kvs));
             return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
           } catch (err) {
             room.release();
             throw err;
           }
+        }
+        // Anything else is read from the members in pages (kv/range-pages.ts), each charged
+        // before it is read. A read first waits for room for what the same range took last time
+        // (a range not seen yet is read by one request at a time, size-hints.ts), then grows
+        // without waiting: past the budget it gets etcd's "too many requests".
+        const estimate = await hints.estimate(r.key, r.range_end, cancelled);
+        try {
+          const room = await d.budget.reserve(estimate.bytes, cancelled);
+          try {
+            const hold = (bytes: number) => {
+              if (room.growTo(bytes)) return;
+              budgetRejections.inc();
+              estimate.settle(bytes);
+              throw Errors.tooManyRequests();
+            };
+            const res = await rangeInPages(d.store, r, { pageBytes, hold, expected: (bytes) => estimate.settle(bytes), signal: cancelled });
+            // The entries and the response built from them, then the response and grpc-js's
+            // framed copy of it: twice the answer is held until it was written.
+            const size = 2 * res.bytes + 128;
+            hold(size);
+            estimate.settle(size);
+            const bytes = encodeRangeResponse(d.header.fill(revHeader(res.header)), res.kvs, res.more, res.count);
+            room.resize(size);
+            return holdUntilSent(new Encoded(bytes), room);
+          } catch (err) {
+            room.release();
+            throw err;
+          }
         } finally {
-          estimate?.settle(null);
+          estimate.settle(null);
         }
       },
       o,

@@ -128,7 +128,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const coordinatorProbe = new ClockProbe(() => store.coordinatorView());
     const hub = new WatchHub(merged, { read: async () => (await coordinatorProbe.read()).clock }, log, cfg.watch);
     // Reads from memory (src/cache/): loads in the background; until then reads go to the members.
-    const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache) : null;
+    const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache, budget) : null;
     const reader = cache ? new CacheReader(cache, store, merged, coordinatorProbe, { waitMs: cfg.cache.waitMs }) : null;
     const dropCacheStats = cache
       ? addCacheSource({

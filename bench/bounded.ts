@@ -48,6 +48,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '100' },
     watchers: { type: 'string', default: '6' },
     'no-fsync': { type: 'boolean', default: false },
+    /** Extra node flags for the proxy process (e.g. --cpu-prof), comma-separated. */
+    'proxy-node-flags': { type: 'string' },
   },
 });
 
@@ -140,7 +142,8 @@ async function rangesScenario(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   process.stdout.write(`loaded ${keys} keys of ${valueSize} B (${mib(keys * valueSize)}) in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
 
-  const proxy = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: 600_000 });
+  const nodeFlags = args['proxy-node-flags']?.split(',').filter(Boolean) ?? [];
+  const proxy = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: 600_000, nodeFlags });
   const pid = proxy.pid!;
   const prefix = Buffer.from(BULK_PREFIX);
   const small = new RawClient(proxy.endpoint);

@@ -7,7 +7,7 @@
  * (`load`) while it is decoded, and a page holds at most a 32nd of the budget (32 MiB at most):
  * the first page is small until the keys' size is known.
  */
-import { fromMember } from '../shard/meta-kv.js';
+import { fromMemberView } from '../shard/meta-kv.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { KeyTree } from './key-tree.js';
@@ -62,7 +62,7 @@ export async function loadShard(
       budget?.charge('load', pageBytes - charged);
       charged = pageBytes;
       for (const kv of res.kvs) {
-        const meta = fromMember(kv, ks);
+        const meta = fromMemberView(kv, ks);
         const key = meta.key.toString('latin1');
         const enc = encodeKeyValue(meta);
         tree.set(key, enc, true);

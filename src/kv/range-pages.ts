@@ -3,7 +3,8 @@
  * cache off or still loading). The first page of every involved shard fixes one meta revision
  * and each shard's member revision (range.ts rangeParts); the rest of each shard's part is read
  * at that member revision, a page at a time, and merged in key order. Each key is kept only in
- * its encoded form (cache/wire.ts) once it passed the request's filters, so what the read holds
+ * its encoded form (cache/wire.ts), written into chunks of about a page, once it passed the
+ * request's filters, so what the read holds
  * is the answer so far (counted twice: the caller builds one response buffer from it, which
  * grpc-js copies once more to frame it) plus one page per shard, and `hold` is asked for room
  * before every page:
@@ -17,17 +18,18 @@
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
-import { encodeKeyValue } from '../cache/wire.js';
-import { fromMember, type MetaKV } from '../shard/meta-kv.js';
+import { kvEntrySize, writeKvEntry } from '../cache/wire.js';
+import { fromMemberView, type MetaKV } from '../shard/meta-kv.js';
 import { filtered, memberShape } from './range-result.js';
 import { rangeParts } from './range.js';
 import type { MetaStore } from './store.js';
 
-/** The answer of a paged read: its KeyValues encoded, in the answer's order. */
+/** The answer of a paged read: its KeyValues encoded as RangeResponse entries, in the answer's order. */
 export interface PagedRange {
   header: bigint;
-  kvs: string[];
-  /** Bytes of `kvs` (their encoded sizes). */
+  /** Views into a few large buffers (memory outside the JS heap: no GC copies them). */
+  entries: Buffer[];
+  /** Bytes of `entries`. */
   bytes: number;
   more: boolean;
   count: bigint;
@@ -54,6 +56,8 @@ const MAX_PAGE_KEYS = 10_000;
 const KV_OBJECTS = 160;
 /** An encoded KeyValue's revisions, version and framing beyond its key and value. */
 const ENTRY_FIELDS = 24;
+/** Bytes of one chunk the answer's entries are written into. */
+const CHUNK_BYTES = 1024 * 1024;
 
 /** One shard's part of the range, read page by page at one member revision. */
 interface Cursor {
@@ -116,8 +120,10 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
   });
   const shards = store.router.shardsForRange(r.key, r.range_end).map((i) => store.shards[i]);
 
-  const kvs: string[] = [];
+  const kvs: Buffer[] = [];
   const sortKeys: SortKey[] = [];
+  let chunk = Buffer.alloc(0);
+  let chunkAt = 0;
   let bytes = 0;
   const maxMod = BigInt(r.max_mod_revision);
   const minMod = BigInt(r.min_mod_revision);
@@ -159,7 +165,7 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
       sort_order: descending ? SortOrder.DESCEND : SortOrder.NONE,
       serializable: r.serializable,
     });
-    c.kvs = res.kvs.map((kv) => fromMember(kv, store.ks));
+    c.kvs = res.kvs.map((kv) => fromMemberView(kv, store.ks));
     c.pageBytes = pageSize(c.kvs);
     c.pageKeys = nextPageKeys(opts.pageBytes, c.kvs.length, c.pageBytes);
     c.more = res.more && c.kvs.length > 0;
@@ -190,9 +196,15 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
       if (maxCreate !== 0n && kv.create > maxCreate) continue;
       if (minCreate !== 0n && kv.create < minCreate) continue;
     }
-    const enc = encodeKeyValue(kv, !r.keys_only);
-    kvs.push(enc);
-    bytes += enc.length + 6;
+    const size = kvEntrySize(kv, !r.keys_only);
+    if (chunkAt + size > chunk.length) {
+      chunk = Buffer.allocUnsafe(Math.max(size, Math.min(opts.pageBytes, CHUNK_BYTES)));
+      chunkAt = 0;
+    }
+    const end = writeKvEntry(chunk, chunkAt, kv, !r.keys_only);
+    kvs.push(chunk.subarray(chunkAt, end));
+    bytes += end - chunkAt;
+    chunkAt = end;
     if (sortTarget !== null) sortKeys.push(sortKeyOf(kv, sortTarget));
     if (stopAt > 0n && BigInt(kvs.length) >= stopAt) break;
   }
@@ -211,11 +223,11 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
   }
   let more = false;
   if (limit > 0n && BigInt(out.length) > limit) {
-    for (const dropped of out.slice(Number(limit))) bytes -= dropped.length + 6;
+    for (const dropped of out.slice(Number(limit))) bytes -= dropped.length;
     out = out.slice(0, Number(limit));
     more = true;
   }
-  return { header, kvs: out, bytes, more, count };
+  return { header, entries: out, bytes, more, count };
 }
 
 function pageSize(kvs: readonly MetaKV[]): number {

@@ -25,7 +25,7 @@ import { range } from '../kv/range.js';
 import { rangeInPages } from '../kv/range-pages.js';
 import { Errors } from '../etcd/errors.js';
 import type { CacheReader } from '../cache/reads.js';
-import { encodeRangeResponse } from '../cache/wire.js';
+import { encodeRangeResponseEntries, encodeRangeResponseInSteps } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
@@ -71,7 +71,8 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
           // The size is known before the response exists: room first, then the bytes.
           const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancelled);
           try {
-            return holdUntilSent(new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count)), room);
+            const bytes = await encodeRangeResponseInSteps(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count);
+            return holdUntilSent(new Encoded(bytes), room);
           } catch (err) {
             room.release();
             throw err;
@@ -109,7 +110,7 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
             const size = 2 * res.bytes + 128;
             hold(size);
             estimate.settle(size);
-            const bytes = encodeRangeResponse(d.header.fill(revHeader(res.header)), res.kvs, res.more, res.count);
+            const bytes = await encodeRangeResponseEntries(d.header.fill(revHeader(res.header)), res.entries, res.more, res.count);
             room.resize(size);
             return holdUntilSent(new Encoded(bytes), room);
           } catch (err) {

@@ -189,7 +189,8 @@ function writeHeader(buf: Buffer, at: number, h: ResponseHeader): number {
 /** The last header encoded (field 1 with its length): consecutive answers mostly share it. */
 let lastHeader: { cluster: unknown; member: unknown; rev: unknown; term: unknown; bytes: Buffer } | null = null;
 
-function encodedHeader(h: ResponseHeader): Buffer {
+/** A response's header field (1), encoded. */
+export function encodedHeader(h: ResponseHeader): Buffer {
   const l = lastHeader;
   if (l && l.rev === h.revision && l.cluster === h.cluster_id && l.member === h.member_id && l.term === h.raft_term) return l.bytes;
   const hSize = headerSize(h);
@@ -256,7 +257,7 @@ export async function encodeRangeResponseInSteps(header: ResponseHeader, kvs: re
 }
 
 /** An answer's `more` and `count` fields. */
-function writeTrailer(buf: Buffer, at: number, more: boolean, count: bigint): number {
+export function writeTrailer(buf: Buffer, at: number, more: boolean, count: bigint): number {
   if (more) {
     buf[at++] = 0x18;
     buf[at++] = 1;
@@ -270,10 +271,9 @@ function writeTrailer(buf: Buffer, at: number, more: boolean, count: bigint): nu
 
 /**
  * An encoded etcdserverpb.RangeResponse from `kvs` entries already framed (writeKvEntry):
- * one copy of each behind the header, in steps (YIELD_BYTES).
+ * one copy of each behind the encoded header (encodedHeader), in steps (YIELD_BYTES).
  */
-export async function encodeRangeResponseEntries(header: ResponseHeader, entries: readonly Buffer[], more: boolean, count: bigint): Promise<Buffer> {
-  const head = encodedHeader(header);
+export async function encodeRangeResponseEntries(head: Buffer, entries: readonly Buffer[], more: boolean, count: bigint): Promise<Buffer> {
   let size = head.length + (more ? 2 : 0) + intField(count);
   for (const e of entries) size += e.length;
   const buf = Buffer.allocUnsafe(size);

@@ -3,11 +3,10 @@
  * cache off or still loading). The first page of every involved shard fixes one meta revision
  * and each shard's member revision (range.ts rangeParts); the rest of each shard's part is read
  * at that member revision, a page at a time, and merged in key order. Each key is kept only in
- * its encoded form (cache/wire.ts), written into chunks of about a page, once it passed the
- * request's filters, so what the read holds
- * is the answer so far (counted twice: the caller builds one response buffer from it, which
- * grpc-js copies once more to frame it) plus one page per shard, and `hold` is asked for room
- * before every page:
+ * its encoded form (cache/wire.ts), written straight into the response (allocated at the size
+ * the first pages suggest) once it passed the request's filters, so what the read holds is the
+ * response (counted twice: grpc-js copies it once more to frame it) plus one page per shard,
+ * and `hold` is asked for room before every page:
  * a read that does not fit stops with etcd's "too many requests" (memory-budget.ts) instead of
  * holding member messages, their decoded copies and the response at once.
  *
@@ -18,26 +17,26 @@
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
-import { kvEntrySize, writeKvEntry } from '../cache/wire.js';
+import { encodeRangeResponseEntries, kvEntrySize, writeKvEntry, writeTrailer } from '../cache/wire.js';
 import { fromMemberView, type MetaKV } from '../shard/meta-kv.js';
 import { filtered, memberShape } from './range-result.js';
 import { rangeParts } from './range.js';
 import type { MetaStore } from './store.js';
 
-/** The answer of a paged read: its KeyValues encoded as RangeResponse entries, in the answer's order. */
+/** The answer of a paged read, encoded. */
 export interface PagedRange {
   header: bigint;
-  /** Views into a few large buffers (memory outside the JS heap: no GC copies them). */
-  entries: Buffer[];
-  /** Bytes of `entries`. */
-  bytes: number;
-  more: boolean;
-  count: bigint;
+  /** The encoded RangeResponse (memory outside the JS heap: no GC copies it). */
+  response: Buffer;
+  /** Bytes the answer holds until it was written (the response, and grpc-js's framed copy). */
+  held: number;
 }
 
 export interface PageOptions {
   /** Bytes one member page should hold at most (keys are sized from the pages before). */
   pageBytes: number;
+  /** The encoded response header (field 1) at a revision. */
+  header: (rev: bigint) => Buffer;
   /**
    * Asked before each page with everything the read will hold meanwhile (the answer so far, the
    * pages buffered, the next page); throws (etcd's "too many requests") when it does not fit.
@@ -54,10 +53,7 @@ const MIN_PAGE_KEYS = 16;
 const MAX_PAGE_KEYS = 10_000;
 /** A decoded member KeyValue's objects beyond its key and value bytes (response-size.ts). */
 const KV_OBJECTS = 160;
-/** An encoded KeyValue's revisions, version and framing beyond its key and value. */
-const ENTRY_FIELDS = 24;
-/** Bytes of one chunk the answer's entries are written into. */
-const CHUNK_BYTES = 1024 * 1024;
+
 
 /** One shard's part of the range, read page by page at one member revision. */
 interface Cursor {
@@ -120,30 +116,35 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
   });
   const shards = store.router.shardsForRange(r.key, r.range_end).map((i) => store.shards[i]);
 
-  const kvs: Buffer[] = [];
   const sortKeys: SortKey[] = [];
-  let chunk = Buffer.alloc(0);
-  let chunkAt = 0;
-  let bytes = 0;
   const maxMod = BigInt(r.max_mod_revision);
   const minMod = BigInt(r.min_mod_revision);
   const maxCreate = BigInt(r.max_create_revision);
   const minCreate = BigInt(r.min_create_revision);
   const isFiltered = filtered(r);
   const buffered = () => cursors.reduce((a, c) => a + c.pageBytes, 0);
-  // What the whole read will hold, from the first pages' key sizes: refused early when it cannot fit.
-  let expected = buffered();
+  // The answer's size from the first pages' key sizes: the response is allocated at about that
+  // size, and a read that cannot fit is refused before it reads more.
+  let expected = 0;
   for (const c of cursors) {
     const keys = c.kvs.length;
     if (keys === 0) continue;
     const total = first.answers[c.shard].part.count;
     const wanted = stopAt > 0n && stopAt < total ? stopAt : total;
     let entryBytes = 0;
-    for (const kv of c.kvs) entryBytes += kv.key.length + (r.keys_only ? 0 : kv.value.length) + ENTRY_FIELDS;
-    expected += 2 * Math.ceil((entryBytes / keys) * Number(wanted));
+    for (const kv of c.kvs) entryBytes += kvEntrySize(kv, !r.keys_only);
+    expected += Math.ceil((entryBytes / keys) * Number(wanted));
   }
-  opts.expected?.(expected);
-  opts.hold(expected);
+  const head = opts.header(first.header);
+  const direct = sortTarget === null;
+  const capacity = direct ? Math.ceil(expected * 1.03) : 0;
+  // Charged before the response is allocated: it, its framed copy, the pages buffered (for a
+  // sort on another field: the entries' chunks, the response and its framed copy).
+  const planned = (direct ? 2 * (head.length + capacity + TRAILER) : 3 * expected) + buffered();
+  opts.expected?.(planned);
+  opts.hold(planned);
+  const out = new AnswerWriter(head, direct, capacity, opts.pageBytes);
+  const held = () => out.held + buffered();
 
   /** Reads the next page of a cursor whose page is used up. */
   const refill = async (c: Cursor): Promise<void> => {
@@ -173,10 +174,10 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
 
   for (;;) {
     // Every cursor that ran out of its page but has more keys reads its next one first,
-    // charged before the reads: the answer so far (twice), the pages buffered, the new pages.
+    // charged before the reads: the answer, the pages buffered, the new pages.
     const empty = cursors.filter((c) => c.pos >= c.kvs.length && c.more);
     if (empty.length) {
-      opts.hold(2 * bytes + buffered() + empty.length * opts.pageBytes);
+      opts.hold(held() + empty.length * opts.pageBytes);
       await Promise.all(empty.map(refill));
     }
     let best: Cursor | null = null;
@@ -197,39 +198,121 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
       if (minCreate !== 0n && kv.create < minCreate) continue;
     }
     const size = kvEntrySize(kv, !r.keys_only);
-    if (chunkAt + size > chunk.length) {
-      chunk = Buffer.allocUnsafe(Math.max(size, Math.min(opts.pageBytes, CHUNK_BYTES)));
-      chunkAt = 0;
-    }
-    const end = writeKvEntry(chunk, chunkAt, kv, !r.keys_only);
-    kvs.push(chunk.subarray(chunkAt, end));
-    bytes += end - chunkAt;
-    chunkAt = end;
+    // A response larger than the first pages suggested grows (charged first).
+    if (!out.fits(size)) opts.hold(out.heldAfterGrowth(size) + buffered());
+    out.add(kv, size, !r.keys_only);
     if (sortTarget !== null) sortKeys.push(sortKeyOf(kv, sortTarget));
-    if (stopAt > 0n && BigInt(kvs.length) >= stopAt) break;
+    if (stopAt > 0n && BigInt(out.entries) >= stopAt) break;
   }
   for (const c of cursors) c.kvs = [];
 
-  let out = kvs;
+  let order: number[] | null = null;
   if (sortTarget !== null) {
     // Stable sort over key-ascending entries (ties stay in key order, as etcd's sort keeps them).
-    const order = r.sort_order === SortOrder.NONE ? SortOrder.ASCEND : r.sort_order;
-    const idx = out.map((_, i) => i);
-    idx.sort((a, b) => {
-      const c = compareSortKeys(sortKeys[a], sortKeys[b]);
-      return (order === SortOrder.DESCEND ? -c : c) || a - b;
-    });
-    out = idx.map((i) => kvs[i]);
+    const direction = r.sort_order === SortOrder.DESCEND ? -1 : 1;
+    order = sortKeys.map((_, i) => i);
+    order.sort((a, b) => direction * compareSortKeys(sortKeys[a], sortKeys[b]) || a - b);
   }
   let more = false;
-  if (limit > 0n && BigInt(out.length) > limit) {
-    for (const dropped of out.slice(Number(limit))) bytes -= dropped.length;
-    out = out.slice(0, Number(limit));
+  let keep = out.entries;
+  if (limit > 0n && BigInt(keep) > limit) {
+    keep = Number(limit);
     more = true;
   }
-  return { header, entries: out, bytes, more, count };
+  if (order === null) return { header, response: out.finish(keep, more, count), held: out.held };
+  opts.hold(out.held + out.bytes);
+  const response = await encodeRangeResponseEntries(opts.header(first.header), out.sorted(order.slice(0, keep)), more, count);
+  return { header, response, held: 2 * response.length };
 }
 
+/**
+ * The answer's entries: in the order pages come (the answer's order), written straight into the
+ * response after its header; for a sort on another field, into chunks to be put in order.
+ */
+class AnswerWriter {
+  private buf: Buffer;
+  private at: number;
+  /** Offset of each entry's start (to drop the ones past a limit, or to sort). */
+  private readonly starts: number[] = [];
+  private readonly chunks: Array<{ buf: Buffer; first: number }> = [];
+  private readonly views: Buffer[] = [];
+
+  constructor(
+    private readonly head: Buffer,
+    /** Entries go straight into the response (false: into chunks, to be sorted). */
+    private readonly direct: boolean,
+    capacity: number,
+    private readonly chunkBytes: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(this.direct ? head.length + capacity + TRAILER : 0);
+    this.at = this.direct ? head.copy(this.buf, 0) : 0;
+  }
+
+  get entries(): number {
+    return this.direct ? this.starts.length : this.views.length;
+  }
+
+  /** Bytes of the entries written. */
+  get bytes(): number {
+    if (this.direct) return this.at - this.head.length;
+    return this.views.reduce((a, v) => a + v.length, 0);
+  }
+
+  /** What the answer holds until written: the response and grpc-js's framed copy of it (or the chunks). */
+  get held(): number {
+    if (this.direct) return 2 * this.buf.length;
+    return this.chunks.reduce((a, c) => a + c.buf.length, 0);
+  }
+
+  fits(size: number): boolean {
+    return this.at + size + TRAILER <= this.buf.length;
+  }
+
+  /** `held` once the response grew to take an entry of `size` (see grow). */
+  heldAfterGrowth(size: number): number {
+    if (!this.direct) return this.held + Math.max(size, this.chunkBytes);
+    return 2 * this.grownSize(size) + this.buf.length;
+  }
+
+  add(kv: MetaKV, size: number, withValue: boolean): void {
+    if (!this.fits(size)) this.grow(size);
+    if (this.direct) this.starts.push(this.at);
+    const start = this.at;
+    this.at = writeKvEntry(this.buf, this.at, kv, withValue);
+    if (!this.direct) this.views.push(this.buf.subarray(start, this.at));
+  }
+
+  /** The response with the first `keep` entries, then more and count. */
+  finish(keep: number, more: boolean, count: bigint): Buffer {
+    const end = keep < this.starts.length ? this.starts[keep] : this.at;
+    const at = writeTrailer(this.buf, end, more, count);
+    return this.buf.subarray(0, at);
+  }
+
+  /** The chunked entries in the given order. */
+  sorted(order: readonly number[]): Buffer[] {
+    return order.map((i) => this.views[i]);
+  }
+
+  private grownSize(size: number): number {
+    return Math.max(this.at + size + TRAILER, Math.ceil(this.buf.length * 1.5));
+  }
+
+  private grow(size: number): void {
+    if (!this.direct) {
+      this.buf = Buffer.allocUnsafe(Math.max(size, this.chunkBytes));
+      this.chunks.push({ buf: this.buf, first: this.views.length });
+      this.at = 0;
+      return;
+    }
+    const next = Buffer.allocUnsafe(this.grownSize(size));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+}
+
+/** Room for RangeResponse.more and .count after the entries. */
+const TRAILER = 16;
 function pageSize(kvs: readonly MetaKV[]): number {
   let n = 0;
   for (const kv of kvs) n += kv.key.length + kv.value.length + KV_OBJECTS;

@@ -25,7 +25,7 @@ import { range } from '../kv/range.js';
 import { rangeInPages } from '../kv/range-pages.js';
 import { Errors } from '../etcd/errors.js';
 import type { CacheReader } from '../cache/reads.js';
-import { encodeRangeResponseEntries, encodeRangeResponseInSteps } from '../cache/wire.js';
+import { encodedHeader, encodeRangeResponseInSteps } from '../cache/wire.js';
 import type { MetaStore } from '../kv/store.js';
 import { txn } from '../kv/txn-verb.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
@@ -104,14 +104,11 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
               estimate.settle(bytes);
               throw Errors.tooManyRequests();
             };
-            const res = await rangeInPages(d.store, r, { pageBytes, hold, expected: (bytes) => estimate.settle(bytes), signal: cancelled });
-            // The entries and the response built from them, then the response and grpc-js's
-            // framed copy of it: twice the answer is held until it was written.
-            const size = 2 * res.bytes + 128;
-            hold(size);
-            estimate.settle(size);
-            const bytes = await encodeRangeResponseEntries(d.header.fill(revHeader(res.header)), res.entries, res.more, res.count);
-            room.resize(size);
+            const header = (rev: bigint) => encodedHeader(d.header.fill(revHeader(rev)));
+            const res = await rangeInPages(d.store, r, { pageBytes, header, hold, expected: (bytes) => estimate.settle(bytes), signal: cancelled });
+            estimate.settle(res.held);
+            room.resize(res.held);
+            const bytes = res.response;
             return holdUntilSent(new Encoded(bytes), room);
           } catch (err) {
             room.release();

@@ -320,7 +320,7 @@ async function stopScenario(): Promise<void> {
   const sampler = (async () => {
     let nextPrint = Date.now() + 10_000;
     while (sampling) {
-      await sleep(1000);
+      await sleep(250);
       const rss = vmRssBytes(pid) ?? 0;
       const h = await held();
       peakRssBytes = Math.max(peakRssBytes, rss);
@@ -350,7 +350,7 @@ async function stopScenario(): Promise<void> {
   process.stdout.write(
     `${acked.length} puts acknowledged (${failed} failed) while the member was stopped; events released before SIGCONT: ${beforeCont}\n` +
       `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
-      `after catching up and a full GC ${mib(after)} (the history holds the events: watch.historyEvents ${cfg.watch.historyEvents}, watch.historyBytes ${mib(cfg.watch.historyBytes)}); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
+      `after catching up and a full GC ${mib(after)} (the history holds the last events: watch.historyEvents ${cfg.watch.historyEvents}, ${mib(Math.min(cfg.watch.historyBytes, budget / 4))} at most, a quarter of the budget); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
       `after SIGCONT (${caughtUpS.toFixed(1)} s): ${exact}/${streams.length} watchers got every acknowledged write in order, once; ${disorder} out of order, ${badValues} wrong values, ${missingPrev} without prev_kv, ${canceled} canceled\n`,
   );
   for (const s of streams) s.close();

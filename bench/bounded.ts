@@ -211,8 +211,10 @@ async function rangesScenario(): Promise<void> {
       (args.cache === 'loading' ? `cache ${cacheReady ? 'loaded' : 'still loading'} after the burst, holding ${mib(cacheBytes)} of keys and values (part of the RSS growth)\n` : '') +
       `small gets meanwhile: ${smallMs.length}, ${smallFailed} failed, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms\n`,
   );
-  await proxy.sampleMemory();
-  process.stdout.write(`proxy RSS after the Ranges and a full GC: ${mib(vmRssBytes(pid) ?? 0)}\n`);
+  const sample = await proxy.sampleMemory();
+  process.stdout.write(
+    `proxy RSS after the Ranges and a full GC: ${mib(vmRssBytes(pid) ?? 0)} (JS heap ${mib(sample.memory.heapUsed)}, external ${mib(sample.memory.external)})\n`,
+  );
 
   // SIGTERM under a second burst.
   const second = burst(Math.min(100, Number(args.ranges)), 60_000);
@@ -345,9 +347,10 @@ async function stopScenario(): Promise<void> {
   await sampler;
   const drops = (await held()).drops - dropsBefore;
   const exact = got.filter((g) => g.length === acked.length && g.every((r, i) => r === acked[i])).length;
-  await proxy.sampleMemory();
+  const sample = await proxy.sampleMemory();
   const after = vmRssBytes(pid) ?? 0;
   process.stdout.write(
+    `after the full GC: JS heap ${mib(sample.memory.heapUsed)}, external ${mib(sample.memory.external)} (array buffers ${mib(sample.memory.arrayBuffers)}); the rest of the RSS is memory the allocator keeps\n` +
     `${acked.length} puts acknowledged (${failed} failed) while the member was stopped; events released before SIGCONT: ${beforeCont}\n` +
       `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
       `after catching up and a full GC ${mib(after)} (the history holds the last events: watch.historyEvents ${cfg.watch.historyEvents}, ${mib(Math.min(cfg.watch.historyBytes, budget / 4))} at most, a quarter of the budget); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +

@@ -68,8 +68,9 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
         if (hit) {
-          // The size is known before the response exists: room first, then the bytes.
-          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancelled);
+          // The size is known before the response exists: room first, then the bytes. Twice:
+          // grpc-js frames a copy of the response, and both live until it was written.
+          const room = await d.budget.reserve(2 * encodedRangeSize(hit.kvs), cancelled);
           try {
             const bytes = await encodeRangeResponseInSteps(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count);
             return holdUntilSent(new Encoded(bytes), room);

@@ -106,7 +106,13 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
               throw Errors.tooManyRequests();
             };
             const header = (rev: bigint) => encodedHeader(d.header.fill(revHeader(rev)));
-            const res = await rangeInPages(d.store, r, { pageBytes, header, hold, expected: (bytes) => estimate.settle(bytes), signal: cancelled });
+            const opts = { pageBytes, header, hold, expected: (bytes: number) => estimate.settle(bytes), signal: cancelled };
+            // A compaction past the revision of a current read while its pages were read: read
+            // again at a new revision (etcd would have answered from its snapshot).
+            const res = await rangeInPages(d.store, r, opts).catch((err: unknown) => {
+              if (r.revision === '0' && Errors.compacted.is(err)) return rangeInPages(d.store, r, opts);
+              throw err;
+            });
             estimate.settle(res.held);
             room.resize(res.held);
             const bytes = res.response;

@@ -350,7 +350,7 @@ async function stopScenario(): Promise<void> {
   const sample = await proxy.sampleMemory();
   const after = vmRssBytes(pid) ?? 0;
   process.stdout.write(
-    `after the full GC: JS heap ${mib(sample.memory.heapUsed)}, external ${mib(sample.memory.external)} (array buffers ${mib(sample.memory.arrayBuffers)}); the rest of the RSS is memory the allocator keeps\n` +
+    `after the full GC: JS heap ${mib(sample.memory.heapUsed)} used of ${mib(sample.memory.heapTotal)}, external ${mib(sample.memory.external)} (array buffers ${mib(sample.memory.arrayBuffers)}); the rest of the RSS is memory the allocators keep\n` +
     `${acked.length} puts acknowledged (${failed} failed) while the member was stopped; events released before SIGCONT: ${beforeCont}\n` +
       `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
       `after catching up and a full GC ${mib(after)} (the history holds the last events: watch.historyEvents ${cfg.watch.historyEvents}, ${mib(Math.min(cfg.watch.historyBytes, budget / 4))} at most, a quarter of the budget); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +

@@ -4,9 +4,12 @@
  * CI proofs at a smaller scale):
  *
  *   node --import tsx bench/bounded.ts --scenario ranges [--keys 20000] [--value 10240] [--ranges 500]
- *        [--budget 536870912] [--cache on|off] [--no-fsync]
+ *        [--budget 536870912] [--cache on|off|loading] [--no-fsync]
  *     Loads the keys (restore, before the proxy starts), then sends `--ranges` whole-keyspace
  *     Ranges at once over 50 connections while another client reads one small key in a loop.
+ *     `--cache on` waits until the read cache is loaded (Ranges are answered from memory); `off`
+ *     reads the members; `loading` starts the burst as soon as the proxy serves, while its cache
+ *     loads (the Ranges go to the members until it is in; the cache's own bytes then add to RSS).
  *     Prints the proxy's RSS before and at its peak, the Ranges answered whole or refused with
  *     "etcdserver: too many requests" (anything else is listed as a failure), the small gets'
  *     p50/p99, and how long the proxy takes to exit on SIGTERM under a second burst.
@@ -45,6 +48,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '100' },
     watchers: { type: 'string', default: '6' },
     'no-fsync': { type: 'boolean', default: false },
+    /** Extra node flags for the proxy process (e.g. --cpu-prof), comma-separated. */
+    'proxy-node-flags': { type: 'string' },
   },
 });
 
@@ -123,6 +128,7 @@ async function rangesScenario(): Promise<void> {
   const valueSize = Number(args.value ?? 10240);
   const budget = Number(args.budget ?? 512 * MiB);
   const cluster = await startBenchCluster({ shards: 3, noFsync: args['no-fsync'] });
+  if (!['on', 'off', 'loading'].includes(args.cache)) throw new Error('--cache: on, off or loading');
   const cfg = await proxyConfig(cluster, { partitions: 64, cache: { enabled: args.cache !== 'off' } });
   cfg.limits.memoryBudgetBytes = budget;
   // Restore writes the keys into the empty members before the proxy starts (fastest load).
@@ -136,13 +142,14 @@ async function rangesScenario(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   process.stdout.write(`loaded ${keys} keys of ${valueSize} B (${mib(keys * valueSize)}) in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
 
-  const proxy = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: 600_000 });
+  const nodeFlags = args['proxy-node-flags']?.split(',').filter(Boolean) ?? [];
+  const proxy = await startProxyProcess(cfg, { exposeGc: true, startTimeoutMs: 600_000, nodeFlags });
   const pid = proxy.pid!;
   const prefix = Buffer.from(BULK_PREFIX);
   const small = new RawClient(proxy.endpoint);
   await small.callOrThrow('KV', 'Put', { key: b('small'), value: b('v') });
   // The baseline: the proxy serving, its cache (if on) loaded, after a full GC.
-  if (args.cache !== 'off') {
+  if (args.cache === 'on') {
     const t = Date.now();
     while ((await fetch(`${proxy.httpUrl}/readyz/cache`).then((r) => r.status, () => 0)) !== 200) {
       if (Date.now() - t > 600_000) throw new Error('the cache was not ready within 600 s');
@@ -172,11 +179,24 @@ async function rangesScenario(): Promise<void> {
       await sleep(5);
     }
   })();
+  // What the budget counts (responses in flight, cache load pages), scraped while the burst runs.
+  let peakHeld = 0;
+  const heldLoop = (async () => {
+    while (bursting) {
+      const text = await scrape(`${proxy.httpUrl}/metrics`).catch(() => '');
+      const held = counter(text, 'etcd_metaproxy_memory_budget_bytes', (l) => l.use === 'responses' || l.use === 'load') ?? 0;
+      peakHeld = Math.max(peakHeld, held);
+      await sleep(250);
+    }
+  })();
   const t1 = Date.now();
   const { result: outcomes, peak } = await peakRss(pid, burst(Number(args.ranges), 120_000));
   const burstS = (Date.now() - t1) / 1000;
   bursting = false;
-  await smallLoop;
+  await Promise.all([smallLoop, heldLoop]);
+  const afterText = await scrape(`${proxy.httpUrl}/metrics`).catch(() => '');
+  const cacheBytes = counter(afterText, 'etcd_metaproxy_cache_bytes') ?? 0;
+  const cacheReady = await fetch(`${proxy.httpUrl}/readyz/cache`).then((r) => r.status === 200, () => false);
   const whole = outcomes.filter((o) => o.ok);
   const refused = outcomes.filter((o) => !o.ok && o.code === grpc.status.RESOURCE_EXHAUSTED && o.details === 'etcdserver: too many requests');
   const other = outcomes.filter((o) => !o.ok && !refused.includes(o));
@@ -186,11 +206,15 @@ async function rangesScenario(): Promise<void> {
   process.stdout.write(
     `${args.ranges} concurrent whole-keyspace Ranges in ${burstS.toFixed(1)} s: ${whole.length} answered whole (${[...sizes].map(mib).join(', ')} each), ` +
       `${refused.length} refused with "etcdserver: too many requests", ${other.length} other outcomes${other.length ? ` (${[...new Set(other.map((o) => `${o.code} ${o.details}`))].slice(0, 3).join('; ')})` : ''}\n` +
-      `proxy RSS peak ${mib(peak)}: ${mib(peak - base)} above its level before the Ranges (budget ${mib(budget)})\n` +
+      `proxy RSS peak ${mib(peak)}: ${mib(peak - base)} above its level before the Ranges (budget ${mib(budget)}); ` +
+      `budget bytes held (responses + cache load pages) peaked at ${mib(peakHeld)}\n` +
+      (args.cache === 'loading' ? `cache ${cacheReady ? 'loaded' : 'still loading'} after the burst, holding ${mib(cacheBytes)} of keys and values (part of the RSS growth)\n` : '') +
       `small gets meanwhile: ${smallMs.length}, ${smallFailed} failed, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms\n`,
   );
-  await proxy.sampleMemory();
-  process.stdout.write(`proxy RSS after the Ranges and a full GC: ${mib(vmRssBytes(pid) ?? 0)}\n`);
+  const sample = await proxy.sampleMemory();
+  process.stdout.write(
+    `proxy RSS after the Ranges and a full GC: ${mib(vmRssBytes(pid) ?? 0)} (JS heap ${mib(sample.memory.heapUsed)}, external ${mib(sample.memory.external)})\n`,
+  );
 
   // SIGTERM under a second burst.
   const second = burst(Math.min(100, Number(args.ranges)), 60_000);
@@ -298,7 +322,7 @@ async function stopScenario(): Promise<void> {
   const sampler = (async () => {
     let nextPrint = Date.now() + 10_000;
     while (sampling) {
-      await sleep(1000);
+      await sleep(250);
       const rss = vmRssBytes(pid) ?? 0;
       const h = await held();
       peakRssBytes = Math.max(peakRssBytes, rss);
@@ -323,12 +347,13 @@ async function stopScenario(): Promise<void> {
   await sampler;
   const drops = (await held()).drops - dropsBefore;
   const exact = got.filter((g) => g.length === acked.length && g.every((r, i) => r === acked[i])).length;
-  await proxy.sampleMemory();
+  const sample = await proxy.sampleMemory();
   const after = vmRssBytes(pid) ?? 0;
   process.stdout.write(
+    `after the full GC: JS heap ${mib(sample.memory.heapUsed)} used of ${mib(sample.memory.heapTotal)}, external ${mib(sample.memory.external)} (array buffers ${mib(sample.memory.arrayBuffers)}); the rest of the RSS is memory the allocators keep\n` +
     `${acked.length} puts acknowledged (${failed} failed) while the member was stopped; events released before SIGCONT: ${beforeCont}\n` +
       `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
-      `after catching up and a full GC ${mib(after)} (the history holds the events: watch.historyEvents ${cfg.watch.historyEvents}, watch.historyBytes ${mib(cfg.watch.historyBytes)}); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
+      `after catching up and a full GC ${mib(after)} (the history holds the last events: watch.historyEvents ${cfg.watch.historyEvents}, ${mib(Math.min(cfg.watch.historyBytes, budget / 4))} at most, a quarter of the budget); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
       `after SIGCONT (${caughtUpS.toFixed(1)} s): ${exact}/${streams.length} watchers got every acknowledged write in order, once; ${disorder} out of order, ${badValues} wrong values, ${missingPrev} without prev_kv, ${canceled} canceled\n`,
   );
   for (const s of streams) s.close();

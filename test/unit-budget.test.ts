@@ -90,3 +90,33 @@ test('budget: charges by use, resize, and release listeners once under the limit
   b.release('watch', 700);
   assert.equal(b.inUse, 0);
 });
+
+test('budget: a read in progress grows its reservation only while it fits, or while it is the only big one', async () => {
+  const b = budget();
+  const a = await b.reserve(300);
+  assert.equal(a.growTo(200), true, 'shrinking is not growing');
+  assert.equal(a.bytes, 300);
+  assert.equal(a.growTo(2000), true, 'alone: an answer larger than the budget still goes');
+  assert.equal(b.inUse, 2000);
+  a.release();
+  const c = await b.reserve(600);
+  const d = await b.reserve(300);
+  assert.equal(d.growTo(400), true, 'fits: 600 + 400');
+  assert.equal(d.growTo(401), false, 'past the budget with another big response in flight');
+  assert.equal(b.inUse, 1000, 'a refused growth charges nothing');
+  const small = await b.reserve(5);
+  c.release();
+  assert.equal(d.growTo(2000), true, 'the only big response again (small ones do not count)');
+  d.release();
+  small.release();
+  assert.equal(b.inUse, 0);
+});
+
+test('budget: the cache loader\'s pages are charged as their own use', () => {
+  const b = budget();
+  b.charge('load', 700);
+  assert.equal(b.usedBy('load'), 700);
+  assert.equal(b.room, 300);
+  b.release('load', 700);
+  assert.equal(b.inUse, 0);
+});

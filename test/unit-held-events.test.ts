@@ -2,6 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EventBatch, MetaEvent } from '../src/watch/event.js';
 import { Merger } from '../src/watch/merger.js';
+import pino from 'pino';
+import { MemoryBudget } from '../src/budget/memory-budget.js';
+import { HeldEventsGuard } from '../src/watch/held-events.js';
+import type { ShardFeed } from '../src/watch/feed.js';
+import type { Shard } from '../src/shard/shard.js';
 
 const ev = (rev: bigint, shard: number, size = 100): MetaEvent => {
   const key = Buffer.from(`k${rev}`);
@@ -48,3 +53,69 @@ test('merger: a rewound shard drops what it held and cannot let anything above t
   m.close();
   assert.equal(held, 0);
 });
+
+test('held events: dropped past the budget while a shard is stopped; once it answers, the re-read is paced, not dropped again', async () => {
+  const budget = new MemoryBudget(8000, { smallBytes: 10, waitMs: 1000 });
+  const calls: string[] = [];
+  const feeds = [0, 1, 2].map(
+    (i) =>
+      ({
+        rewind: () => void calls.push(`rewind ${i}`),
+        start: () => void calls.push(`start ${i}`),
+        pause: () => void calls.push(`pause ${i}`),
+        resume: () => void calls.push(`resume ${i}`),
+        released: () => undefined,
+      }) as unknown as ShardFeed,
+  );
+  let answering = false;
+  const shards = [0, 1, 2].map(
+    (i) =>
+      ({
+        index: i,
+        name: `s${i}`,
+        currentClock: () => (answering ? Promise.resolve({ clock: 0n, memberRev: 0n }) : new Promise(() => undefined)),
+      }) as unknown as Shard,
+  );
+  let guard: HeldEventsGuard | null = null;
+  const m = new Merger(3, 10n, (b) => guard?.released(b.rev), budget);
+  guard = new HeldEventsGuard(budget, { merger: () => m, feeds: () => feeds, shards }, pino({ level: 'silent' }));
+  try {
+    // Shard 0 is stopped: shard 1's events wait until they pass the budget, then are dropped.
+    let rev = 11n;
+    while (!calls.includes('rewind 1')) {
+      m.push(1, [ev(rev, 1)], rev);
+      rev++;
+      guard.check();
+    }
+    assert.equal(m.heldBytes, 0);
+    assert.equal(m.watermark(1), 10n);
+    // Shard 0 answers: the stopped feed starts again, and its backlog is paced.
+    answering = true;
+    await waitUntil(() => calls.includes('start 1'));
+    let again = 11n;
+    while (!calls.includes('pause 1')) {
+      m.push(1, [ev(again, 1)], again);
+      again++;
+      guard.check();
+    }
+    assert.ok(m.heldBytes > 8000 / 8 && m.heldBytes < 8000 / 4, `paused past an 8th of the budget: ${m.heldBytes}`);
+    assert.equal(calls.filter((c) => c === 'rewind 1').length, 1, 'not dropped again');
+    // Shard 2 is idle and shard 0's watermark moves: the held events go out and the feed reads on.
+    m.push(2, [], again);
+    assert.ok(!calls.includes('resume 1'), 'still waiting for shard 0');
+    m.push(0, [], again);
+    assert.equal(m.heldBytes, 0);
+    assert.ok(calls.includes('resume 1'));
+  } finally {
+    guard.close();
+    m.close();
+  }
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

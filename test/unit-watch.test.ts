@@ -102,6 +102,11 @@ test('history: whole revisions evicted; since() cuts at revision boundaries', ()
   assert.deepEqual(part?.events.map((e) => e.rev), [2n, 3n]);
   assert.equal(part?.complete, false);
   assert.equal(h.since(5n, 10)?.events.length, 0);
+  // A byte bound cuts at a revision boundary too (each event's size is the same here).
+  const size = ev(2n).size;
+  assert.deepEqual(h.since(2n, 10, size + 1)?.events.map((e) => e.rev), [2n, 3n]);
+  assert.deepEqual(h.since(3n, 10, size + 1)?.events.map((e) => e.rev), [3n]);
+  assert.deepEqual(h.since(4n, 10, 1)?.events.map((e) => e.rev), [4n, 4n], 'one revision goes whole');
 });
 
 test('watcher: ranges, filters and start revision', () => {

@@ -16,7 +16,7 @@ import { budgetBytes, budgetRejections, budgetWaits } from '../metrics/registry.
  */
 const WAITING_BUDGETS = 8;
 
-export type BudgetUse = 'responses' | 'watch' | 'held';
+export type BudgetUse = 'responses' | 'watch' | 'held' | 'load';
 
 export interface BudgetOptions {
   /** Responses up to this size are granted at once, whatever is in use. */
@@ -39,6 +39,8 @@ export class Reservation {
   constructor(
     private readonly budget: MemoryBudget,
     private bytes_: number,
+    /** Granted above the small-response size: a read that may grow (member pages). */
+    readonly big: boolean,
   ) {}
 
   get bytes(): number {
@@ -52,15 +54,31 @@ export class Reservation {
     this.bytes_ = bytes;
   }
 
+  /**
+   * Grows the reservation to `bytes` without waiting (a read in progress already holds its
+   * pages): true when that fits the budget, or when this is the only big response in flight
+   * (one answer larger than the whole budget still goes, alone); false otherwise.
+   */
+  growTo(bytes: number): boolean {
+    if (this.done || bytes <= this.bytes_) return true;
+    if (!this.budget.canGrow(bytes - this.bytes_, this)) return false;
+    this.budget.charge('responses', bytes - this.bytes_);
+    this.bytes_ = bytes;
+    return true;
+  }
+
   release(): void {
     if (this.done) return;
     this.done = true;
+    this.budget.ended(this);
     this.budget.release('responses', this.bytes_);
   }
 }
 
 export class MemoryBudget {
-  private readonly used: Record<BudgetUse, number> = { responses: 0, watch: 0, held: 0 };
+  private readonly used: Record<BudgetUse, number> = { responses: 0, watch: 0, held: 0, load: 0 };
+  /** Big responses in flight (granted above the small size). */
+  private bigInFlight = 0;
   private total = 0;
   private readonly waiters: Waiter[] = [];
   private waitingBytes = 0;
@@ -70,6 +88,7 @@ export class MemoryBudget {
     responses: budgetBytes.labels({ use: 'responses' }),
     watch: budgetBytes.labels({ use: 'watch' }),
     held: budgetBytes.labels({ use: 'held' }),
+    load: budgetBytes.labels({ use: 'load' }),
   };
 
   constructor(
@@ -170,13 +189,25 @@ export class MemoryBudget {
     if (!this.over) for (const f of this.listeners) f();
   }
 
+  /** True when `r` may grow by `bytes` now (growTo). */
+  canGrow(bytes: number, r: Reservation): boolean {
+    return this.total + bytes <= this.limit || (r.big && this.bigInFlight === 1);
+  }
+
+  /** A reservation was released. */
+  ended(r: Reservation): void {
+    if (r.big) this.bigInFlight--;
+  }
+
   private fits(bytes: number): boolean {
     return this.total + bytes <= this.limit || this.used.responses === 0;
   }
 
   private grant(bytes: number): Reservation {
     this.charge('responses', bytes);
-    return new Reservation(this, bytes);
+    const big = bytes > this.opts.smallBytes;
+    if (big) this.bigInFlight++;
+    return new Reservation(this, bytes, big);
   }
 
   private drop(w: Waiter): boolean {

@@ -17,6 +17,7 @@ import { consistentStart, type MergedStream } from '../watch/merged-stream.js';
 import { Errors } from '../etcd/errors.js';
 import { loadShard } from './loader.js';
 import { fillPrev } from './prev-fill.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { CacheView, CachedRange } from './range-from-view.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './key-tree.js';
@@ -48,6 +49,8 @@ export class ReadCache {
     private readonly history: History,
     private readonly log: Logger,
     private readonly opts: CacheOptions,
+    /** Charged with the load's pages (loader.ts); null: none. */
+    private readonly budget: MemoryBudget | null = null,
   ) {
     this.stores = shards.map(() => new ShardStore());
     this.snapshots = new Snapshots(opts);
@@ -103,7 +106,7 @@ export class ReadCache {
       try {
         const cancelled = () => this.closed || gen !== this.generation;
         const trees = await Promise.all(
-          this.shards.map((s, i) => loadShard(s.upstream, this.ks, point.heads[i].memberRev, this.opts.loadPageKeys, cancelled)),
+          this.shards.map((s, i) => loadShard(s.upstream, this.ks, point.heads[i].memberRev, this.opts.loadPageKeys, cancelled, this.budget)),
         );
         if (cancelled()) return;
         trees.forEach((t, i) => this.stores[i].replace(t.tree, t.bytes));

@@ -71,6 +71,30 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
 
 /** A key's state as its encoded KeyValue (latin1), optionally without the value (keys_only). */
 export function encodeKeyValue(kv: MetaFields, withValue = true): string {
+  const at = encodeKeyValueScratch(kv, withValue);
+  return scratch.toString('latin1', 0, at);
+}
+
+/**
+ * A key's state as a RangeResponse `kvs` entry (field tag, length, encoded KeyValue) written
+ * into `buf` at `at` (which must have room: entrySize); returns the offset after it.
+ */
+export function writeKvEntry(buf: Buffer, at: number, kv: MetaFields, withValue: boolean): number {
+  const len = encodeKeyValueScratch(kv, withValue);
+  buf[at++] = 0x12;
+  at = writeSmall(buf, at, len);
+  return at + scratch.copy(buf, at, 0, len);
+}
+
+/** Bytes of a RangeResponse `kvs` entry for this key (an upper bound: writeKvEntry). */
+export function kvEntrySize(kv: MetaFields, withValue: boolean): number {
+  const len =
+    bytesField(kv.key.length) + intField(kv.create) + intField(kv.mod) + intField(kv.version) + bytesField(withValue ? kv.value.length : 0) + intField(kv.lease);
+  return 1 + smallVarintSize(len) + len;
+}
+
+/** Encodes into the scratch buffer; returns the encoded length. */
+function encodeKeyValueScratch(kv: MetaFields, withValue: boolean): number {
   const valueLen = withValue ? kv.value.length : 0;
   const size =
     bytesField(kv.key.length) + intField(kv.create) + intField(kv.mod) + intField(kv.version) + bytesField(valueLen) + intField(kv.lease);
@@ -102,7 +126,7 @@ export function encodeKeyValue(kv: MetaFields, withValue = true): string {
     scratch[at++] = 0x30;
     at = writeVarint(scratch, at, kv.lease);
   }
-  return scratch.toString('latin1', 0, at);
+  return at;
 }
 
 /** Reads the fields back from an encoded KeyValue (for filters, sorts, compares, keys_only). */
@@ -165,7 +189,8 @@ function writeHeader(buf: Buffer, at: number, h: ResponseHeader): number {
 /** The last header encoded (field 1 with its length): consecutive answers mostly share it. */
 let lastHeader: { cluster: unknown; member: unknown; rev: unknown; term: unknown; bytes: Buffer } | null = null;
 
-function encodedHeader(h: ResponseHeader): Buffer {
+/** A response's header field (1), encoded. */
+export function encodedHeader(h: ResponseHeader): Buffer {
   const l = lastHeader;
   if (l && l.rev === h.revision && l.cluster === h.cluster_id && l.member === h.member_id && l.term === h.raft_term) return l.bytes;
   const hSize = headerSize(h);
@@ -196,5 +221,71 @@ export function encodeRangeResponse(header: ResponseHeader, kvs: readonly string
     buf[at++] = 0x20;
     at = writeVarint(buf, at, count);
   }
+  return buf;
+}
+
+/**
+ * Big answers are built a few MiB at a time, yielding to the event loop in between: copying
+ * hundreds of MiB (page faults on fresh memory included) takes seconds on a busy machine, and
+ * small requests, keepalives and signals must not wait for it.
+ */
+export const YIELD_BYTES = 4 * 1024 * 1024;
+const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** encodeRangeResponse for answers of any size: above YIELD_BYTES, built in steps. */
+export async function encodeRangeResponseInSteps(header: ResponseHeader, kvs: readonly string[], more: boolean, count: bigint): Promise<Buffer> {
+  let size = 0;
+  for (const kv of kvs) size += kv.length;
+  if (size <= YIELD_BYTES) return encodeRangeResponse(header, kvs, more, count);
+  const head = encodedHeader(header);
+  size = head.length + (more ? 2 : 0) + intField(count);
+  for (const kv of kvs) size += 1 + smallVarintSize(kv.length) + kv.length;
+  const buf = Buffer.allocUnsafe(size);
+  let at = head.copy(buf, 0);
+  let step = at;
+  for (const kv of kvs) {
+    buf[at++] = 0x12;
+    at = writeSmall(buf, at, kv.length);
+    at += buf.write(kv, at, kv.length, 'latin1');
+    if (at - step >= YIELD_BYTES) {
+      step = at;
+      await nextTick();
+    }
+  }
+  writeTrailer(buf, at, more, count);
+  return buf;
+}
+
+/** An answer's `more` and `count` fields. */
+export function writeTrailer(buf: Buffer, at: number, more: boolean, count: bigint): number {
+  if (more) {
+    buf[at++] = 0x18;
+    buf[at++] = 1;
+  }
+  if (count !== 0n) {
+    buf[at++] = 0x20;
+    at = writeVarint(buf, at, count);
+  }
+  return at;
+}
+
+/**
+ * An encoded etcdserverpb.RangeResponse from `kvs` entries already framed (writeKvEntry):
+ * one copy of each behind the encoded header (encodedHeader), in steps (YIELD_BYTES).
+ */
+export async function encodeRangeResponseEntries(head: Buffer, entries: readonly Buffer[], more: boolean, count: bigint): Promise<Buffer> {
+  let size = head.length + (more ? 2 : 0) + intField(count);
+  for (const e of entries) size += e.length;
+  const buf = Buffer.allocUnsafe(size);
+  let at = head.copy(buf, 0);
+  let step = at;
+  for (const e of entries) {
+    at += e.copy(buf, at);
+    if (at - step >= YIELD_BYTES) {
+      step = at;
+      await nextTick();
+    }
+  }
+  writeTrailer(buf, at, more, count);
   return buf;
 }

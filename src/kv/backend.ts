@@ -18,6 +18,7 @@ import { compact } from './compact.js';
 import { deleteRange } from './delete.js';
 import { put } from './put.js';
 import { range } from './range.js';
+import { rangeInPages, type PageOptions, type PagedRange } from './range-pages.js';
 import { countAt, currentScanRevision, scanAt, type ScannedKV } from './scan.js';
 import type { MetaStore } from './store.js';
 import { txn } from './txn-verb.js';
@@ -30,6 +31,8 @@ export interface KvVerbs {
   deleteRange(r: DeleteRangeRequest): Promise<DeleteRangeResponse>;
   txn(r: TxnRequest): Promise<TxnOutcome>;
   compact(r: CompactionRequest): Promise<CompactionResponse>;
+  /** A big Range read from the members in pages at one revision (kv/range-pages.ts). */
+  rangeInPages(r: RangeRequest, opts: PageOptions): Promise<PagedRange>;
 }
 
 /** Every user key at one revision, and the records around it (snapshots, HashKV). */
@@ -53,6 +56,7 @@ export function kvVerbs(store: MetaStore): KvVerbs {
     deleteRange: (r) => deleteRange(store, r),
     txn: (r) => txn(store, r),
     compact: (r) => compact(store, r),
+    rangeInPages: (r, opts) => rangeInPages(store, r, opts),
   };
 }
 

@@ -28,9 +28,16 @@ import type { ShardRangePart } from './range-result.js';
 import type { MetaStore } from './store.js';
 import { revHeader } from '../etcd/header.js';
 
-interface ShardAnswer {
+export interface ShardAnswer {
   clock: ClockRead;
   part: ShardRangePart;
+  /**
+   * The member revision the part was read at (the shard's state at the answer's meta
+   * revision): the rest of a paged read continues there (range-pages.ts). Null when the part
+   * already holds every key of the range (a state inside a batch, merged from two reads) or
+   * nothing was read.
+   */
+  at: bigint | null;
 }
 
 /** The member side of a client range: etcd's limit+1 / key-order pushdown (range-result.ts). */
@@ -64,6 +71,17 @@ export function rangeInTxn(store: MetaStore, r: RangeRequest): Promise<RangeResp
 }
 
 async function rangeWith(store: MetaStore, r: RangeRequest, currentHeader: boolean): Promise<RangeResponse> {
+  const { answers, header } = await rangeParts(store, r, currentHeader);
+  const out = assembleRange(r, answers.map((a) => a.part));
+  return { header: revHeader(header), kvs: out.kvs, more: out.more, count: wire64(out.count) };
+}
+
+/**
+ * Every involved shard's part of a client range at one meta revision (the header), each as its
+ * member answered the pushed-down request (memberShape), with the member revision to read
+ * more of it at.
+ */
+export async function rangeParts(store: MetaStore, r: RangeRequest, currentHeader: boolean): Promise<{ answers: ShardAnswer[]; header: bigint }> {
   const range = store.ks.toMemberRange(r.key, r.range_end);
   const shardIdx = store.router.shardsForRange(r.key, r.range_end);
   const shards = shardIdx.map((i) => store.shards[i]);
@@ -82,8 +100,7 @@ async function rangeWith(store: MetaStore, r: RangeRequest, currentHeader: boole
   } else {
     ({ answers, header } = await readLinearizable(store, shards, r, range));
   }
-  const out = assembleRange(r, answers.map((a) => a.part));
-  return { header: revHeader(header), kvs: out.kvs, more: out.more, count: wire64(out.count) };
+  return { answers, header };
 }
 
 /** The member ops of a client range: none when it selects nothing a client may see. */
@@ -93,7 +110,7 @@ function memberOps(r: RangeRequest, range: MemberRange | null): RequestOp[] {
 
 async function readCurrent(store: MetaStore, shard: Shard, ops: RequestOp[], serializable: boolean): Promise<ShardAnswer> {
   const res = await shard.read(ops, serializable);
-  return { clock: res.clock, part: partOf(store, res.responses) };
+  return { clock: res.clock, part: partOf(store, res.responses), at: res.clock.memberRev };
 }
 
 /**
@@ -124,11 +141,11 @@ async function shardAt(store: MetaStore, s: Shard, r: RangeRequest | null, range
   const ops = r ? memberOps(r, range) : [];
   if (head.clock < rev) {
     const res = await s.fenceAndRead(rev, ops);
-    if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses) };
+    if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses), at: res.clock.memberRev };
     head = res.clock;
-    if (head.clock === rev) return { clock: head, part: partOf(store, res.responses) };
+    if (head.clock === rev) return { clock: head, part: partOf(store, res.responses), at: head.memberRev };
   }
-  if (!r || !range) return { clock: head, part: { kvs: [], count: 0n } };
+  if (!r || !range) return { clock: head, part: { kvs: [], count: 0n }, at: null };
   return readHistorical(store, s, r, range, rev, head);
 }
 
@@ -151,19 +168,19 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
     return { kvs: res.kvs.map((kv) => fromMember(kv, store.ks)), count: BigInt(res.count) };
   };
   if (point.partial === null) {
-    return { clock: head, part: await at(point.rev, memberRangeOp(r, range).request_range as RangeRequest) };
+    return { clock: head, part: await at(point.rev, memberRangeOp(r, range).request_range as RangeRequest), at: point.rev };
   }
   // R falls inside a batch: its puts at or below R, over the state before the batch (revmap.ts).
   const whole = rangeOp(range.start, range.end).request_range as RangeRequest;
   const [before, after] = await Promise.all([at(point.rev, whole), at(point.partial, whole)]);
-  let kvs = stateAt(before.kvs, after.kvs, rev);
+  const kvs = stateAt(before.kvs, after.kvs, rev);
   const shape = memberShape(r);
   const count = BigInt(kvs.length);
-  if (shape.countOnly) return { clock: head, part: { kvs: [], count } };
-  // What a member would have answered to the pushed-down request (range-result.ts memberShape).
+  if (shape.countOnly) return { clock: head, part: { kvs: [], count }, at: null };
+  // In the pushed-down order, every key: trimming the merged parts to the pushed-down limit
+  // (assembleRange) keeps the same first keys, and a paged read finds the whole part here.
   if (shape.sortDescendingByKey) kvs.reverse();
-  if (shape.limit > 0n) kvs = kvs.slice(0, Number(shape.limit));
-  return { clock: head, part: { kvs, count } };
+  return { clock: head, part: { kvs, count }, at: null };
 }
 
 /**
@@ -208,11 +225,11 @@ async function pastAt(store: MetaStore, s: Shard, r: RangeRequest, range: Member
   if (head.clock < target) {
     const res = await s.fenceAndRead(target, memberOps(r, range));
     // Fenced from a clock at or below rev: nothing landed in between, the state read is the one at rev.
-    if (res.fenced && res.prior <= rev) return { clock: res.clock, part: partOf(store, res.responses) };
-    if (!res.fenced && res.clock.clock === rev) return { clock: res.clock, part: partOf(store, res.responses) };
+    if (res.fenced && res.prior <= rev) return { clock: res.clock, part: partOf(store, res.responses), at: res.clock.memberRev };
+    if (!res.fenced && res.clock.clock === rev) return { clock: res.clock, part: partOf(store, res.responses), at: res.clock.memberRev };
     head = res.clock;
   }
-  if (!range) return { clock: head, part: { kvs: [], count: 0n } };
+  if (!range) return { clock: head, part: { kvs: [], count: 0n }, at: null };
   return readHistorical(store, s, r, range, rev, head);
 }
 

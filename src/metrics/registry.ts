@@ -156,7 +156,7 @@ export const watchResyncs = new Counter({
 
 export const budgetBytes = new Gauge({
   name: 'etcd_metaproxy_memory_budget_bytes',
-  help: 'Bytes held against limits.memoryBudgetBytes, by use (responses in flight, queued watch events, events held for a lagging shard; limit: the budget).',
+  help: 'Bytes held against limits.memoryBudgetBytes, by use (responses in flight, queued watch events, events held for a lagging shard, pages of the read cache loading; limit: the budget).',
   labelNames: ['use'] as const,
   registers: [registry],
 });

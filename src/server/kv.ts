@@ -18,12 +18,13 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../etcd/types.js';
+import { Errors } from '../etcd/errors.js';
 import type { CacheReader } from '../cache/reads.js';
-import { encodeRangeResponse } from '../cache/wire.js';
+import { encodedHeader, encodeRangeResponseInSteps } from '../cache/wire.js';
 import type { KvVerbs } from '../kv/backend.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
 import { revHeader } from '../etcd/header.js';
-import { clientWrites } from '../metrics/registry.js';
+import { budgetRejections, clientWrites } from '../metrics/registry.js';
 import type { HeaderSource } from './header.js';
 import { Encoded, type Handlers } from './service.js';
 import { unary } from './unary.js';
@@ -40,6 +41,11 @@ export interface KvDeps {
   budget: MemoryBudget;
 }
 
+/** Bytes of one member page of a paged read: a 64th of the budget, 256 KiB to 8 MiB. */
+export function memberPageBytes(budget: number): number {
+  return Math.max(256 * 1024, Math.min(8 * 1024 * 1024, Math.floor(budget / 64)));
+}
+
 /** Reads whose member answer is small by shape: one key, or a count. */
 function smallByShape(r: RangeRequest): boolean {
   return r.range_end.length === 0 || r.count_only;
@@ -48,6 +54,7 @@ function smallByShape(r: RangeRequest): boolean {
 export function kvService(d: KvDeps): Handlers<'KV'> {
   const o = { logger: d.logger, maxRequestBytes: d.maxRequestBytes };
   const hints = new SizeHints(d.budget.opts.smallBytes + 1, Math.floor(d.budget.limit / 4));
+  const pageBytes = memberPageBytes(d.budget.limit);
   return {
     Range: unary<RangeRequest, RangeResponse | Encoded>(
       'Range',
@@ -55,35 +62,61 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
         checkRange(r);
         const hit = d.reader ? await d.reader.range(r) : null;
         if (hit) {
-          // The size is known before the response exists: room first, then the bytes.
-          const room = await d.budget.reserve(encodedRangeSize(hit.kvs), cancel.signal);
+          // The size is known before the response exists: room first, then the bytes. Twice:
+          // grpc-js frames a copy of the response, and both live until it was written.
+          const room = await d.budget.reserve(2 * encodedRangeSize(hit.kvs), cancel.signal);
           try {
-            return holdUntilSent(new Encoded(encodeRangeResponse(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count)), room);
+            const bytes = await encodeRangeResponseInSteps(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count);
+            return holdUntilSent(new Encoded(bytes), room);
           } catch (err) {
             room.release();
             throw err;
           }
         }
-        // A member answer's size is known once it arrived: a read that may be big waits for
-        // room (what the same range took last time) before it asks the members, then holds
-        // what it got.
-        // A range not seen yet is read by one request at a time (size-hints.ts).
-        const small = smallByShape(r);
-        const estimate = small ? null : await hints.estimate(r.key, r.range_end, cancel.signal);
-        try {
-          const room = estimate ? await d.budget.reserve(estimate.bytes, cancel.signal) : d.budget.reserveNow(0);
+        // Single keys and counts are small by shape: one member read, answered at once.
+        if (smallByShape(r)) {
+          const room = d.budget.reserveNow(0);
           try {
             const res = await d.kv.range(r);
-            const size = decodedRangeSize(res.kvs);
-            estimate?.settle(size);
-            room.resize(size);
+            room.resize(decodedRangeSize(res.kvs));
             return holdUntilSent({ ...res, header: d.header.fill(res.header) }, room);
           } catch (err) {
             room.release();
             throw err;
           }
+        }
+        // Anything else is read from the members in pages (kv/range-pages.ts), each charged
+        // before it is read. A read first waits for room for what the same range took last time
+        // (a range not seen yet is read by one request at a time, size-hints.ts), then grows
+        // without waiting: past the budget it gets etcd's "too many requests".
+        const estimate = await hints.estimate(r.key, r.range_end, cancel.signal);
+        try {
+          const room = await d.budget.reserve(estimate.bytes, cancel.signal);
+          try {
+            const hold = (bytes: number) => {
+              if (room.growTo(bytes)) return;
+              budgetRejections.inc();
+              estimate.settle(bytes);
+              throw Errors.tooManyRequests();
+            };
+            const header = (rev: bigint) => encodedHeader(d.header.fill(revHeader(rev)));
+            const opts = { pageBytes, header, hold, expected: (bytes: number) => estimate.settle(bytes), signal: cancel.signal };
+            // A compaction past the revision of a current read while its pages were read: read
+            // again at a new revision (etcd would have answered from its snapshot).
+            const res = await d.kv.rangeInPages(r, opts).catch((err: unknown) => {
+              if (r.revision === '0' && Errors.compacted.is(err)) return d.kv.rangeInPages(r, opts);
+              throw err;
+            });
+            estimate.settle(res.held);
+            room.resize(res.held);
+            const bytes = res.response;
+            return holdUntilSent(new Encoded(bytes), room);
+          } catch (err) {
+            room.release();
+            throw err;
+          }
         } finally {
-          estimate?.settle(null);
+          estimate.settle(null);
         }
       },
       o,

@@ -128,9 +128,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     await merged.start();
     // One coalesced coordinator read (clock and compaction) serves watch progress and cached reads.
     const coordinatorProbe = new ClockProbe(() => store.coordinatorView());
-    const hub = new WatchHub(merged, { read: async () => (await coordinatorProbe.read()).clock }, log, cfg.watch);
+    // The history is memory the budget bounds too: at most a quarter of it (watch.historyBytes when smaller).
+    const historyBytes = Math.min(cfg.watch.historyBytes, Math.floor(cfg.limits.memoryBudgetBytes / 4));
+    const hub = new WatchHub(merged, { read: async () => (await coordinatorProbe.read()).clock }, log, { ...cfg.watch, historyBytes });
     // Reads from memory (src/cache/): loads in the background; until then reads go to the members.
-    const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache) : null;
+    const cache = cfg.cache.enabled ? new ReadCache(shards, ks, merged, hub.history, log, cfg.cache, budget) : null;
     const reader = cache ? new CacheReader(cache, store, merged, coordinatorProbe, { waitMs: cfg.cache.waitMs }) : null;
     const dropCacheStats = cache
       ? addCacheSource({

@@ -32,7 +32,7 @@ export function encodeEnvelope(mod: bigint, create: bigint, lease: bigint, value
  * Decodes a member value. A value not written by the proxy (no envelope) is returned as-is
  * with zero meta revisions rather than failing the whole read.
  */
-export function decodeEnvelope(raw: Buffer): Envelope {
+export function decodeEnvelope(raw: Buffer, copy = true): Envelope {
   if (raw.length < ENVELOPE_SIZE || raw[0] !== ENVELOPE_FORMAT) {
     return { mod: 0n, create: 0n, lease: 0n, value: raw };
   }
@@ -40,8 +40,8 @@ export function decodeEnvelope(raw: Buffer): Envelope {
     mod: raw.readBigInt64BE(1),
     create: raw.readBigInt64BE(9),
     lease: raw.readBigInt64BE(17),
-    // Copy: a slice would pin the whole gRPC message buffer.
-    value: Buffer.from(raw.subarray(ENVELOPE_SIZE)),
+    // Copy: a slice would pin the whole gRPC message buffer (unless the caller copies it at once).
+    value: copy ? Buffer.from(raw.subarray(ENVELOPE_SIZE)) : raw.subarray(ENVELOPE_SIZE),
   };
 }
 

@@ -44,6 +44,23 @@ export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {
   };
 }
 
+/**
+ * fromMember without copies: key and value are views into the member's message, for readers
+ * that copy what they keep at once (paged reads, the cache loader) instead of pinning it.
+ */
+export function fromMemberView(kv: KeyValue, ks: Keyspace): MetaKV {
+  const env = decodeEnvelope(kv.value, false);
+  return {
+    key: ks.fromMember(kv.key),
+    create: env.create,
+    mod: env.mod,
+    version: BigInt(kv.version),
+    lease: env.lease,
+    value: env.value,
+    memberMod: BigInt(kv.mod_revision),
+  };
+}
+
 export function toWire(kv: MetaKV, keysOnly = false): KeyValue {
   return {
     key: kv.key,

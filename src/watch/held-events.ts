@@ -3,8 +3,11 @@
  * stopped): once they pass a quarter of the memory budget while the budget is spent, the
  * shards holding events drop them (merger.rewind), their feeds stop and forget what they read
  * above the last released revision (feed.rewind), and when the lagging shards answer again the
- * feeds read those events again from the members' history. Watchers get every event in order:
- * nothing above the released revision was released, and it all comes back from the members.
+ * feeds read those events again from the members' history, paced: while they catch up, a feed
+ * whose events wait is paused (HTTP/2 flow control leaves the rest in the member) once the
+ * merger holds an 8th of the budget, and resumed when releases bring it below a 16th. Watchers
+ * get every event in order: nothing above the released revision was released, and it all
+ * comes back from the members.
  */
 import type { Logger } from 'pino';
 import type { MemoryBudget } from '../budget/memory-budget.js';
@@ -27,6 +30,14 @@ export class HeldEventsGuard {
   private readonly laggards = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * After the laggards answer again, until the backlog is through: the feeds reading it are
+   * paced (paused past an 8th of the budget held, resumed below a 16th) instead of dropping
+   * again, so the re-read neither outruns the release nor churns.
+   */
+  private catchingUp = false;
+  /** Feeds paused by that pacing. */
+  private readonly paused = new Set<number>();
 
   constructor(
     private readonly budget: MemoryBudget,
@@ -37,6 +48,16 @@ export class HeldEventsGuard {
   /** After events were pushed: drop what is held when it takes too much of a spent budget. */
   check(): void {
     const m = this.src.merger();
+    if (this.catchingUp) {
+      if (m.heldBytes <= this.budget.limit / 8) return;
+      const feeds = this.src.feeds();
+      for (const i of m.holding()) {
+        if (this.paused.has(i)) continue;
+        this.paused.add(i);
+        feeds[i].pause();
+      }
+      return;
+    }
     if (!this.budget.over || m.heldBytes <= this.budget.limit / 4) return;
     const released = m.released;
     const holding = m.holding();
@@ -65,13 +86,34 @@ export class HeldEventsGuard {
 
   /** Every event at or below `rev` was released. */
   released(rev: bigint): void {
-    for (const f of this.src.feeds()) f.released(rev);
+    const feeds = this.src.feeds();
+    for (const f of feeds) f.released(rev);
+    if (!this.catchingUp) return;
+    const m = this.src.merger();
+    const held = m.heldBytes;
+    if (this.paused.size && held <= this.budget.limit / 16) {
+      for (const i of this.paused) feeds[i].resume();
+      this.paused.clear();
+    }
+    // A paused feed that holds nothing any more may be the one the others wait for.
+    if (this.paused.size) {
+      const holding = m.holding();
+      for (const i of [...this.paused]) {
+        if (holding.includes(i)) continue;
+        this.paused.delete(i);
+        feeds[i].resume();
+      }
+    }
+    // Through the backlog: the merger holds next to nothing with every feed reading.
+    if (!this.paused.size && held <= this.budget.limit / 64) this.catchingUp = false;
   }
 
   /** The merged stream restarted with new feeds: nothing is suspended any more. */
   reset(): void {
     this.suspended.clear();
     this.laggards.clear();
+    this.paused.clear();
+    this.catchingUp = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -101,6 +143,7 @@ export class HeldEventsGuard {
     const resumed = [...this.suspended];
     this.suspended.clear();
     this.laggards.clear();
+    this.catchingUp = resumed.length > 0;
     for (const i of resumed) feeds[i].start();
     this.log.info({ resumed: resumed.map((i) => this.src.shards[i].name) }, 'lagging shards answer again: reading the dropped events again from the members');
   }

@@ -55,11 +55,11 @@ export class History {
   }
 
   /**
-   * Events at revision `from` and above, at most about `max` of them cut at a revision
-   * boundary: `complete` says whether they reach the newest event held. Null when revisions
-   * at or above `from` were already evicted.
+   * Events at revision `from` and above, at most about `max` of them (and about `maxBytes`)
+   * cut at a revision boundary: `complete` says whether they reach the newest event held. Null
+   * when revisions at or above `from` were already evicted.
    */
-  since(from: bigint, max: number): { events: MetaEvent[]; complete: boolean } | null {
+  since(from: bigint, max: number, maxBytes = Number.MAX_SAFE_INTEGER): { events: MetaEvent[]; complete: boolean } | null {
     if (from <= this.lowest) return null;
     let lo = this.head;
     let hi = this.events.length;
@@ -69,6 +69,14 @@ export class History {
       else hi = mid;
     }
     let end = Math.min(this.events.length, lo + max);
+    let bytes = 0;
+    for (let i = lo; i < end; i++) {
+      bytes += this.events[i].size;
+      if (bytes > maxBytes) {
+        end = i + 1;
+        break;
+      }
+    }
     if (end < this.events.length) {
       const cut = this.events[end].rev;
       while (end > lo && this.events[end - 1].rev === cut) end--;

@@ -88,6 +88,14 @@ export class WatchSession implements WatchSink {
     });
   }
 
+  /**
+   * Bytes of history a catching-up watcher takes at a time (then waits until they were written):
+   * a 16th of the budget, 64 KiB to 4 MiB, so that watchers catching up together stay near it.
+   */
+  private get catchUpBytes(): number {
+    return Math.max(64 * 1024, Math.min(4 * 1024 * 1024, Math.floor(this.d.budget.limit / 16)));
+  }
+
   // ----------------------------------------------------------------------------- requests
 
   /** A create request refused by auth: etcd answers created+canceled with the reason, watch id -1. */
@@ -193,7 +201,7 @@ export class WatchSession implements WatchSink {
           this.sendCompacted(w, compacted);
           return;
         }
-        const held = hub.history.since(from, this.d.maxPendingEvents);
+        const held = hub.history.since(from, this.d.maxPendingEvents, this.catchUpBytes);
         if (held) {
           this.sendEvents(w, w.select(held.events));
           if (held.complete) {
@@ -269,7 +277,21 @@ export class WatchSession implements WatchSink {
     const wire = events.map((e) => wireEvent(e, w.spec.prevKv));
     w.sentSinceTick = true;
     if (!w.spec.fragment) {
-      this.enqueue(this.response(rev, w.id, { events: wire }), w, events.length, sizeOf(events, 0, events.length));
+      // Many events (a shard's backlog released at once, a catch-up) go in several responses,
+      // each closed at a revision boundary once it reached the split size, as etcd sends an
+      // unsynced watcher's backlog: one encoded response (and grpc-js's framed copy of it)
+      // per watcher of the whole backlog would be held in the HTTP/2 stream beyond the budget.
+      let start = 0;
+      let size = 0;
+      for (let i = 0; i < events.length; i++) {
+        if (i > start && size >= this.d.maxResponseBytes && events[i].rev !== events[i - 1].rev) {
+          this.enqueue(this.response(rev, w.id, { events: wire.slice(start, i) }), w, i - start, size);
+          start = i;
+          size = 0;
+        }
+        size += events[i].size;
+      }
+      this.enqueue(this.response(rev, w.id, { events: start ? wire.slice(start) : wire }), w, events.length - start, size);
       return;
     }
     // etcd's split: a piece is closed once it holds two or more events and has reached the

@@ -1,7 +1,7 @@
 /**
  * Codec micro-benchmark: the proxy's hot messages through proto-loader's reflective codec
  * (protobufjs, what the proxy used before), the generated static codecs (src/etcd/gen/, what it
- * uses now) and the hand-written one that remains (cache/wire.ts's RangeResponse from pre-encoded
+ * uses now) and the hand-written one that remains (wire/encoded-kv.ts's RangeResponse from pre-encoded
  * KeyValues). A hand-written RangeRequest decoder (server/range-request.ts) measured 1.3-2.2x
  * slower than the generated one here and was removed. Single process, no I/O:
  *
@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import type * as grpc from '@grpc/grpc-js';
 import { etcdGrpcObject } from '../src/etcd/proto.js';
 import { generatedService } from '../src/etcd/services.js';
-import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/cache/wire.js';
+import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/wire/encoded-kv.js';
 import type { KeyValue } from '../src/etcd/types.js';
 
 const { values } = parseArgs({ options: { ms: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } });
@@ -108,17 +108,17 @@ codecRow('client PutRequest decode', 'KV', 'Put', 'requestDeserialize', putReque
 codecRow('client PutResponse encode', 'KV', 'Put', 'responseSerialize', putResponse);
 codecRow('client RangeRequest decode', 'KV', 'Range', 'requestDeserialize', rangeRequest);
 
-// A 100-key RangeResponse: from KeyValue objects through a codec, or (cache/wire.ts) from the
+// A 100-key RangeResponse: from KeyValue objects through a codec, or (wire/encoded-kv.ts) from the
 // cache's pre-encoded KeyValues.
 const kvs = Array.from({ length: 100 }, (_, i) => kv(Buffer.from(`bench/range/${String(i).padStart(4, '0')}`), 1000 + i));
 const preEncoded = kvs.map((k) =>
   encodeKeyValue({ key: k.key, value: k.value, create: BigInt(k.create_revision), mod: BigInt(k.mod_revision), version: BigInt(k.version), lease: 0n }),
 );
-codecRow('RangeResponse encode, 100 x 281 B (hand: cache/wire.ts pre-encoded)', 'KV', 'Range', 'responseSerialize', { header, kvs, more: false, count: '100' }, () =>
+codecRow('RangeResponse encode, 100 x 281 B (hand: wire/encoded-kv.ts pre-encoded)', 'KV', 'Range', 'responseSerialize', { header, kvs, more: false, count: '100' }, () =>
   encodeRangeResponse(header, preEncoded, false, 100n),
 );
 // What the generated encoder costs when the cache's stored form (encoded KeyValue strings) must
-// first become KeyValue objects: the alternative to keeping cache/wire.ts.
+// first become KeyValue objects: the alternative to keeping wire/encoded-kv.ts.
 const rangeGen = generatedMethod('KV', 'Range');
 const fromStored = (stored: readonly string[]): KeyValue[] =>
   stored.map((enc) => {
@@ -132,7 +132,7 @@ rows.push([
   measure(() => encodeRangeResponse(header, preEncoded, false, 100n)),
 ]);
 const oneKv = [preEncoded[0]!];
-codecRow('RangeResponse encode, 1 key (hand: cache/wire.ts pre-encoded)', 'KV', 'Range', 'responseSerialize', { header, kvs: [kvs[0]], more: false, count: '1' }, () =>
+codecRow('RangeResponse encode, 1 key (hand: wire/encoded-kv.ts pre-encoded)', 'KV', 'Range', 'responseSerialize', { header, kvs: [kvs[0]], more: false, count: '1' }, () =>
   encodeRangeResponse(header, oneKv, false, 1n),
 );
 

@@ -14,7 +14,7 @@ import http2 from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { encodeKeyValue, encodeRangeResponse } from '../src/cache/wire.js';
+import { encodeKeyValue, encodeRangeResponse } from '../src/wire/encoded-kv.js';
 import { freePort } from '../src/local/ports.js';
 import { intArg } from './lib/args.js';
 import { installSignalHandlers, onCleanup, runCleanups, stopChild } from './lib/cleanup.js';

@@ -10,7 +10,7 @@ import { fromWire, toWire } from '../src/shard/meta-kv.js';
 import { rangeFromView, type CacheView } from '../src/cache/range-from-view.js';
 import { Snapshots } from '../src/cache/snapshots.js';
 import { ShardStore } from '../src/cache/key-tree.js';
-import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/cache/wire.js';
+import { decodeKeyValue, encodeKeyValue, encodeRangeResponse } from '../src/wire/encoded-kv.js';
 import type { MetaEvent } from '../src/watch/event.js';
 import { History } from '../src/watch/history.js';
 

@@ -21,7 +21,7 @@ import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { CacheView, CachedRange } from './range-from-view.js';
 import { Snapshots, type SnapshotOptions } from './snapshots.js';
 import { ShardStore } from './key-tree.js';
-import { encodeKeyValue } from './wire.js';
+import { encodeKeyValue } from '../wire/encoded-kv.js';
 
 export interface CacheOptions extends SnapshotOptions {
   /** Keys per member range while loading. */

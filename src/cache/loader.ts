@@ -12,7 +12,7 @@ import type { Keyspace } from '../shard/keyspace.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { KeyTree } from './key-tree.js';
 import { emptyTree } from './key-tree.js';
-import { encodeKeyValue } from './wire.js';
+import { encodeKeyValue } from '../wire/encoded-kv.js';
 import type { MemoryBudget } from '../budget/memory-budget.js';
 
 const ALL = Buffer.from([0]);

@@ -9,7 +9,7 @@ import type { KeyValue } from '../etcd/types.js';
 import type { EventBatch } from '../watch/event.js';
 import { EventType, eventSize } from '../watch/event.js';
 import type { ShardStore } from './key-tree.js';
-import { decodeKeyValue } from './wire.js';
+import { decodeKeyValue } from '../wire/encoded-kv.js';
 
 /**
  * Fills prevKv of the batch's events read without prev_kv. `stores` hold the state just before

@@ -10,7 +10,7 @@ import { assembleRange, filtered, memberShape, mergeSorted } from '../kv/range-r
 import { fromWire } from '../shard/meta-kv.js';
 import type { KeyTree } from './key-tree.js';
 import { TOP } from './key-tree.js';
-import { decodeKeyValue, encodeKeyValue } from './wire.js';
+import { decodeKeyValue, encodeKeyValue } from '../wire/encoded-kv.js';
 
 /** The per-shard trees of the cache at one meta revision. */
 export interface CacheView {

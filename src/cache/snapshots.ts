@@ -8,7 +8,7 @@
 import type { History } from '../watch/history.js';
 import { fromWire } from '../shard/meta-kv.js';
 import type { CacheView } from './range-from-view.js';
-import { encodeKeyValue } from './wire.js';
+import { encodeKeyValue } from '../wire/encoded-kv.js';
 
 export interface SnapshotOptions {
   /** Views kept at most (least recently used go first). */

@@ -10,7 +10,7 @@ import { revHeader } from '../etcd/header.js';
 import type { Router } from '../partition/router.js';
 import { toWire } from '../shard/meta-kv.js';
 import { rangeFromView, type CacheView } from './range-from-view.js';
-import { decodeKeyValue } from './wire.js';
+import { decodeKeyValue } from '../wire/encoded-kv.js';
 
 export interface CachedTxn {
   succeeded: boolean;

@@ -5,7 +5,7 @@
  * field, into chunks whose entries are put in order at the end. `held` is what the answer
  * holds until written, for the memory budget.
  */
-import { writeKvEntry, writeTrailer } from '../cache/wire.js';
+import { writeKvEntry, writeTrailer } from '../wire/encoded-kv.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 
 /** Room for RangeResponse.more and .count after the entries. */

@@ -3,7 +3,7 @@
  * cache off or still loading). The first page of every involved shard fixes one meta revision
  * and each shard's member revision (range.ts rangeParts); the rest of each shard's part is read
  * at that member revision, a page at a time, and merged in key order. Each key is kept only in
- * its encoded form (cache/wire.ts), written straight into the response (allocated at the size
+ * its encoded form (wire/encoded-kv.ts), written straight into the response (allocated at the size
  * the first pages suggest) once it passed the request's filters, so what the read holds is the
  * response (counted twice: grpc-js copies it once more to frame it) plus one page per shard,
  * and `hold` is asked for room before every page:
@@ -17,7 +17,7 @@
 import { Errors } from '../etcd/errors.js';
 import type { RangeRequest } from '../etcd/types.js';
 import { SortOrder, SortTarget } from '../etcd/types.js';
-import { encodeRangeResponseEntries, kvEntrySize } from '../cache/wire.js';
+import { encodeRangeResponseEntries, kvEntrySize } from '../wire/encoded-kv.js';
 import { AnswerWriter, TRAILER } from './answer-writer.js';
 import { fromMemberView, type MetaKV } from '../shard/meta-kv.js';
 import { filtered, memberShape } from './range-result.js';

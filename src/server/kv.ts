@@ -20,7 +20,7 @@ import type {
 } from '../etcd/types.js';
 import { Errors } from '../etcd/errors.js';
 import type { CacheReader } from '../cache/reads.js';
-import { encodedHeader, encodeRangeResponseInSteps } from '../cache/wire.js';
+import { encodedHeader, encodeRangeResponseInSteps } from '../wire/encoded-kv.js';
 import type { KvVerbs } from '../kv/backend.js';
 import { txnWrites } from '../kv/txn-snapshot.js';
 import { revHeader } from '../etcd/header.js';

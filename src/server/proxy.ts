@@ -101,12 +101,14 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     const wanted = defaultPartitionMap(cfg.partitions, cfg.routingPrefixSegments, cfg.shards.map((s) => s.name));
     const map = await loadOrRecordPartitionMap(coordinator, wanted);
     const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
-    const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks));
+    // The writers ask the clock only when writes come, after init below: no client is served yet.
+    const clock = new ClockAllocator(coordinator);
+    const writerFor = (name: string, u: Upstream) =>
+      new ShardWriter(name, u, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n, proofs) => clock.takeConfirmed(n, proofs));
+    const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks, writerFor(cfg.shards[i].name, u)));
     startKnownSeries(cfg.shards.map((s) => s.name));
     await Promise.all(shards.map((s) => s.init()));
-    const clock = new ClockAllocator(coordinator);
     await clock.init(async () => (await Promise.all(shards.map((s) => s.currentClock()))).map((c) => c.clock));
-    for (const s of shards) s.useWriter(new ShardWriter(s.name, s.upstream, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n, proofs) => clock.takeConfirmed(n, proofs)));
     await initCompactRecord(coordinator);
     const store = new MetaStore(shards, new Router(map), clock, ks, coordinator, {
       maxPins: Math.max(1, Math.floor(cfg.memberLimits.maxTxnOps / 2)),

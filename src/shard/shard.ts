@@ -29,7 +29,6 @@ export function clockEquals(clock: bigint): Compare {
 }
 
 export class Shard {
-  private shardWriter: ShardWriter | null = null;
   private readonly linearizableReads: ShardReader;
   private readonly serializableReads: ShardReader;
 
@@ -38,19 +37,11 @@ export class Shard {
     readonly name: string,
     readonly upstream: Upstream,
     readonly keyspace: Keyspace,
+    /** Group commit for this shard's writes (it asks the clock only when a write comes). */
+    readonly writer: ShardWriter,
   ) {
     this.linearizableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY)], READ_CHUNK + 1);
     this.serializableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable: true })], READ_CHUNK + 1);
-  }
-
-  /** Group commit for this shard's writes (set once the clock is ready). */
-  get writer(): ShardWriter {
-    if (!this.shardWriter) throw new Error(`shard ${this.name}: writer used before start-up finished`);
-    return this.shardWriter;
-  }
-
-  useWriter(w: ShardWriter): void {
-    this.shardWriter = w;
   }
 
   /**

@@ -26,7 +26,15 @@ before(async () => {
   try {
     oracle = await startOracle('maint-oracle');
     cleanup.add('stop oracle', () => oracle.stop());
-    meta = await startMeta({ shards: 2, proxies: 2, tag: 'maint' });
+    meta = await startMeta({
+      shards: 2,
+      proxies: 2,
+      tag: 'maint',
+      // The second proxy reads from the members (no cache): reads under NOSPACE take that path there.
+      configure: (cfg, i) => {
+        if (i === 1) cfg.cache.enabled = false;
+      },
+    });
     cleanup.add('stop meta', () => meta.stop());
     proxyA = new RawClient(meta.addresses[0]!);
     proxyB = new RawClient(meta.addresses[1]!);

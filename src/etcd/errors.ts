@@ -97,3 +97,22 @@ export interface GrpcLikeError {
 export function isGrpcError(err: unknown): err is GrpcLikeError & Error {
   return typeof err === 'object' && err !== null && typeof (err as GrpcLikeError).code === 'number';
 }
+
+/**
+ * Codes with which etcd refuses a request without applying it (a full backend, a request too
+ * large, too many requests, a permission). Transport failures, timeouts and the like may have
+ * been applied.
+ */
+const NOT_APPLIED = new Set<number>([
+  status.INVALID_ARGUMENT,
+  status.FAILED_PRECONDITION,
+  status.RESOURCE_EXHAUSTED,
+  status.PERMISSION_DENIED,
+  status.UNAUTHENTICATED,
+  status.OUT_OF_RANGE,
+]);
+
+/** etcd refused the request: nothing of it was applied. */
+export function notApplied(err: unknown): boolean {
+  return err instanceof EtcdError && NOT_APPLIED.has(err.code);
+}

@@ -15,7 +15,7 @@
  *   below it). Each shard's part is its state at R: read in the fence when its clock was at or
  *   below R, else at its member revision for R.
  */
-import { Errors } from '../etcd/errors.js';
+import { Errors, notApplied } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp, TxnResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { MemberRange } from '../shard/keyspace.js';
@@ -140,13 +140,33 @@ async function readLinearizable(store: MetaStore, shards: Shard[], r: RangeReque
 async function shardAt(store: MetaStore, s: Shard, r: RangeRequest | null, range: MemberRange | null, rev: bigint, head: ClockRead): Promise<ShardAnswer> {
   const ops = r ? memberOps(r, range) : [];
   if (head.clock < rev) {
-    const res = await s.fenceAndRead(rev, ops);
+    const res = await s.fenceAndRead(rev, ops).catch(async (err: unknown) => {
+      // A member that refuses writes (NOSPACE) cannot be fenced: its owner vouches instead.
+      const read = notApplied(err) ? await vouchedRead(store, s, ops, rev) : null;
+      if (!read) throw err;
+      return read;
+    });
     if (res.fenced) return { clock: res.clock, part: partOf(store, res.responses), at: res.clock.memberRev };
     head = res.clock;
     if (head.clock === rev) return { clock: head, part: partOf(store, res.responses), at: head.memberRev };
   }
   if (!r || !range) return { clock: head, part: { kvs: [], count: 0n }, at: null };
   return readHistorical(store, s, r, range, rev, head);
+}
+
+/**
+ * The shard's state at `rev` without a fence: its owner's word that every write at or below
+ * `rev` has landed by member revision M, then a read at or past M. A clock still below `rev`
+ * there means no write between it and `rev` landed or ever will: that state is the one at
+ * `rev` (answered as if fenced). Null when there is no owner to ask.
+ */
+async function vouchedRead(store: MetaStore, s: Shard, ops: RequestOp[], rev: bigint) {
+  const m = await store.routing?.settle(s.index, rev).catch(() => null);
+  if (m === null || m === undefined) return null;
+  const cur = await s.read(ops);
+  if (cur.clock.memberRev < m) return null;
+  const fenced = cur.clock.clock < rev;
+  return { clock: fenced ? { clock: rev, memberRev: cur.clock.memberRev } : cur.clock, prior: cur.clock.clock, responses: cur.responses, fenced };
 }
 
 async function readSerializable(store: MetaStore, shards: Shard[], r: RangeRequest, range: MemberRange | null) {

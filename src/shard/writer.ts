@@ -16,8 +16,7 @@
  * is the only system write per batch. A write whose pins fail gets its fresh state back to
  * re-plan; a batch whose fence fails (another proxy wrote first) is re-sent with new revisions.
  */
-import { status } from '@grpc/grpc-js';
-import { EtcdError } from '../etcd/errors.js';
+import { notApplied } from '../etcd/errors.js';
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { memberWrites, writeRetries } from '../metrics/registry.js';
@@ -91,24 +90,6 @@ interface Allocated {
   batch: Pending[];
   first: bigint;
   error?: unknown;
-}
-
-/**
- * Codes with which etcd refuses a request without applying it (a full backend, a request too
- * large, too many requests, a permission): such a batch left nothing in doubt. Transport
- * failures, timeouts and the like may have been applied.
- */
-const REFUSED = new Set<number>([
-  status.INVALID_ARGUMENT,
-  status.FAILED_PRECONDITION,
-  status.RESOURCE_EXHAUSTED,
-  status.PERMISSION_DENIED,
-  status.UNAUTHENTICATED,
-  status.OUT_OF_RANGE,
-]);
-
-function refused(err: unknown): boolean {
-  return err instanceof EtcdError && REFUSED.has(err.code);
 }
 
 /** Top-level Then holds Range clock + Put clock + one nested txn per write. */
@@ -260,7 +241,7 @@ export class ShardWriter {
         if (sent !== null && this.uncertainUpTo > 0n && cur.first > this.uncertainUpTo) this.uncertainUpTo = 0n;
       } catch (err) {
         const last = cur.first + BigInt(cur.batch.length - 1);
-        if (!refused(err) && last > this.uncertainUpTo) this.uncertainUpTo = last;
+        if (!notApplied(err) && last > this.uncertainUpTo) this.uncertainUpTo = last;
         for (const p of cur.batch) p.reject(err);
       }
       this.answered(cur.first);

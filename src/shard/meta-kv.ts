@@ -32,16 +32,7 @@ export function fromWire(kv: KeyValue): MetaFields {
 }
 
 export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {
-  const env = decodeEnvelope(kv.value);
-  return {
-    key: Buffer.from(ks.fromMember(kv.key)),
-    create: env.create,
-    mod: env.mod,
-    version: BigInt(kv.version),
-    lease: env.lease,
-    value: env.value,
-    memberMod: BigInt(kv.mod_revision),
-  };
+  return decodeMember(kv, ks, true);
 }
 
 /**
@@ -49,9 +40,14 @@ export function fromMember(kv: KeyValue, ks: Keyspace): MetaKV {
  * that copy what they keep at once (paged reads, the cache loader) instead of pinning it.
  */
 export function fromMemberView(kv: KeyValue, ks: Keyspace): MetaKV {
-  const env = decodeEnvelope(kv.value, false);
+  return decodeMember(kv, ks, false);
+}
+
+function decodeMember(kv: KeyValue, ks: Keyspace, copy: boolean): MetaKV {
+  const env = decodeEnvelope(kv.value, copy);
+  const key = ks.fromMember(kv.key);
   return {
-    key: ks.fromMember(kv.key),
+    key: copy ? Buffer.from(key) : key,
     create: env.create,
     mod: env.mod,
     version: BigInt(kv.version),

@@ -213,14 +213,7 @@ export function encodeRangeResponse(header: ResponseHeader, kvs: readonly string
     at = writeSmall(buf, at, kv.length);
     at += buf.write(kv, at, kv.length, 'latin1');
   }
-  if (more) {
-    buf[at++] = 0x18;
-    buf[at++] = 1;
-  }
-  if (count !== 0n) {
-    buf[at++] = 0x20;
-    at = writeVarint(buf, at, count);
-  }
+  writeTrailer(buf, at, more, count);
   return buf;
 }
 

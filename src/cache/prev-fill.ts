@@ -16,8 +16,11 @@ import { decodeKeyValue } from '../wire/encoded-kv.js';
  * the batch; an earlier event of the batch on the same key is its previous state.
  */
 export function fillPrev(b: EventBatch, stores: readonly ShardStore[]): void {
+  // Same-key events in one batch only matter when it holds more than one event.
+  const track = b.events.length > 1;
   let earlier: Map<string, KeyValue | null> | null = null;
   for (const e of b.events) {
+    if (!e.prevUnknown && !track) continue;
     const key = e.key.toString('latin1');
     if (e.prevUnknown) {
       const inBatch = earlier?.get(key);
@@ -26,7 +29,7 @@ export function fillPrev(b: EventBatch, stores: readonly ShardStore[]): void {
       e.size = eventSize(e.kv, prev);
       delete e.prevUnknown;
     }
-    if (b.events.length > 1) (earlier ??= new Map()).set(key, e.type === EventType.PUT ? e.kv : null);
+    if (track) (earlier ??= new Map()).set(key, e.type === EventType.PUT ? e.kv : null);
   }
 }
 

@@ -20,7 +20,7 @@ import { SortOrder, SortTarget } from '../etcd/types.js';
 import { encodeRangeResponseEntries, kvEntrySize } from '../wire/encoded-kv.js';
 import { AnswerWriter, TRAILER } from './answer-writer.js';
 import { fromMemberView, type MetaKV } from '../shard/meta-kv.js';
-import { filtered, memberShape } from './range-result.js';
+import { memberShape, revisionFilter } from './range-result.js';
 import { rangeParts } from './range.js';
 import type { MetaStore } from './store.js';
 
@@ -118,11 +118,7 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
   const shards = store.router.shardsForRange(r.key, r.range_end).map((i) => store.shards[i]);
 
   const sortKeys: SortKey[] = [];
-  const maxMod = BigInt(r.max_mod_revision);
-  const minMod = BigInt(r.min_mod_revision);
-  const maxCreate = BigInt(r.max_create_revision);
-  const minCreate = BigInt(r.min_create_revision);
-  const isFiltered = filtered(r);
+  const pass = revisionFilter(r);
   const buffered = () => cursors.reduce((a, c) => a + c.pageBytes, 0);
   // The answer's size from the first pages' key sizes: the response is allocated at about that
   // size, and a read that cannot fit is refused before it reads more.
@@ -192,12 +188,7 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
     }
     if (!best) break;
     const kv = best.kvs[best.pos++];
-    if (isFiltered) {
-      if (maxMod !== 0n && kv.mod > maxMod) continue;
-      if (minMod !== 0n && kv.mod < minMod) continue;
-      if (maxCreate !== 0n && kv.create > maxCreate) continue;
-      if (minCreate !== 0n && kv.create < minCreate) continue;
-    }
+    if (pass && !pass(kv)) continue;
     const size = kvEntrySize(kv, !r.keys_only);
     // A response larger than the first pages suggested grows (charged first).
     if (!out.fits(size)) opts.hold(out.heldAfterGrowth(size) + buffered());
@@ -222,7 +213,7 @@ export async function rangeInPages(store: MetaStore, r: RangeRequest, opts: Page
   }
   if (order === null) return { header, response: out.finish(keep, more, count), held: out.held };
   opts.hold(out.held + out.bytes);
-  const response = await encodeRangeResponseEntries(opts.header(first.header), out.sorted(order.slice(0, keep)), more, count);
+  const response = await encodeRangeResponseEntries(head, out.sorted(order.slice(0, keep)), more, count);
   return { header, response, held: 2 * response.length };
 }
 

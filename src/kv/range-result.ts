@@ -31,6 +31,20 @@ export function filtered(r: RangeRequest): boolean {
  * sorts only the first limit+1 keys: the proxy asks each member for limit+1 keys in key order
  * and does the same. A key sort in either direction is pushed down as such.
  */
+/** The request's revision filters (min/max mod and create revision) as one test; null: none. */
+export function revisionFilter(r: RangeRequest): ((kv: MetaKV) => boolean) | null {
+  if (!filtered(r)) return null;
+  const maxMod = BigInt(r.max_mod_revision);
+  const minMod = BigInt(r.min_mod_revision);
+  const maxCreate = BigInt(r.max_create_revision);
+  const minCreate = BigInt(r.min_create_revision);
+  return (kv) =>
+    (maxMod === 0n || kv.mod <= maxMod) &&
+    (minMod === 0n || kv.mod >= minMod) &&
+    (maxCreate === 0n || kv.create <= maxCreate) &&
+    (minCreate === 0n || kv.create >= minCreate);
+}
+
 export function memberShape(r: RangeRequest): MemberRangeShape {
   if (r.count_only) return { limit: 0n, sortDescendingByKey: false, countOnly: true };
   const limit = BigInt(r.limit);
@@ -103,14 +117,8 @@ export function assembleRange(r: RangeRequest, parts: ShardRangePart[]): RangeOu
     byKey,
     shape.sortDescendingByKey,
   );
-  const maxMod = BigInt(r.max_mod_revision);
-  const minMod = BigInt(r.min_mod_revision);
-  const maxCreate = BigInt(r.max_create_revision);
-  const minCreate = BigInt(r.min_create_revision);
-  if (maxMod !== 0n) kvs = kvs.filter((kv) => kv.mod <= maxMod);
-  if (minMod !== 0n) kvs = kvs.filter((kv) => kv.mod >= minMod);
-  if (maxCreate !== 0n) kvs = kvs.filter((kv) => kv.create <= maxCreate);
-  if (minCreate !== 0n) kvs = kvs.filter((kv) => kv.create >= minCreate);
+  const pass = revisionFilter(r);
+  if (pass) kvs = kvs.filter(pass);
 
   // What etcd fetched: at most limit+1 keys when it pushes the limit down.
   if (shape.limit > 0n && BigInt(kvs.length) > shape.limit) kvs = kvs.slice(0, Number(shape.limit));

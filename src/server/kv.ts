@@ -66,7 +66,8 @@ export function kvService(d: KvDeps): Handlers<'KV'> {
           // grpc-js frames a copy of the response, and both live until it was written.
           const room = await d.budget.reserve(2 * encodedRangeSize(hit.kvs), cancel.signal);
           try {
-            const bytes = await encodeRangeResponseInSteps(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count);
+            const built = encodeRangeResponseInSteps(d.header.fill(revHeader(hit.rev)), hit.kvs, hit.more, hit.count);
+            const bytes = built instanceof Promise ? await built : built;
             return holdUntilSent(new Encoded(bytes), room);
           } catch (err) {
             room.release();

@@ -201,18 +201,26 @@ export function encodedHeader(h: ResponseHeader): Buffer {
   return bytes;
 }
 
+/** Bytes of an encoded RangeResponse: the encoded header, the kvs framed as field 2, more, count. */
+function rangeResponseSize(head: Buffer, kvs: readonly string[], more: boolean, count: bigint): number {
+  let size = head.length + (more ? 2 : 0) + intField(count);
+  for (const kv of kvs) size += 1 + smallVarintSize(kv.length) + kv.length;
+  return size;
+}
+
+/** One already-encoded KeyValue as RangeResponse field 2. */
+function writeEncodedKv(buf: Buffer, at: number, kv: string): number {
+  buf[at++] = 0x12;
+  at = writeSmall(buf, at, kv.length);
+  return at + buf.write(kv, at, kv.length, 'latin1');
+}
+
 /** An encoded etcdserverpb.RangeResponse whose kvs are already-encoded KeyValues. */
 export function encodeRangeResponse(header: ResponseHeader, kvs: readonly string[], more: boolean, count: bigint): Buffer {
   const head = encodedHeader(header);
-  let size = head.length + (more ? 2 : 0) + intField(count);
-  for (const kv of kvs) size += 1 + smallVarintSize(kv.length) + kv.length;
-  const buf = Buffer.allocUnsafe(size);
+  const buf = Buffer.allocUnsafe(rangeResponseSize(head, kvs, more, count));
   let at = head.copy(buf, 0);
-  for (const kv of kvs) {
-    buf[at++] = 0x12;
-    at = writeSmall(buf, at, kv.length);
-    at += buf.write(kv, at, kv.length, 'latin1');
-  }
+  for (const kv of kvs) at = writeEncodedKv(buf, at, kv);
   writeTrailer(buf, at, more, count);
   return buf;
 }
@@ -225,21 +233,23 @@ export function encodeRangeResponse(header: ResponseHeader, kvs: readonly string
 export const YIELD_BYTES = 4 * 1024 * 1024;
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** encodeRangeResponse for answers of any size: above YIELD_BYTES, built in steps. */
-export async function encodeRangeResponseInSteps(header: ResponseHeader, kvs: readonly string[], more: boolean, count: bigint): Promise<Buffer> {
-  let size = 0;
-  for (const kv of kvs) size += kv.length;
-  if (size <= YIELD_BYTES) return encodeRangeResponse(header, kvs, more, count);
-  const head = encodedHeader(header);
-  size = head.length + (more ? 2 : 0) + intField(count);
-  for (const kv of kvs) size += 1 + smallVarintSize(kv.length) + kv.length;
-  const buf = Buffer.allocUnsafe(size);
+/**
+ * encodeRangeResponse for answers of any size: above YIELD_BYTES, built in steps (a promise);
+ * smaller ones at once (a Buffer: no promise on the path of every cached read).
+ */
+export function encodeRangeResponseInSteps(header: ResponseHeader, kvs: readonly string[], more: boolean, count: bigint): Buffer | Promise<Buffer> {
+  let data = 0;
+  for (const kv of kvs) data += kv.length;
+  if (data <= YIELD_BYTES) return encodeRangeResponse(header, kvs, more, count);
+  return buildInSteps(encodedHeader(header), kvs, more, count);
+}
+
+async function buildInSteps(head: Buffer, kvs: readonly string[], more: boolean, count: bigint): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(rangeResponseSize(head, kvs, more, count));
   let at = head.copy(buf, 0);
   let step = at;
   for (const kv of kvs) {
-    buf[at++] = 0x12;
-    at = writeSmall(buf, at, kv.length);
-    at += buf.write(kv, at, kv.length, 'latin1');
+    at = writeEncodedKv(buf, at, kv);
     if (at - step >= YIELD_BYTES) {
       step = at;
       await nextTick();

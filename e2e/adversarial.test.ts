@@ -367,15 +367,17 @@ test('a read through proxy B right after a write through proxy A sees it (single
 });
 
 test('linearizable multi-shard reads through B miss no write acknowledged through A before they started', { timeout: T }, async () => {
-  const acked: Array<{ key: string; value: string; at: number }> = [];
+  // Writers share keys, so acknowledgements may arrive out of commit order: judge by revision,
+  // not by the order the answers came back in.
+  const acked: Array<{ key: string; value: string; revision: bigint; at: number }> = [];
   let stop = false;
   const writers = Array.from({ length: 3 }, (_, w) =>
     (async () => {
       for (let i = 0; !stop; i++) {
         const key = `lz${(w * 7 + i) % 9}/k`;
         const value = `w${w}-${i}`;
-        await ok(viaA, 'Put', { key: b(key), value: b(value) });
-        acked.push({ key, value, at: performance.now() });
+        const put = await ok(viaA, 'Put', { key: b(key), value: b(value) });
+        acked.push({ key, value, revision: BigInt(put.header.revision), at: performance.now() });
       }
     })(),
   );
@@ -383,15 +385,21 @@ test('linearizable multi-shard reads through B miss no write acknowledged throug
   try {
     for (let n = 0; n < 60 && problems.length === 0; n++) {
       const started = performance.now();
-      const before = new Map<string, number>();
-      for (const [i, a] of acked.entries()) if (a.at < started) before.set(a.key, i);
+      const before = new Map<string, (typeof acked)[number]>();
+      for (const a of acked) {
+        const seen = before.get(a.key);
+        if (a.at < started && (!seen || a.revision > seen.revision)) before.set(a.key, a);
+      }
       const r = await ok(viaB, 'Range', { key: b('lz'), range_end: b('l{') });
-      const got = new Map((r.kvs as Msg[]).map((kv) => [kv.key.toString(), kv.value.toString()]));
-      for (const [key, i] of before) {
-        const v = got.get(key);
-        // Any later value is fine; an older one (or none) misses an acknowledged write.
-        const idx = acked.findIndex((a) => a.key === key && a.value === v);
-        if (idx < i) problems.push(`read ${n}: ${key} = ${v ?? 'missing'}, but ${acked[i]!.value} was acknowledged before the read`);
+      const got = new Map((r.kvs as Msg[]).map((kv) => [kv.key.toString(), kv]));
+      for (const [key, a] of before) {
+        const kv = got.get(key);
+        // Any later write is fine; an older one (or none) misses an acknowledged write.
+        const mod = kv ? BigInt(kv.mod_revision) : -1n;
+        if (mod < a.revision) {
+          problems.push(`read ${n}: ${key} = ${kv?.value.toString() ?? 'missing'} at ${mod}, but ${a.value} was acknowledged at ${a.revision} before the read`);
+        }
+        if (mod === a.revision && kv.value.toString() !== a.value) problems.push(`read ${n}: ${key} at ${mod} holds ${kv.value}, not ${a.value}`);
       }
     }
   } finally {

@@ -335,6 +335,13 @@ async function stopScenario(): Promise<void> {
   })();
   await writer;
   const peakStopped = peakRssBytes;
+  // What is live while the member is still stopped (a full GC first): tells held or leaked
+  // memory from garbage and allocator pages.
+  const stoppedSample = await proxy.sampleMemory();
+  const stoppedRss = vmRssBytes(pid) ?? 0;
+  process.stdout.write(
+    `before SIGCONT, after a full GC: RSS ${mib(stoppedRss)}, JS heap ${mib(stoppedSample.memory.heapUsed)} used of ${mib(stoppedSample.memory.heapTotal)}, external ${mib(stoppedSample.memory.external)} (array buffers ${mib(stoppedSample.memory.arrayBuffers)})\n`,
+  );
   const beforeCont = got.reduce((s, g) => s + g.length, 0);
   process.kill(member, 'SIGCONT');
   unstop();

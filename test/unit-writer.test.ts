@@ -236,16 +236,41 @@ test('key turns: writes to one key wait for each other in order, other keys do n
   const turns = new KeyTurns();
   const order: string[] = [];
   const first = await turns.take(['k', 'k']);
-  const second = turns.take(['k']).then((done) => (order.push('second'), done));
+  const second = turns.take(['k']).then((turn) => (order.push('second'), turn));
   const other = await turns.take(['x']);
   order.push('other');
-  other();
+  other.leave();
   await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(order, ['other'], 'the second write to k waits for the first');
-  first();
-  (await second)();
-  assert.deepEqual(order, ['other', 'second']);
-  (await turns.take(['k']))();
+  first.leave();
+  first.leave(); // idempotent: must not let a third write past the second
+  const third = turns.take(['k']).then((turn) => (order.push('third'), turn));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(order, ['other', 'second'], 'the third write waits for the second');
+  (await second).leave();
+  (await third).leave();
+  (await turns.take(['k'])).leave();
+});
+
+test('key turns: a txn that left its turn (read-only attempt) takes it again behind the writes queued meanwhile', async () => {
+  const { KeyTurns } = await import('../src/kv/key-turns.js');
+  const turns = new KeyTurns();
+  const order: string[] = [];
+  const reader = await turns.take(['k']);
+  const writer = turns.take(['k']).then((turn) => (order.push('writer'), turn));
+  reader.leave();
+  assert.equal(reader.held, false);
+  const back = reader.retake().then(() => order.push('reader again'));
+  const w = await writer;
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(order, ['writer'], 'the retake waits for the write queued while the reader was out');
+  w.leave();
+  await back;
+  assert.deepEqual(order, ['writer', 'reader again']);
+  assert.equal(reader.held, true);
+  await reader.retake(); // held: no-op, no deadlock on itself
+  reader.leave();
+  (await turns.take(['k'])).leave();
 });
 
 test('writer batching: a batch is the longest queue prefix with disjoint keys, at consecutive revisions', async () => {

@@ -25,7 +25,12 @@ export class StateHints {
     return v;
   }
 
-  set(memberKey: string, kv: MetaKV | null): void {
+  /**
+   * `readAt`: the member revision a read saw this state at. A hint left by a write the member
+   * applied later stays (reads of a key on its owner may overlap its writes).
+   */
+  set(memberKey: string, kv: MetaKV | null, readAt?: bigint): void {
+    if (readAt !== undefined && (this.map.get(memberKey)?.memberMod ?? 0n) > readAt) return;
     this.remove(memberKey);
     this.map.set(memberKey, kv && own(kv));
     this.bytes += memberKey.length + (kv ? kv.value.length + kv.key.length + 64 : 16);

@@ -4,13 +4,47 @@
  * state it then finds (hints updated by the acknowledged writes) is exact and its pins hold: a
  * hot key's writes go out one after another instead of failing each other's pins and retrying.
  * Writes to different keys never wait for each other.
+ *
+ * A txn that turns out to write nothing (a compare-and-swap that lost) leaves its turn before
+ * its member read: that read is pinned, so it needs no turn, and the txns queued behind it
+ * plan at once instead of waiting one member round trip each. If its pin fails and the new
+ * plan writes, it takes a turn again, behind whoever queued meanwhile.
  */
+export interface Turn {
+  /** False between leave() and retake(). */
+  readonly held: boolean;
+  /** Lets the next write to these keys go; idempotent. */
+  leave(): void;
+  /** Takes the turn again after leave() (a no-op while held). */
+  retake(): Promise<void>;
+}
+
 export class KeyTurns {
   private readonly tails = new Map<string, Promise<void>>();
 
-  /** Waits for the turn on `keys` (latin1 member keys); call the result once answered. */
-  async take(wanted: string[]): Promise<() => void> {
+  /** Waits for the turn on `wanted` (latin1 member keys); leave it once answered. */
+  async take(wanted: string[]): Promise<Turn> {
     const keys = [...new Set(wanted)];
+    let leave = await this.queue(keys);
+    let held = true;
+    return {
+      get held() {
+        return held;
+      },
+      leave: () => {
+        if (!held) return;
+        held = false;
+        leave();
+      },
+      retake: async () => {
+        if (held) return;
+        held = true;
+        leave = await this.queue(keys);
+      },
+    };
+  }
+
+  private async queue(keys: string[]): Promise<() => void> {
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     const before: Array<Promise<void>> = [];

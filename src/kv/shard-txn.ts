@@ -18,6 +18,7 @@ import type { MetaStore } from './store.js';
 import { historyRanges, memberOps, planTxn } from './txn-plan.js';
 import { rangeInTxn } from './range.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
+import type { Turn } from './key-turns.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
 
@@ -74,11 +75,11 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
   if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads, proof);
-  const done = await store.keyTurns[shard.index].take(keys);
+  const turn = await store.keyTurns[shard.index].take(keys);
   try {
-    return await runOwnedTxn(store, shard, txn, epoch, reads, proof);
+    return await runOwnedTxn(store, shard, txn, epoch, reads, proof, turn);
   } finally {
-    done();
+    turn.leave();
   }
 }
 
@@ -90,6 +91,7 @@ async function runOwnedTxn(
   epoch: bigint | undefined,
   reads = StateReads.forTxn(txn, store.ks),
   proof?: Promise<bigint | null>,
+  turn?: Turn,
 ): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -125,11 +127,20 @@ async function runOwnedTxn(
       continue;
     }
     if (!plan.writes) {
+      // Pinned, so it needs no turn: the writes queued behind it on these keys may plan now.
+      turn?.leave();
       const out = await readOnlyPath(store, shard, plan, reads, state, big, history);
       if (!(out instanceof TxnState)) return out;
       writeRetries.inc({ reason: 'read_pin' });
       state = out;
       reads.remember(state, store.hints);
+      continue;
+    }
+    if (turn && !turn.held) {
+      // Back in line after a read-only attempt whose pin failed: plan again on the state the
+      // writes queued before it leave.
+      await turn.retake();
+      state = await initialState(store, shard, txn, reads);
       continue;
     }
     // A txn reading very many keys gets no reads in its else branch (they would not fit the
@@ -266,7 +277,7 @@ async function readOnlyPath(
   // Up to one level of pins this is a read-only member txn (no raft round); more pins chain
   // nested levels, which etcd then orders through raft.
   const pins = reads.pins(state, store.maxPins);
-  const top = await shard.upstream.txn(pinned(pins, [...shard.readClockOps(), ...ops], failure), true);
+  const top = await store.sharedReads[shard.index].read(pinned(pins, [...shard.readClockOps(), ...ops], failure));
   const res = innermost(top, chainDepth(pins.length)) ?? top;
   if (!res.succeeded) {
     if (!top.succeeded && failure.length) return reads.parse(top.responses.slice(1), clockOf(top, 0).clock, BigInt(top.header?.revision ?? '0'), true);

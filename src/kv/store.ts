@@ -12,6 +12,7 @@ import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
 import { KeyTurns } from './key-turns.js';
+import { SharedReads } from './shared-reads.js';
 import { LeaseDirectory } from '../lease/directory.js';
 import type { ForwardedReap } from '../lease/cluster-view.js';
 import { rangeOp } from '../upstream/ops.js';
@@ -54,6 +55,8 @@ export class MetaStore {
   readonly revmaps: RevisionMap[];
   /** Per shard: writes to one key take turns on the owner (key-turns.ts). */
   readonly keyTurns: KeyTurns[];
+  /** Identical read-only member txns per shard, coalesced (shared-reads.ts). */
+  readonly sharedReads: SharedReads[];
   /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
   readonly hints = new StateHints();
   /** Meta leases, canonical on the coordinator (lease/directory.ts). */
@@ -81,6 +84,7 @@ export class MetaStore {
     this.maxPins = opts.maxPins ?? 64;
     this.revmaps = shards.map((s) => new RevisionMap(s));
     this.keyTurns = shards.map(() => new KeyTurns());
+    this.sharedReads = shards.map((s) => new SharedReads((req) => s.upstream.txn(req, true)));
     this.leases = new LeaseDirectory(coordinator, ks.namespace);
   }
 

@@ -110,7 +110,7 @@ export class StateReads {
   /** Remembers what a read returned, for later writes of the same keys. */
   remember(state: TxnState, hints: StateHints): void {
     for (const r of this.reads) {
-      if (r.kind === 'key' && this.ks.writable(r.key)) hints.set(this.ks.toMember(r.key).toString('latin1'), state.keys.get(r.id) ?? null);
+      if (r.kind === 'key' && this.ks.writable(r.key)) hints.set(this.ks.toMember(r.key).toString('latin1'), state.keys.get(r.id) ?? null, state.memberRev);
     }
   }
 

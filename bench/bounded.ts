@@ -15,11 +15,12 @@
  *     p50/p99, and how long the proxy takes to exit on SIGTERM under a second burst.
  *
  *   node --import tsx bench/bounded.ts --scenario stop [--stop-s 300] [--rate 100] [--value 1024]
- *        [--watchers 6] [--budget 33554432] [--no-fsync]
+ *        [--watchers 6] [--budget 33554432] [--settle-s 20] [--no-fsync]
  *     SIGSTOPs one shard's member for `--stop-s` seconds while `--rate` puts/s go to keys of the
  *     other shards, with `--watchers` watch streams on the prefix (half with prev_kv). Prints the
  *     proxy's RSS and the held events' bytes over time, the drops, and after SIGCONT whether
- *     every watcher got every acknowledged write, in order, once (and how long that took).
+ *     every watcher got every acknowledged write, in order, once (and how long that took), and
+ *     the RSS `--settle-s` seconds after the catch-up (memory given back).
  */
 import { parseArgs } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     budget: { type: 'string' },
     cache: { type: 'string', default: 'on' },
     'stop-s': { type: 'string', default: '300' },
+    'settle-s': { type: 'string', default: '20' },
     rate: { type: 'string', default: '100' },
     watchers: { type: 'string', default: '6' },
     'no-fsync': { type: 'boolean', default: false },
@@ -362,6 +364,15 @@ async function stopScenario(): Promise<void> {
       `proxy RSS: before ${mib(base)}, peak while the member was stopped ${mib(peakStopped)} (+${mib(peakStopped - base)}), peak while the watchers caught up ${mib(peakRssBytes)} (+${mib(peakRssBytes - base)}), ` +
       `after catching up and a full GC ${mib(after)} (the history holds the last events: watch.historyEvents ${cfg.watch.historyEvents}, ${mib(Math.min(cfg.watch.historyBytes, budget / 4))} at most, a quarter of the budget); held events peak ${mib(peakHeld)} (budget ${mib(budget)}), ${drops} drops\n` +
       `after SIGCONT (${caughtUpS.toFixed(1)} s): ${exact}/${streams.length} watchers got every acknowledged write in order, once; ${disorder} out of order, ${badValues} wrong values, ${missingPrev} without prev_kv, ${canceled} canceled\n`,
+  );
+  // Given back: V8 returns its emptied pages some seconds after the load (memory reducer), so a
+  // GC right after the catch-up still shows them.
+  const settleS = Number(args['settle-s']);
+  await sleep(settleS * 1000);
+  const settled = await proxy.sampleMemory();
+  const settledRss = vmRssBytes(pid) ?? 0;
+  process.stdout.write(
+    `${settleS} s later (watch streams open, no load), after a full GC: RSS ${mib(settledRss)} (${mib(settledRss - base)} above the level before), JS heap ${mib(settled.memory.heapUsed)} used of ${mib(settled.memory.heapTotal)}, external ${mib(settled.memory.external)}\n`,
   );
   for (const s of streams) s.close();
   client.close();

@@ -47,12 +47,17 @@ export class KeepAliveStream {
         reject,
         started: process.hrtime.bigint(),
         timer: setTimeout(() => {
-          // The answer may still come: it then finds no waiter and is dropped.
           const list = this.waiting.get(key);
           const i = list ? list.indexOf(w) : -1;
           if (list && i >= 0) list.splice(i, 1);
           this.record('DEADLINE_EXCEEDED', w);
-          reject(new EtcdError(grpc.status.UNAVAILABLE, `etcd-metaproxy: ${this.cluster} unavailable: keepalive timed out`));
+          const err = new EtcdError(grpc.status.UNAVAILABLE, `etcd-metaproxy: ${this.cluster} unavailable: keepalive timed out`);
+          reject(err);
+          // etcd answers every keepalive (TTL 0 for an unknown lease): the stream is stuck (a
+          // stopped or hung member). Give it up, so the next keepalive opens a new one (on the
+          // next endpoint); grpc-js would otherwise keep every message written to it.
+          this.fail(err);
+          this.stream.cancel();
         }, this.timeoutMs),
       };
       const list = this.waiting.get(key);

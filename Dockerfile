@@ -18,6 +18,11 @@ COPY --from=build /app/dist ./dist
 COPY proto ./proto
 COPY bin ./bin
 RUN ln -s /app/bin/etcd-metaproxy.js /usr/local/bin/etcd-metaproxy
+# jemalloc instead of glibc's malloc: after a member outage's catch-up glibc kept ~120 MiB of
+# freed memory; jemalloc gave it back (README "Bounded memory"). Unset LD_PRELOAD to go back.
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1)" /usr/local/lib/libjemalloc.so.2
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 USER node
 # Client gRPC (etcd v3 API) and /metrics, /health, /readyz, /livez.
 EXPOSE 2379 9379

@@ -27,6 +27,15 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
   quiet "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server etcd-client
 fi
 
+# jemalloc, preloaded by scripts/with-jemalloc.sh (README "Bounded memory": glibc's malloc keeps
+# what a big catch-up freed). Optional: without it the proxy runs on glibc's malloc.
+if [ -z "$(bash scripts/with-jemalloc.sh --path)" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if ! env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libjemalloc2 >"$log" 2>&1; then
+    apt-get update >"$log" 2>&1 && env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libjemalloc2 >"$log" 2>&1 ||
+      echo "setup: libjemalloc2 could not be installed; the proxy runs on glibc's malloc" >&2
+  fi
+fi
+
 # node_modules is stale when npm's record of the installed tree (node_modules/.package-lock.json)
 # disagrees with package-lock.json (optional packages for other platforms are never installed).
 deps_fresh() {

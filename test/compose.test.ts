@@ -186,6 +186,16 @@ test('images are pinned to versions; the proxy image builds from the repo Docker
   assert.deepEqual(dockerfileCmd().slice(0, 2), ['serve', '--config']);
 });
 
+test('the runtime image preloads jemalloc, which it installs and links where LD_PRELOAD points', () => {
+  const dockerfile = read('Dockerfile');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const preload = /^ENV\s+LD_PRELOAD=(\S+)\s*$/m.exec(runtime)?.[1];
+  assert.ok(preload, 'the runtime stage sets LD_PRELOAD');
+  assert.match(runtime, /apt-get install[^\n]*\blibjemalloc2\b/);
+  assert.ok(runtime.includes(`libjemalloc.so.2 | head -n 1)" ${preload}`), `the runtime stage links ${preload}`);
+  assert.ok(runtime.indexOf('libjemalloc2') < runtime.indexOf('USER node'), 'installed as root, before USER node');
+});
+
 test('published ports are unique; mounted files exist; named volumes are declared; data dirs are mounted', () => {
   const hostPorts = Object.values(services).flatMap((s) => portsOf(s).map((p) => p.host));
   assert.ok(hostPorts.every((p) => Number.isInteger(p) && p > 0 && p < 65536));

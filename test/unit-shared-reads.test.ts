@@ -59,3 +59,17 @@ test('shared reads: a failed read fails every caller that shared it, and the nex
   await assert.rejects(shared.read(txn('k')), /member gone/);
   assert.equal(rev(await shared.read(txn('k'))), 7);
 });
+
+test('shared reads: int64s as bigint and bytes are told apart from strings in the request signature', async () => {
+  const { calls, shared } = member();
+  const reads = [
+    shared.read({ revision: 5n }),
+    shared.read({ revision: '5' }),
+    shared.read({ key: Buffer.from('k') }),
+    shared.read({ key: 'k' }),
+  ];
+  await tick();
+  assert.equal(calls.length, 4);
+  calls.forEach((c, i) => c.answer(i));
+  assert.deepEqual((await Promise.all(reads)).map(rev), [0, 1, 2, 3]);
+});

@@ -38,10 +38,11 @@ export class SharedReads {
   }
 }
 
-/** The request as a string; bytes as latin1 (one char per byte), tagged apart from strings. */
+/** The request as a string; bytes as latin1 (one char per byte) and int64s, tagged apart from strings. */
 function signature(req: object): string {
   return JSON.stringify(req, function (this: Record<string, unknown>, k: string, v: unknown) {
     const raw = this[k];
-    return raw instanceof Uint8Array ? `\u0001${Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')}` : v;
+    if (raw instanceof Uint8Array) return `\u0001${Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')}`;
+    return typeof v === 'bigint' ? `\u0002${v}` : v;
   });
 }

@@ -16,7 +16,8 @@ export class AnswerWriter {
   private at: number;
   /** Offset of each entry's start (to drop the ones past a limit, or to sort). */
   private readonly starts: number[] = [];
-  private readonly chunks: Array<{ buf: Buffer; first: number }> = [];
+  /** Bytes of the chunks allocated (the sorted path). */
+  private chunked = 0;
   private readonly views: Buffer[] = [];
 
   constructor(
@@ -43,7 +44,7 @@ export class AnswerWriter {
   /** What the answer holds until written: the response and grpc-js's framed copy of it (or the chunks). */
   get held(): number {
     if (this.direct) return 2 * this.buf.length;
-    return this.chunks.reduce((a, c) => a + c.buf.length, 0);
+    return this.chunked;
   }
 
   fits(size: number): boolean {
@@ -83,7 +84,7 @@ export class AnswerWriter {
   private grow(size: number): void {
     if (!this.direct) {
       this.buf = Buffer.allocUnsafe(Math.max(size, this.chunkBytes));
-      this.chunks.push({ buf: this.buf, first: this.views.length });
+      this.chunked += this.buf.length;
       this.at = 0;
       return;
     }

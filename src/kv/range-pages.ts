@@ -55,7 +55,6 @@ const MAX_PAGE_KEYS = 10_000;
 /** A decoded member KeyValue's objects beyond its key and value bytes (response-size.ts). */
 const KV_OBJECTS = 160;
 
-
 /** One shard's part of the range, read page by page at one member revision. */
 interface Cursor {
   shard: number;

@@ -22,11 +22,10 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../src/local/ports.js';
-import { RawClient, metaPerFile, metricTotal, proxyConfig, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, metricTotal, proxyConfig, serveProcess, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd } from './grpc-raw.js';
 
 /** One answer of the keyspace (~12 MiB) is held twice until written (the response and grpc-js's framed copy). */
@@ -146,29 +145,22 @@ function rssOf(pid: number): number {
 }
 
 /** A proxy run as its own process (`serve --config`), ready to serve. */
-async function serveProcess(name: string, change: (cfg: ReturnType<typeof proxyConfig>) => void) {
+async function serveProxy(name: string, change: (cfg: ReturnType<typeof proxyConfig>) => void) {
   const listen = `127.0.0.1:${await freePort()}`;
   const file = path.join(meta.dataDir, `${name}.json`);
   const cfg = proxyConfig(meta.cluster, listen, { log: { level: 'info' } });
   cfg.limits.memoryBudgetBytes = BUDGET;
   change(cfg);
   fs.writeFileSync(file, JSON.stringify(cfg));
-  const log = fs.openSync(path.join(meta.dataDir, `${name}.log`), 'a');
-  const main = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--config', file], { stdio: ['ignore', 'pipe', log] });
-  fs.closeSync(log);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  suite.cleanup.add(`stop ${name}`, async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (/^etcd-metaproxy ready on /m.test(out)) resolve();
-    });
-    void exited.then((code) => reject(new Error(`the proxy exited (${code}) before it was ready`)));
+  const { child, exited } = await serveProcess({
+    name,
+    config: file,
+    log: path.join(meta.dataDir, `${name}.log`),
+    onSpawn: (p) =>
+      suite.cleanup.add(`stop ${name}`, async () => {
+        if (p.child.exitCode === null) p.child.kill('SIGKILL');
+        await p.exited;
+      }),
   });
   return { child, exited, listen };
 }
@@ -268,7 +260,7 @@ test('member read path: paged answers equal the cache\'s (limits, sorts, filters
 });
 
 test('member read path in its own process: RSS within the budget plus a margin, small gets answered, SIGTERM within 10 s', { timeout: 240_000 }, async () => {
-  const { child, exited, listen } = await serveProcess('member-proxy', (cfg) => {
+  const { child, exited, listen } = await serveProxy('member-proxy', (cfg) => {
     cfg.cache.enabled = false;
     cfg.limits.memoryBudgetBytes = MEMBER_BUDGET;
   });
@@ -326,7 +318,7 @@ test('member read path in its own process: RSS within the budget plus a margin, 
 });
 
 test('SIGTERM under whole-keyspace Ranges: the proxy process exits within 10 s', { timeout: 120_000 }, async () => {
-  const { child, exited, listen } = await serveProcess('sigterm-proxy', () => {});
+  const { child, exited, listen } = await serveProxy('sigterm-proxy', () => {});
   const clients = Array.from({ length: 4 }, () => new RawClient(listen));
   let loading = true;
   const load = clients.map(async (c) => {

@@ -38,14 +38,14 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../test/helpers/rng.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { freePort } from '../src/local/ports.js';
 import { registry } from '../src/metrics/registry.js';
 import type { RunningProxy } from '../src/server/proxy-api.js';
-import { RawClient, metaPerFile, metricTotal, proxyConfig, sleep, waitFor, type Meta } from './harness.js';
+import { RawClient, metaPerFile, metricTotal, proxyConfig, serveProcess, sleep, waitFor, type Meta } from './harness.js';
 import { Code, b, prefixEnd } from './grpc-raw.js';
 
 const SETUP_TIMEOUT = 120_000;
@@ -53,7 +53,6 @@ const suite = metaPerFile({ tag: 'cache', shards: 3, proxies: 2 }, SETUP_TIMEOUT
 const cleanup = suite.cleanup;
 const TEST_TIMEOUT = 90_000;
 const SEED = Number(process.env.E2E_SEED ?? Math.floor(Math.random() * 1e9));
-const MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
 let meta: Meta;
 let viaA: RawClient;
@@ -947,24 +946,18 @@ describe('cache surface', () => {
     metricsAddr = `127.0.0.1:${await freePort()}`;
     const file = path.join(meta.dataDir, 'cli-proxy.json');
     fs.writeFileSync(file, JSON.stringify(proxyConfig(meta.cluster, listen, { metrics: { listen: metricsAddr }, log: { level: 'info' } })));
-    const log = fs.openSync(path.join(meta.dataDir, 'cli-proxy.log'), 'a');
-    child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', log] });
-    fs.closeSync(log);
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    cleanup.add('stop CLI proxy', async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killer);
-    });
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (/^etcd-metaproxy ready on /m.test(out)) resolve();
-      });
-      void exited.then((code) => reject(new Error(`the CLI proxy exited (${code}) before it was ready; see ${meta.dataDir}/cli-proxy.log`)));
-    });
+    ({ child } = await serveProcess({
+      name: 'the CLI proxy',
+      config: file,
+      log: path.join(meta.dataDir, 'cli-proxy.log'),
+      onSpawn: (p) =>
+        cleanup.add('stop CLI proxy', async () => {
+          if (p.child.exitCode === null) p.child.kill('SIGTERM');
+          const killer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+          await p.exited;
+          clearTimeout(killer);
+        }),
+    }));
     viaChild = new RawClient(listen);
     cleanup.add('close CLI proxy client', () => viaChild.close());
   }, { timeout: SETUP_TIMEOUT });

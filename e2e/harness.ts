@@ -8,7 +8,7 @@
  * E2E_KEEP_DATA=1. Logs of the etcds and proxies live in the temp dir; set E2E_KEEP_DATA=1 to
  * inspect them after a run, E2E_LOG_LEVEL to change the proxies' log level (default "info").
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, before } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -372,4 +372,39 @@ export function metaPerFile(
   }, { timeout: setupTimeoutMs });
   after(() => cleanup.run(), { timeout: setupTimeoutMs });
   return { cleanup, started: () => started };
+}
+
+/** A proxy run as its own process by the CLI (serveProcess). */
+export interface ServeProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+const CLI_MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+
+/**
+ * Runs `etcd-metaproxy serve --config <config>` as its own process, its log (stderr) appended to
+ * `log`, and resolves once it prints its ready line. `onSpawn` gets the process at once (to
+ * register its stop), so one that never gets ready is stopped too; one that exits first fails
+ * with the end of its log.
+ */
+export async function serveProcess(o: { name: string; config: string; log: string; cwd?: string; onSpawn: (p: ServeProcess) => void }): Promise<ServeProcess> {
+  const logFd = fs.openSync(o.log, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, 'serve', '--config', o.config], { stdio: ['ignore', 'pipe', logFd], cwd: o.cwd });
+  fs.closeSync(logFd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc = { child, exited };
+  o.onSpawn(proc);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (/^etcd-metaproxy ready on /m.test(out)) resolve();
+    });
+    void exited.then((code) => {
+      const tail = fs.readFileSync(o.log, 'utf8').slice(-3000);
+      reject(new Error(`${o.name} exited (${code}) before it was ready; ${o.log} ends:\n${tail}`));
+    });
+  });
+  return proc;
 }

@@ -12,7 +12,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
@@ -20,14 +20,13 @@ import { freePort } from '../src/local/ports.js';
 import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../src/etcd/proto.js';
 import { ownerRange } from '../src/ownership/record.js';
-import { Cleanup, tempDir, waitFor } from './harness.js';
+import { Cleanup, serveProcess, tempDir, waitFor } from './harness.js';
 import { RawClient, b, prefixEnd } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run(), { timeout: 120_000 });
 
-const MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const TTL_SEC = 2;
 
 interface ProxyProc {
@@ -68,29 +67,20 @@ async function startProxy(tag: string, listen?: string): Promise<ProxyProc> {
       `log: { level: ${process.env.E2E_LOG_LEVEL ?? 'warn'} }`,
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (/^etcd-metaproxy ready on /m.test(out)) resolve();
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      fs.appendFileSync(path.join(dir, `${tag}.log`), d);
-    });
-    void exited.then((code) => reject(new Error(`proxy ${tag} exited (${code}) before it was ready:\n${err.slice(-3000)}`)));
-  });
   const client = new RawClient(listen);
-  cleanup.add(`stop proxy ${tag}`, async () => {
-    client.close();
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-    await exited;
+  const { child, exited } = await serveProcess({
+    name: `proxy ${tag}`,
+    config: file,
+    log: path.join(dir, `${tag}.log`),
+    onSpawn: (p) =>
+      cleanup.add(`stop proxy ${tag}`, async () => {
+        client.close();
+        if (p.child.exitCode === null && p.child.signalCode === null) {
+          p.child.kill('SIGCONT');
+          p.child.kill('SIGKILL');
+        }
+        await p.exited;
+      }),
   });
   return { listen, child, exited, client };
 }

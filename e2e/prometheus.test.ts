@@ -19,13 +19,12 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { freePort } from '../src/local/ports.js';
 import { LOCAL_MEMBER_LIMITS } from '../src/local/meta-cluster.js';
-import { RawClient, hostPort, metaPerFile, sleep, tempDir, waitFor, type Meta } from './harness.js';
+import { RawClient, hostPort, metaPerFile, serveProcess, sleep, tempDir, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { cmp } from './diff-script.js';
 import { WatchStream } from './watch-client.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
 const SETUP_TIMEOUT = 120_000;
 const TEST_TIMEOUT = 150_000;
 /** What Grafana's $__rate_interval comes to with a 1 s scrape interval (4 scrapes), with room. */
@@ -63,21 +62,16 @@ async function startProxyProcess(dir: string, index: number): Promise<ProxyProce
       log: { level: 'warn' },
     }),
   );
-  const log = fs.openSync(path.join(dir, `proxy-${index}.log`), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', log], cwd: ROOT });
-  fs.closeSync(log);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  cleanup.add(`stop proxy ${index}`, async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (/^etcd-metaproxy ready on /m.test(out)) resolve();
-    });
-    void exited.then((code) => reject(new Error(`proxy ${index} exited (${code}) before it was ready; see ${dir}/proxy-${index}.log`)));
+  const { child } = await serveProcess({
+    name: `proxy ${index}`,
+    config: file,
+    log: path.join(dir, `proxy-${index}.log`),
+    cwd: ROOT,
+    onSpawn: (p) =>
+      cleanup.add(`stop proxy ${index}`, async () => {
+        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+        await p.exited;
+      }),
   });
   return { child, address: listen, metrics };
 }

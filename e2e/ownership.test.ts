@@ -316,3 +316,34 @@ test('the internal peer service refuses callers without the replicas\' secret, a
   const r = await p.client.callOrThrow<{ kvs: unknown[] }>('KV', 'Range', { key: b('peer/'), range_end: prefixEnd('peer/') });
   assert.equal(r.kvs.length, 0, 'nothing written');
 });
+
+/** Range and Txn calls the coordinator has answered, from its own /metrics. */
+async function coordinatorReads(): Promise<number> {
+  const text = await (await fetch(`${cluster.coordinator.clientUrl}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (/^grpc_server_handled_total\{.*grpc_method="(Range|Txn)"/.test(line)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
+test('two idle replicas read the coordinator only when their watches report a change (or every 10 s)', { timeout: 60_000 }, async () => {
+  await startCluster('idle');
+  const a = await startProxy('e');
+  await waitFor(() => ownedBy(a), 10_000, 'the first replica to own every shard');
+  await startProxy('f');
+  // Startup reads (registration, maps, the cache load) settle first.
+  await new Promise((r) => setTimeout(r, 2_000));
+  const before = await coordinatorReads();
+  const windowMs = 6_000;
+  await new Promise((r) => setTimeout(r, windowMs));
+  const reads = (await coordinatorReads()) - before;
+  // Polling (every 100 ms here) would be ~25 reads a second for two replicas: owner records, the
+  // reaper's election key and lease markers, the coordinator records.
+  console.log(`# ownership: two idle replicas made ${reads} coordinator reads in ${windowMs / 1000} s`);
+  assert.ok(reads <= 12, `${reads} coordinator reads in ${windowMs} ms`);
+  // Still watching: the owner's death is noticed without polling.
+  a.child.kill('SIGKILL');
+  await a.exited;
+  await waitFor(async () => (await owners()).size === cluster.shards.length && !(await ownedBy(a)), 15_000, 'the survivor to take the shards over');
+});

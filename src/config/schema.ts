@@ -53,7 +53,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'cache.maxUndoEvents', format: 'metaproxy-int', default: 20000, doc: 'reads further back than this many events go to the members' },
   { path: 'cache.loadPageKeys', format: 'metaproxy-int', default: 10000, doc: 'keys per member read while a cache loads' },
   { path: 'ownership.ttlSec', format: 'metaproxy-int', default: 3, doc: "TTL of a replica's shard-ownership lease: how soon another replica takes over the writes of a dead owner (s)" },
-  { path: 'ownership.pollMs', format: 'metaproxy-int', default: 200, doc: 'how often each replica reads the shard owners from the coordinator (ms)' },
+  { path: 'ownership.pollMs', format: 'metaproxy-int', default: 200, doc: 'how often each replica reads the shard owners from the coordinator while its watch of them is down (ms)' },
   { path: 'ownership.peerUrl', format: 'metaproxy-string', default: '', doc: 'URL other replicas forward writes to (default: the first advertised client URL)' },
   { path: 'auth.token', format: 'metaproxy-string', default: 'simple', doc: "etcd's --auth-token: simple, or jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m" },
   { path: 'auth.tokenTtl', format: 'metaproxy-int', default: 300, doc: "etcd's --auth-token-ttl: seconds an unused simple token lives" },

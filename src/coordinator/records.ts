@@ -4,7 +4,9 @@
  * the compaction record (at the highest compaction this proxy saw, so reads below it stay
  * refused) and the clock (rebuilt from the shards' clocks plus a gap, clock/allocator.ts).
  * Registrations come back on their own (membership/registration.ts); leases kept only in the
- * coordinator are lost with it. A poll notices the loss even when nobody writes; a clock
+ * coordinator are lost with it. A coordinator watch of the records notices the loss even when
+ * nobody writes (a wiped coordinator breaks the watch stream, and its reconnection triggers a
+ * check); while that watch is down a poll does, and one runs every RECHECK_MS anyway. A clock
  * rebuilt by a write triggers the same restore.
  */
 import type { Logger } from 'pino';
@@ -16,12 +18,17 @@ import { mapMismatch, parsePartitionMap } from '../partition/map.js';
 import { PARTITION_MAP_KEY } from '../partition/map-record.js';
 import { createIfAbsent, rangeOp } from '../upstream/ops.js';
 import type { Upstream } from '../upstream/upstream.js';
+import { ChangeWatch } from '../upstream/change-watch.js';
 
 export const RECORDS_CHECK_INTERVAL_MS = 2000;
+/** How often the records are checked while the watch reports nothing. */
+const RECHECK_MS = 10_000;
 
 export class CoordinatorRecords {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private readonly changes: ChangeWatch;
+  private checkedAt = 0;
 
   constructor(
     private readonly coordinator: Upstream,
@@ -39,20 +46,37 @@ export class CoordinatorRecords {
       );
       void this.check();
     });
+    this.changes = new ChangeWatch(
+      coordinator,
+      [{ key: PARTITION_MAP_KEY }, { key: COMPACT_KEY }],
+      {
+        onChanges: (evs) => {
+          if (evs.some((e) => e.deleted)) void this.check();
+        },
+        onReconnect: () => void this.check(),
+      },
+      log,
+      'coordinator records',
+    );
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    this.changes.start();
+    this.timer = setInterval(() => {
+      if (!this.changes.live || Date.now() - this.checkedAt >= RECHECK_MS) void this.check();
+    }, this.intervalMs);
     this.timer.unref();
   }
 
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.changes.close();
   }
 
   /** Writes back whichever record is missing (one at a time; errors are retried by the poll). */
   check(): Promise<void> {
+    this.checkedAt = Date.now();
     this.running ??= this.restore()
       .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'coordinator records check failed'))
       .finally(() => (this.running = null));

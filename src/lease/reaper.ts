@@ -4,8 +4,11 @@
  * their keys on every shard. If the replica dies, its coordinator lease expires, the key goes
  * and another replica takes over; a replica that closes cleanly revokes its lease at once.
  *
- * Noticing: every poll reads the live meta leases (one coordinator range over the markers) and
- * reaps the ones that were live at the previous poll and are not now. A periodic reconcile
+ * Noticing: a coordinator watch over the markers reports each marker deleted (its lease expired
+ * or was revoked, with the incarnation that died); the reaper then reads the live meta leases
+ * (one coordinator range over the markers) and reaps the dead ones. It also reaps the ones that
+ * were live at its previous read and are not now. While the watch is down it reads every poll,
+ * as it did before there was a watch, and at least every RECHECK_MS anyway. A periodic reconcile
  * lists every shard's lease index and reaps whatever is attached to a dead lease: it covers a
  * new reaper (leases that died while nobody reaped), shards that were down, and puts that
  * raced with a revoke. Reaps that fail (a shard down) are retried at every poll.
@@ -20,8 +23,9 @@ import type { Shard } from '../shard/shard.js';
 import { cmp, rangeOp } from '../upstream/ops.js';
 import { isDead } from './directory.js';
 import type { LeaseView } from './directory.js';
-import { INDEX_END, INDEX_PREFIX } from './keys.js';
+import { INDEX_END, INDEX_PREFIX, MARKER_END, MARKER_PREFIX, markerId } from './keys.js';
 import { entriesOf, reapOnOwner } from './reap.js';
+import { ChangeWatch, type ChangeEvent } from '../upstream/change-watch.js';
 
 export const REAPER_KEY = sysKey('lease-reaper');
 
@@ -37,6 +41,8 @@ export interface ReaperOptions {
 export const REAPER_DEFAULTS: ReaperOptions = { pollMs: 500, reconcileMs: 10_000, electionTtlSec: 5 };
 
 const RECONCILE_PAGE = 1000;
+/** The coordinator is read at least this often even while its watch reports no change. */
+const RECHECK_MS = 10_000;
 
 export class LeaseReaper {
   private timer: NodeJS.Timeout | null = null;
@@ -49,6 +55,14 @@ export class LeaseReaper {
   /** Reaps that failed: "<shard index>:<lease id>". */
   private readonly pending = new Set<string>();
   private lastFailure = '';
+  private readonly changes: ChangeWatch;
+  /** Something changed (or may have) since the coordinator was last read. */
+  private stale = true;
+  private readAt = 0;
+  /** A tick was asked for while one ran. */
+  private again = false;
+  /** Leases the watch saw die (marker deleted): ID → the incarnation that died. */
+  private died = new Map<bigint, bigint>();
 
   constructor(
     private readonly store: LeaseCluster,
@@ -56,7 +70,15 @@ export class LeaseReaper {
     /** Unique per replica (the value of the election key). */
     private readonly me: string,
     private readonly opts: ReaperOptions = REAPER_DEFAULTS,
-  ) {}
+  ) {
+    this.changes = new ChangeWatch(
+      store.coordinator,
+      [{ key: MARKER_PREFIX, range_end: MARKER_END, prevKv: true }, { key: REAPER_KEY }],
+      { onChanges: (evs) => this.changed(evs), onReconnect: () => this.changed([]) },
+      log,
+      'lease reaper',
+    );
+  }
 
   get isLeader(): boolean {
     return this.leading;
@@ -65,13 +87,30 @@ export class LeaseReaper {
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.opts.pollMs);
     this.timer.unref();
+    this.changes.start();
     void this.tick();
+  }
+
+  private changed(events: ChangeEvent[]): void {
+    for (const e of events) {
+      if (!e.deleted) continue;
+      const id = markerId(e.key);
+      if (id !== null && e.prev && this.leading) this.died.set(id, BigInt(e.prev.create_revision));
+    }
+    this.stale = true;
+    void this.tick();
+  }
+
+  /** Whether this tick must read the coordinator (the watch may have missed something, or said so). */
+  private mustRead(): boolean {
+    return this.stale || !this.changes.live || Date.now() - this.readAt >= RECHECK_MS;
   }
 
   /** Stops; a leader gives up its election lease so that another replica takes over at once. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.changes.close();
     const own = this.ownLease;
     this.ownLease = null;
     this.leading = false;
@@ -79,31 +118,48 @@ export class LeaseReaper {
   }
 
   private async tick(): Promise<void> {
-    if (this.busy || !this.timer) return;
+    if (!this.timer) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
     this.busy = true;
+    const read = this.mustRead();
+    // Cleared before reading: a change reported meanwhile makes the next tick read again.
+    this.stale = false;
+    if (read) this.readAt = Date.now();
     try {
       const was = this.leading;
-      await this.campaign();
+      await this.campaign(read);
       if (this.leading && !was) {
         this.log.info({ reaper: this.me }, 'lease reaper: elected');
         this.known = null;
+        this.died.clear();
         this.reconcileDue = 0;
       }
       if (!this.leading && was) this.log.info({ reaper: this.me }, 'lease reaper: lost the election');
-      if (this.leading) await this.reap();
+      if (this.leading && (read || this.pending.size > 0 || Date.now() >= this.reconcileDue)) await this.reap();
       this.lastFailure = '';
     } catch (err) {
+      this.stale = true;
       // Once per distinct failure (a coordinator outage would otherwise log every poll).
       const msg = err instanceof Error ? err.message : String(err);
       if (this.timer && msg !== this.lastFailure) this.log.warn({ err }, 'lease reaper: tick failed');
       this.lastFailure = msg;
     } finally {
       this.busy = false;
+      if (this.again) {
+        this.again = false;
+        setImmediate(() => void this.tick());
+      }
     }
   }
 
-  /** Holds or tries to take the election key, under this replica's own coordinator lease. */
-  private async campaign(): Promise<void> {
+  /**
+   * Holds or tries to take the election key, under this replica's own coordinator lease;
+   * `read`: look at the key even if the watch did not report it gone.
+   */
+  private async campaign(read: boolean): Promise<void> {
     const coord = this.store.coordinator;
     const now = Date.now();
     if (this.ownLease !== null && now - this.renewedAt >= (this.opts.electionTtlSec * 1000) / 3) {
@@ -124,7 +180,7 @@ export class LeaseReaper {
     // The key lives as long as the lease it is attached to: a leader whose lease is alive still
     // holds it. Only a replica that does not lead looks, and writes (a raft proposal on the
     // coordinator) only when the key is gone.
-    if (this.leading) return;
+    if (this.leading || !read) return;
     const held = await coord.range({ key: REAPER_KEY, serializable: true });
     const holder = held.kvs[0]?.value.toString();
     if (holder !== undefined && holder !== this.me) return;
@@ -137,15 +193,20 @@ export class LeaseReaper {
   }
 
   private async reap(): Promise<void> {
-    const view = await this.store.leases.view();
+    const died = this.died;
+    this.died = new Map();
+    const view = await this.store.leases.view().catch((err: unknown) => {
+      for (const [id, inc] of died) if (!this.died.has(id)) this.died.set(id, inc);
+      throw err;
+    });
     const previous = this.known;
     this.known = view;
     const jobs: Array<Promise<void>> = [];
-    if (previous) {
-      for (const [id, inc] of previous.live) {
-        if (isDead(view, id, inc)) for (const s of this.store.shards) this.pending.add(`${s.index}:${id}`);
-      }
-    }
+    const dead = (id: bigint, inc: bigint) => {
+      if (isDead(view, id, inc)) for (const s of this.store.shards) this.pending.add(`${s.index}:${id}`);
+    };
+    for (const [id, inc] of died) dead(id, inc);
+    if (previous) for (const [id, inc] of previous.live) dead(id, inc);
     for (const p of [...this.pending]) {
       const [shard, id] = p.split(':');
       jobs.push(this.reapOne(this.store.shards[Number(shard)], BigInt(id), view));

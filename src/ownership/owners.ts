@@ -9,8 +9,10 @@
  * (shard/writer.ts). A deposed owner that wakes up late (its lease expired while it was stopped)
  * applies nothing: the new owner raised the epoch first.
  *
- * Each replica polls the owner records every `pollMs` (one coordinator range): a shard without
- * an owner is campaigned for at once, so failover takes the lease TTL plus one poll.
+ * Each replica follows the owner records with a coordinator watch and reads them when it says
+ * they changed (a dead owner's record goes with its lease: failover takes about the lease TTL);
+ * while that watch is down it reads them every `pollMs` as before, and every RECHECK_MS anyway.
+ * A shard without an owner is campaigned for at once.
  */
 import type { Logger } from 'pino';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
@@ -25,6 +27,10 @@ import type { OwnerRecord, ReplicaRef } from './record.js';
 import { decodeOwner, encodeOwner, ownerKey, ownerRange } from './record.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { epochKey } from '../shard/epoch.js';
+import { ChangeWatch } from '../upstream/change-watch.js';
+
+/** Owner records are read at least this often even while the watch says nothing changed. */
+const RECHECK_MS = 10_000;
 
 export interface OwnershipOptions {
   /** TTL of the ownership lease: how soon another replica takes over from a dead owner. */
@@ -51,6 +57,10 @@ export class Owners {
   private resigning = false;
   private waiters: Array<() => void> = [];
   private lastFailure = '';
+  private readonly changes: ChangeWatch;
+  /** The owner records may have changed since they were last read. */
+  private stale = true;
+  private readAt = 0;
 
   constructor(
     private readonly coordinator: Upstream,
@@ -63,6 +73,11 @@ export class Owners {
     this.records = shards.map(() => null);
     this.held = shards.map(() => null);
     this.claimed = shards.map(() => null);
+    const changed = () => {
+      this.stale = true;
+      this.kick();
+    };
+    this.changes = new ChangeWatch(coordinator, [ownerRange(ks.namespace)], { onChanges: changed, onReconnect: changed }, log, 'owners');
     for (const s of shards) {
       s.writer.onDeposed((epoch) => {
         this.log.warn({ shard: s.name, epoch: epoch.toString() }, 'ownership: another replica took this shard over');
@@ -79,6 +94,7 @@ export class Owners {
 
   /** Starts polling; resolves after the first round (a lone replica then owns every shard). */
   async start(): Promise<void> {
+    this.changes.start();
     await this.tick();
     this.timer = setInterval(() => this.kick(), this.opts.pollMs);
     this.timer.unref();
@@ -131,6 +147,7 @@ export class Owners {
   /** Resolves after the next complete round (owner records read anew). */
   async refresh(): Promise<void> {
     if (this.ticking) await this.ticking;
+    this.stale = true;
     await this.tick();
   }
 
@@ -159,7 +176,16 @@ export class Owners {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.changes.close();
     this.wake();
+  }
+
+  /** Every shard has an owner, and the ones that are ours are taken: nothing to retry. */
+  private settled(): boolean {
+    return this.shards.every((s) => {
+      const rec = this.records[s.index];
+      return rec !== null && (!this.isSelf(rec) || this.held[s.index] !== null);
+    });
   }
 
   private isSelf(rec: OwnerRecord): boolean {
@@ -188,6 +214,7 @@ export class Owners {
         this.lastFailure = '';
       })
       .catch((err: unknown) => {
+        this.stale = true;
         const msg = err instanceof Error ? err.message : String(err);
         if (msg !== this.lastFailure) this.log.warn({ err: msg }, 'ownership: round failed');
         this.lastFailure = msg;
@@ -201,8 +228,15 @@ export class Owners {
 
   private async round(): Promise<void> {
     if (!this.resigning) await this.keepLease();
+    if (!this.stale && this.changes.live && Date.now() - this.readAt < RECHECK_MS && this.settled()) return;
+    // Cleared before the read: a change reported while it is in flight makes the next round read again.
+    this.stale = false;
+    this.readAt = Date.now();
     const range = ownerRange(this.ks.namespace);
-    const res = await this.coordinator.range(range);
+    const res = await this.coordinator.range(range).catch((err: unknown) => {
+      this.stale = true;
+      throw err;
+    });
     const byShard = new Map<string, OwnerRecord>();
     for (const kv of res.kvs) {
       const rec = decodeOwner(kv, range.key);

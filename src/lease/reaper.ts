@@ -91,12 +91,19 @@ export class LeaseReaper {
     void this.tick();
   }
 
+  /**
+   * Only deletes matter: a marker deleted is a lease that died (a grant needs no read), the
+   * election key deleted is a chance to lead. A stream (re)connected comes with no events.
+   */
   private changed(events: ChangeEvent[]): void {
+    let deleted = events.length === 0;
     for (const e of events) {
       if (!e.deleted) continue;
+      deleted = true;
       const id = markerId(e.key);
       if (id !== null && e.prev && this.leading) this.died.set(id, BigInt(e.prev.create_revision));
     }
+    if (!deleted) return;
     this.stale = true;
     void this.tick();
   }

@@ -199,6 +199,20 @@ export const memberWatchPrevKv = new Gauge({
   registers: [registry],
 });
 
+export const watchRelayed = new Gauge({
+  name: 'etcd_metaproxy_watch_relayed',
+  help: "1 while this replica reads the shard's events from the shard's owner (its relay) instead of a member watch of its own.",
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
+export const watchRelayFollowers = new Gauge({
+  name: 'etcd_metaproxy_watch_relay_followers',
+  help: "Other replicas reading the shard's events from this replica's member watch.",
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
 export const upstreamWatchRestarts = new Counter({
   name: 'etcd_metaproxy_upstream_watch_restarts_total',
   help: 'Member watch streams reopened after an error, by shard.',

@@ -27,6 +27,8 @@ import { OwnerUnreachableError } from '../shard/routing-errors.js';
 
 export { OwnerUnreachableError };
 import type { PeerSecret } from './peer-secret.js';
+import type { FeedRelay } from '../watch/relay.js';
+import { RELAY_PATH, RELAY_SHARD_HEADER, relayHandler, relayMethod } from './watch-relay.js';
 
 const SERVICE = 'etcdmetaproxy.Peer';
 const PATH = `/${SERVICE}/ShardTxn`;
@@ -87,6 +89,7 @@ const definition: grpc.ServiceDefinition = {
   Reap: method(REAP_PATH),
   Settle: method(SETTLE_PATH),
   Current: method(CURRENT_PATH),
+  RelayWatch: relayMethod as grpc.MethodDefinition<unknown, unknown>,
 };
 
 interface ReapWire {
@@ -105,6 +108,8 @@ export interface PeerHandlers {
   settle(shard: string, target: bigint): Promise<bigint | null>;
   /** The highest revision handed out from the revision block ending at `end` or later (null: none held). */
   current(end: bigint): bigint | null;
+  /** The relay of this replica's member watch of a shard (null: none), for RelayWatch. */
+  relay(shard: string): FeedRelay | null;
 }
 
 export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secret: PeerSecret, log: Logger): void {
@@ -159,6 +164,7 @@ export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secr
         return Buffer.from(JSON.stringify({ issued: h === null ? null : h.toString() }));
       },
     ),
+    RelayWatch: relayHandler((s) => handlers.relay(s), secret, log),
   });
 }
 
@@ -201,6 +207,24 @@ export class Peers {
     const res = await this.call(url, CURRENT_PATH, Buffer.from(JSON.stringify({ end: end.toString() })), () => undefined);
     const out = JSON.parse(res.toString()) as { issued: string | null };
     return out.issued === null ? null : BigInt(out.issued);
+  }
+
+  /**
+   * Opens a RelayWatch stream to the replica at `url` for `shard` (watch/relay.ts); null until
+   * the replicas' secret has been read (the member is read meanwhile).
+   */
+  openRelay(url: string, shard: string): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null {
+    const secret = this.secret.cached();
+    if (!secret) {
+      void this.secret.get().catch(() => undefined);
+      return null;
+    }
+    const md = new grpc.Metadata();
+    md.set(PEER_SECRET_HEADER, secret.toString());
+    md.set(RELAY_SHARD_HEADER, shard);
+    const m = relayMethod;
+    const stream = this.client(url).makeBidiStreamRequest(RELAY_PATH, m.requestSerialize, m.responseDeserialize, md, {});
+    return { stream: stream as unknown as grpc.ClientDuplexStream<object, unknown>, endpoint: url };
   }
 
   private async call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {

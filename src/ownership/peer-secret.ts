@@ -36,6 +36,11 @@ export class PeerSecret {
     return this.reading;
   }
 
+  /** The secret if it was read already (no coordinator call), else null. */
+  cached(): Buffer | null {
+    return this.value;
+  }
+
   /** Forgets the cached secret: the next get() reads the coordinator. */
   refresh(): void {
     this.value = null;

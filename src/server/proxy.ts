@@ -220,6 +220,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         reap: async (name, l) => reapOnOwner(store, shardNamed(name), l.id, { rev: l.rev, live: new Map(l.live === null ? [] : [[l.id, l.live]]), own: new Set() }, true),
         settle: async (name, target) => shardNamed(name).writer.settle(target),
         current: (end) => clock.issuedFrom(end),
+        relay: (name) => merged.relayOf(shardNamed(name).index),
       },
       peerSecret,
       log,
@@ -268,6 +269,11 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       },
     });
     await owners.start();
+    // A shard another replica owns is read from that replica's member watch (watch/relay.ts).
+    merged.followOwners((i) => {
+      const now = owners.current(i);
+      return now && !now.local ? { open: () => fwd.openRelay(now.owner.url, shards[i].name) } : null;
+    });
     // Headers say the current revision from the start (a block another replica holds ends at the clock).
     await clock.current().catch(() => undefined);
 

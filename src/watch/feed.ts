@@ -10,17 +10,22 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { wire64 } from '../etcd/types.js';
-import { memberWatchPrevKv, upstreamWatchRestarts } from '../metrics/registry.js';
+import { memberWatchPrevKv, upstreamWatchRestarts, watchRelayed } from '../metrics/registry.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { SYS_PREFIX, prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
 import type { Decoded, MemberEvent } from './decoder.js';
 import { ShardDecoder } from './decoder.js';
+import { FeedRelay } from './relay.js';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 const PROGRESS_RETRY_MS = 500;
 const PROGRESS_RETRY_MAX_MS = 2_000;
+/** After the owner refused or dropped this feed, it reads the member for at least this long. */
+export const RELAY_RETRY_MS = 15_000;
+/** A progress request the owner's relay leaves unanswered this long: read the member instead. */
+const OWNER_STALL_MS = 3_000;
 
 interface MemberWatchResponse {
   header?: { revision: string };
@@ -51,6 +56,11 @@ export interface FeedOptions {
    * events are marked prevUnknown). Always, when not given.
    */
   memberPrevKv?: () => boolean;
+  /**
+   * The shard's owner, when it is another replica: its copy of the member's events
+   * (watch/relay.ts), instead of a member watch of this feed's own. Null: read the member.
+   */
+  owner?: () => { open(): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null } | null;
 }
 
 /** The member range a feed watches: user keys and the proxy's system keys, nothing else. */
@@ -80,10 +90,32 @@ export class ShardFeed {
   /** The stream the last progress request went to. */
   private progressSentOn: grpc.ClientDuplexStream<object, unknown> | null = null;
   private progressSentAt = 0;
+  /** The stream open now reads the owner's relay, not the member. */
+  private viaOwner = false;
+  /** Until then the member is read even when an owner could relay. */
+  private ownerRetryAt = 0;
+  /** While the owner's relay is read: stops reading it (and reads the member). */
+  private leaveOwner: ((why: string) => void) | null = null;
+  private progressPendingSince = 0;
+  /** This feed's member events, passed on to other replicas that follow it. */
+  readonly relay: FeedRelay;
 
   constructor(private readonly o: FeedOptions) {
     this.decoder = new ShardDecoder(o.ks, o.watermark, o.floor ?? 0n, o.shard.index);
     this.next = o.fromMemberRev;
+    const feed = this;
+    this.relay = new FeedRelay({
+      get nextMemberRev() {
+        return feed.next;
+      },
+      get progressAnswers() {
+        return feed.answers;
+      },
+      requestProgress: () => this.requestProgress(),
+      get state() {
+        return { open: feed.call !== null && !feed.viaOwner, prevKv: feed.decoder.prevFromMember, range: feedRange(feed.o.ks) };
+      },
+    }, o.shard.name);
   }
 
   get watermark(): bigint {
@@ -120,6 +152,7 @@ export class ShardFeed {
       return;
     }
     this.progressDelay = PROGRESS_RETRY_MS;
+    this.progressPendingSince = Date.now();
     this.sendProgress();
     this.scheduleProgressRetry();
   }
@@ -132,6 +165,9 @@ export class ShardFeed {
 
   private scheduleProgressRetry(): void {
     this.progressRetry = setTimeout(() => {
+      // An owner that stopped answering (stopped, overloaded) must not hold this replica's
+      // stream back: the member answers for itself.
+      if (this.leaveOwner && Date.now() - this.progressPendingSince >= OWNER_STALL_MS) this.leaveOwner('the owner left a progress request unanswered');
       this.sendProgress();
       this.progressDelay = Math.min(this.progressDelay * 2, PROGRESS_RETRY_MAX_MS);
       this.scheduleProgressRetry();
@@ -144,18 +180,54 @@ export class ShardFeed {
     this.progressRetry = null;
   }
 
+  /** Whether the events come from the owner's relay now. */
+  get followsOwner(): boolean {
+    return this.viaOwner;
+  }
+
+  /**
+   * Moves the feed to the source it should read now (cheap when it reads the right one): to the
+   * owner's relay when an owner elsewhere could serve it (not refused lately, nobody follows
+   * this feed), back to the member when this replica became the owner.
+   */
+  chooseSource(): void {
+    if (!this.call || this.closed) return;
+    const owner = this.o.owner?.() ?? null;
+    if (this.viaOwner ? owner === null : owner !== null && Date.now() >= this.ownerRetryAt && this.relay.followerCount === 0) this.reopen();
+  }
+
+  /** The owner's relay when it may serve this feed now, else null (the member is read). */
+  private openOwner(): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null {
+    if (Date.now() < this.ownerRetryAt || this.relay.followerCount > 0) return null;
+    return this.o.owner?.()?.open() ?? null;
+  }
+
   start(): void {
     if (this.closed) return;
-    const { stream, endpoint } = this.o.shard.upstream.openWatch();
+    const relayed = this.openOwner();
+    const { stream, endpoint } = relayed ?? this.o.shard.upstream.openWatch();
+    const viaOwner = relayed !== null;
+    this.viaOwner = viaOwner;
+    watchRelayed.set({ shard: this.o.shard.name }, viaOwner ? 1 : 0);
+    if (viaOwner) this.relay.reset('this replica follows the owner');
     this.call = stream;
     let alive = true;
     const restart = (why: string) => {
       if (!alive) return;
       alive = false;
+      if (this.leaveOwner === restart) this.leaveOwner = null;
       stream.removeAllListeners();
       stream.on('error', () => undefined);
       stream.cancel();
       if (this.closed) return;
+      if (viaOwner) {
+        // The owner refused or went away: read the member, at once, for a while.
+        this.ownerRetryAt = Date.now() + RELAY_RETRY_MS;
+        if (this.call === stream) this.call = null;
+        this.o.log.info({ shard: this.o.shard.name, owner: endpoint, from: this.next.toString(), why }, 'following the owner stopped; reading the member');
+        this.timer = setTimeout(() => this.start(), 0);
+        return;
+      }
       upstreamWatchRestarts.inc({ shard: this.o.shard.name });
       this.o.log.warn({ shard: this.o.shard.name, endpoint, from: this.next.toString(), why }, 'member watch restarting');
       this.timer = setTimeout(() => this.start(), this.backoff);
@@ -165,7 +237,7 @@ export class ShardFeed {
       const res = raw as MemberWatchResponse;
       if (res.canceled) {
         const compact = BigInt(res.compact_revision || '0');
-        if (compact > 0n) {
+        if (compact > 0n && !viaOwner) {
           alive = false;
           stream.removeAllListeners();
           stream.on('error', () => undefined);
@@ -184,6 +256,7 @@ export class ShardFeed {
         this.answers++;
         this.progressAnswered();
         this.o.onProgress?.();
+        if (!viaOwner) this.relay.progressAnswered();
         return;
       }
       const d = this.decoder.decode(res.events);
@@ -193,15 +266,18 @@ export class ShardFeed {
       }
       if (d.memberRev >= this.next) this.next = d.memberRev + 1n;
       if (d.orphans) this.o.log.warn({ shard: this.o.shard.name, orphans: d.orphans }, 'member events the proxy did not write ignored');
+      if (!viaOwner) this.relay.push(res);
       this.o.onDecoded(d);
     });
     stream.on('error', (err: Error) => restart(err.message));
     stream.on('end', () => restart('stream ended'));
+    this.leaveOwner = viaOwner ? restart : null;
     const range = feedRange(this.o.ks);
     const withPrev = this.o.memberPrevKv?.() ?? true;
     this.decoder.prevFromMember = withPrev;
     memberWatchPrevKv.set({ shard: this.o.shard.name }, withPrev ? 1 : 0);
     stream.write({ create_request: { ...range, start_revision: wire64(this.next), prev_kv: withPrev } });
+    if (!viaOwner) this.relay.opened(this.next);
     if (this.paused) stream.pause();
     if (this.progressRetry) {
       // A progress request is pending: ask the new stream now, and retry it soon.
@@ -253,6 +329,8 @@ export class ShardFeed {
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.relay.reset("the owner's member watch stopped");
+    this.leaveOwner = null;
     const c = this.call;
     this.call = null;
     if (c) {

@@ -9,12 +9,15 @@ import type { WatchCluster } from './cluster-view.js';
 import { mergedRevision, vouchedWatermarks, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
-import { ShardFeed } from './feed.js';
+import { ShardFeed, type FeedOptions } from './feed.js';
+import type { FeedRelay } from './relay.js';
 import { Fencer } from './fencer.js';
 import { HeldEventsGuard } from './held-events.js';
 import { Merger } from './merger.js';
 
 const MAX_START_ROUNDS = 32;
+/** How often each feed checks it reads the right source (its owner's relay, or the member). */
+const SOURCE_CHECK_MS = 5_000;
 /**
  * Held-back events wait for a lagging shard that is writing (its stream moved this recently)
  * instead of asking its owner to vouch at once: a vouch costs the member a progress request
@@ -72,6 +75,9 @@ export class MergedStream {
    * member watches then ask for prev_kv.
    */
   private prevFill: ((b: EventBatch) => void) | null = null;
+  /** A shard's owner elsewhere, to read its events from (watch/relay.ts); null: the members. */
+  private ownerOf: (shard: number) => ReturnType<NonNullable<FeedOptions['owner']>> = () => null;
+  private sourceTimer: NodeJS.Timeout | null = null;
 
   /**
    * `fenceDelayMs`: how long events held back by idle shards wait for those shards to move on
@@ -150,6 +156,7 @@ export class MergedStream {
           onLost: (compacted) => void this.restart(compacted),
           onProgress: () => this.applyVouched(i),
           memberPrevKv: () => this.prevFill === null,
+          owner: () => this.ownerOf(i),
         }),
     );
     this.vouched = this.store.shards.map(() => null);
@@ -189,8 +196,28 @@ export class MergedStream {
     for (const f of this.feeds) f.reopen();
   }
 
+  /**
+   * From now on a shard owned by another replica is read from that replica's member watch
+   * (watch/relay.ts) instead of one of this replica's own: each member then sends each event
+   * once, whatever the number of replicas. `owner(i)` names the way there, null while this
+   * replica owns the shard or it has no owner; feeds move over within SOURCE_CHECK_MS.
+   */
+  followOwners(owner: (shard: number) => ReturnType<NonNullable<FeedOptions['owner']>>): void {
+    this.ownerOf = owner;
+    this.sourceTimer ??= setInterval(() => {
+      for (const f of this.feeds) f.chooseSource();
+    }, SOURCE_CHECK_MS);
+    this.sourceTimer.unref();
+  }
+
+  /** This replica's relay of shard i's member events, for other replicas (null: none now). */
+  relayOf(i: number): FeedRelay | null {
+    return this.feeds[i]?.relay ?? null;
+  }
+
   close(): void {
     this.closed = true;
+    if (this.sourceTimer) clearInterval(this.sourceTimer);
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.fencer.close();

@@ -245,6 +245,7 @@ interface RunResult {
     fencePerWrite: number;
     memberWritesPerWrite: number;
     clockAllocationsPerWrite: number;
+    progressRequestsPerWrite: number;
     retriesPerWrite: Record<string, number>;
     /** Client writes per proxy process. */
     writesByProxy: Record<string, number>;
@@ -322,6 +323,7 @@ async function measure(
       fencePerWrite: sum((d) => d.proxy?.fenceWrites) / writes,
       memberWritesPerWrite: sum((d) => d.proxy?.memberWrites) / writes,
       clockAllocationsPerWrite: sum((d) => d.proxy?.clockAllocations) / writes,
+      progressRequestsPerWrite: sum((d) => d.proxy?.progressRequests ?? 0) / writes,
       retriesPerWrite: Object.fromEntries(Object.entries(retries).map(([k, v]) => [k, v / writes])),
       writesByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.clientWrites ?? NaN])),
       requestsByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.requests ?? NaN])),
@@ -619,12 +621,12 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
   }
 
   // Proxy
-  const prox: string[][] = [['run', 'proxy cpu %', 'cpu ms/op', 'fence writes/write', 'member txns/write', 'clock allocs/write', 'retries/write', 'writes per proxy', 'requests per proxy']];
+  const prox: string[][] = [['run', 'proxy cpu %', 'cpu ms/op', 'fence writes/write', 'member txns/write', 'clock allocs/write', 'member progress reqs/write', 'retries/write', 'writes per proxy', 'requests per proxy']];
   for (const r of runs) {
     if (!r.proxy) continue;
     const p = r.proxy;
     const retries = Object.entries(p.retriesPerWrite).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || '0';
-    prox.push([r.scenario, fmt(p.cpuPct, 0), fmt(p.cpuMsPerOp, 3), fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
+    prox.push([r.scenario, fmt(p.cpuPct, 0), fmt(p.cpuMsPerOp, 3), fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
   }
   if (prox.length > 1) {
     out.push('');

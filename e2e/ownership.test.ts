@@ -92,6 +92,21 @@ async function owners(): Promise<Map<string, string>> {
   return new Map(res.kvs.map((kv) => [kv.key.subarray(range.key.length).toString(), (JSON.parse(kv.value.toString()) as { url: string }).url]));
 }
 
+/**
+ * Waits until every member serves one watcher: the second replica reads them through the owner
+ * (watch/relay.ts), so the faults below also cut its event source.
+ */
+async function followsOwner(): Promise<void> {
+  const watchers = async () =>
+    Promise.all(
+      cluster.shards.map(async (s) => {
+        const text = await (await fetch(`${s.clientUrl}/metrics`)).text();
+        return Number(text.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '))?.split(' ')[1] ?? NaN);
+      }),
+    );
+  await waitFor(async () => (await watchers()).every((n) => n === 1), 30_000, 'the second replica to read the members through the owner');
+}
+
 async function ownedBy(p: ProxyProc): Promise<boolean> {
   const o = await owners();
   return o.size === cluster.shards.length && [...o.values()].every((url) => url === `http://${p.listen}`);
@@ -223,6 +238,7 @@ test('kill -9 of the owner while writers go through both replicas: nothing lost 
   const a = await startProxy('a');
   await waitFor(() => ownedBy(a), 10_000, 'the first replica to own every shard');
   const bProc = await startProxy('b');
+  await followsOwner();
   const watch = watchPrefix(bProc, 'kill');
   await watch.nth(1);
 
@@ -266,6 +282,7 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
   const owner = await startProxy('e');
   await waitFor(() => ownedBy(owner), 10_000, 'the first replica to own every shard');
   const survivor = await startProxy('f');
+  await followsOwner();
   const watch = watchPrefix(survivor, 'stop');
   await watch.nth(1);
 

@@ -72,6 +72,8 @@ export interface ProxyCounters {
   fenceWrites?: number;
   memberWrites?: number;
   clockAllocations?: number;
+  /** Progress requests sent to members (etcd_metaproxy_member_progress_requests_total). */
+  progressRequests?: number;
   retries: Record<string, number>;
 }
 
@@ -86,6 +88,7 @@ export function parseProxyCounters(text: string): ProxyCounters {
   set('fenceWrites', 'etcd_metaproxy_fence_writes_total');
   set('memberWrites', 'etcd_metaproxy_member_writes_total');
   set('clockAllocations', 'etcd_metaproxy_clock_allocations_total');
+  set('progressRequests', 'etcd_metaproxy_member_progress_requests_total');
   for (const s of series(text, 'etcd_metaproxy_write_retries_total')) {
     const r = s.labels['reason'] ?? '?';
     out.retries[r] = (out.retries[r] ?? 0) + s.value;
@@ -159,7 +162,7 @@ export interface ProcessDelta {
   throttledSec?: number;
   etcd?: Partial<Record<EtcdFigure, number>>;
   watchers?: number;
-  proxy?: { requests?: number; clientWrites?: number; fenceWrites?: number; memberWrites?: number; clockAllocations?: number; retries: Record<string, number> };
+  proxy?: ProxyCounters;
 }
 
 export function deltas(all: Observed[], before: Sample, after: Sample): ProcessDelta[] {
@@ -191,7 +194,7 @@ export function deltas(all: Observed[], before: Sample, after: Sample): ProcessD
       const retries: Record<string, number> = {};
       for (const [k, v] of Object.entries(b.proxy.retries)) retries[k] = v - (a.proxy.retries[k] ?? 0);
       d.proxy = { retries };
-      for (const k of ['requests', 'clientWrites', 'fenceWrites', 'memberWrites', 'clockAllocations'] as const) {
+      for (const k of ['requests', 'clientWrites', 'fenceWrites', 'memberWrites', 'clockAllocations', 'progressRequests'] as const) {
         const v = diff(a.proxy[k], b.proxy[k]);
         if (v !== undefined) d.proxy[k] = v;
       }

@@ -199,6 +199,13 @@ export const memberWatchPrevKv = new Gauge({
   registers: [registry],
 });
 
+export const memberProgressRequests = new Counter({
+  name: 'etcd_metaproxy_member_progress_requests_total',
+  help: 'Progress requests written to member watch streams (each costs the member a copy of its write buffer in etcd 3.4), by shard.',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+});
+
 export const watchRelayed = new Gauge({
   name: 'etcd_metaproxy_watch_relayed',
   help: "1 while this replica reads the shard's events from the shard's owner (its relay) instead of a member watch of its own.",

@@ -10,7 +10,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { wire64 } from '../etcd/types.js';
-import { memberWatchPrevKv, upstreamWatchRestarts, watchRelayed } from '../metrics/registry.js';
+import { memberProgressRequests, memberWatchPrevKv, upstreamWatchRestarts, watchRelayed } from '../metrics/registry.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { SYS_PREFIX, prefixEnd } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
@@ -160,7 +160,9 @@ export class ShardFeed {
   private sendProgress(): void {
     this.progressSentOn = this.call;
     this.progressSentAt = Date.now();
-    this.call?.write({ progress_request: {} });
+    if (!this.call) return;
+    this.call.write({ progress_request: {} });
+    if (!this.viaOwner) memberProgressRequests.inc({ shard: this.o.shard.name });
   }
 
   private scheduleProgressRetry(): void {

@@ -20,6 +20,7 @@ import { freePort } from '../src/local/ports.js';
 import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../src/etcd/proto.js';
 import { ownerRange } from '../src/ownership/record.js';
+import { relayMethod } from '../src/ownership/watch-relay.js';
 import { Cleanup, serveProcess, tempDir, waitFor } from './harness.js';
 import { RawClient, b, prefixEnd } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
@@ -332,6 +333,20 @@ test('the internal peer service refuses callers without the replicas\' secret, a
   assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
   const r = await p.client.callOrThrow<{ kvs: unknown[] }>('KV', 'Range', { key: b('peer/'), range_end: prefixEnd('peer/') });
   assert.equal(r.kvs.length, 0, 'nothing written');
+
+  // Nor does it pass a shard's member events on (watch/relay.ts) to a caller without the secret.
+  const md = new grpc.Metadata();
+  md.set('etcd-metaproxy-shard', cluster.shards[0]!.name);
+  const relay = client.makeBidiStreamRequest('/etcdmetaproxy.Peer/RelayWatch', relayMethod.requestSerialize, relayMethod.responseDeserialize, md);
+  const got: unknown[] = [];
+  relay.on('data', (m: unknown) => got.push(m));
+  const relayErr = await new Promise<grpc.ServiceError | null>((resolve) => {
+    relay.on('error', (e: grpc.ServiceError) => resolve(e));
+    relay.on('end', () => resolve(null));
+    relay.write({ create_request: { key: Buffer.from([0]), range_end: Buffer.alloc(0), start_revision: '1', progress_notify: false, filters: [], prev_kv: false, watch_id: '0', fragment: false } });
+  });
+  assert.equal(relayErr?.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(got, [], 'no event passed on');
 });
 
 /** Range and Txn calls the coordinator has answered, from its own /metrics. */

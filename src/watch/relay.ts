@@ -132,6 +132,7 @@ export class FeedRelay {
   reset(reason: string): void {
     this.ring = [];
     this.ringBytes = 0;
+    this.coverFrom = this.feed.nextMemberRev;
     for (const f of [...this.followers]) this.drop(f, reason);
   }
 

@@ -18,7 +18,7 @@ import type { MemberEvent } from './decoder.js';
 import { watchRelayFollowers } from '../metrics/registry.js';
 
 /** Responses kept for followers that reconnect, by the bytes of their keys and values. */
-const RING_BYTES = 8 << 20;
+const RING_BYTES = 4 << 20;
 
 export interface RelayedResponse {
   header?: { revision: string };

@@ -312,6 +312,16 @@ export async function metricTotal(name: string, labels: Record<string, string> =
   return (m?.values ?? []).filter((v) => match(v.labels)).reduce((n, v) => n + v.value, 0);
 }
 
+/** Watchers each etcd serves (its own gauge etcd_debugging_mvcc_watcher_total), by client URL. */
+export async function etcdWatchers(clientUrls: string[]): Promise<number[]> {
+  return Promise.all(
+    clientUrls.map(async (url) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return Number(text.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '))?.split(' ')[1] ?? NaN);
+    }),
+  );
+}
+
 /** Polls `cond` until it returns true; throws after `timeoutMs`. */
 export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

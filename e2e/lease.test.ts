@@ -208,6 +208,7 @@ test('one lease on 300 keys over every shard: time-to-live lists all, revoke del
   const before = BigInt((await viaA.callOrThrow<Msg>('KV', 'Range', { key: b('many/') })).header.revision);
   const revoked = await viaB.callOrThrow<Msg>('Lease', 'LeaseRevoke', { ID: id });
   assert.equal((await getKeys(viaA, 'many/')).length, 0, 'every key deleted before revoke answered');
+  assert.equal((await getKeys(viaB, 'many/')).length, 0, 'and read so through the replica that answered the revoke');
   assert.ok(BigInt(revoked.header.revision) > before, 'the deletes took new revisions');
   assert.equal(await indexEntries(), 0);
 });

@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../src/etcd/proto.js';
 import { ownerRange } from '../src/ownership/record.js';
 import { relayMethod } from '../src/ownership/watch-relay.js';
-import { Cleanup, serveProcess, tempDir, waitFor } from './harness.js';
+import { Cleanup, etcdWatchers, serveProcess, tempDir, waitFor } from './harness.js';
 import { RawClient, b, prefixEnd } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
 
@@ -98,14 +98,8 @@ async function owners(): Promise<Map<string, string>> {
  * (watch/relay.ts), so the faults below also cut its event source.
  */
 async function followsOwner(): Promise<void> {
-  const watchers = async () =>
-    Promise.all(
-      cluster.shards.map(async (s) => {
-        const text = await (await fetch(`${s.clientUrl}/metrics`)).text();
-        return Number(text.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '))?.split(' ')[1] ?? NaN);
-      }),
-    );
-  await waitFor(async () => (await watchers()).every((n) => n === 1), 30_000, 'the second replica to read the members through the owner');
+  const urls = cluster.shards.map((s) => s.clientUrl);
+  await waitFor(async () => (await etcdWatchers(urls)).every((n) => n === 1), 30_000, 'the second replica to read the members through the owner');
 }
 
 async function ownedBy(p: ProxyProc): Promise<boolean> {

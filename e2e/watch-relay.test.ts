@@ -8,7 +8,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawClient, metaPerFile, waitFor, type Meta } from './harness.js';
+import { RawClient, etcdWatchers, metaPerFile, waitFor, type Meta } from './harness.js';
 import { b, prefixEnd } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
 
@@ -26,15 +26,7 @@ before(async () => {
 }, { timeout: 120_000 });
 
 /** Watchers each member serves (etcd's own gauge). */
-async function memberWatchers(): Promise<number[]> {
-  return Promise.all(
-    meta.cluster.shards.map(async (s) => {
-      const text = await (await fetch(`${s.clientUrl}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
-      return Number(line?.split(' ')[1] ?? NaN);
-    }),
-  );
-}
+const memberWatchers = () => etcdWatchers(meta.cluster.shards.map((s) => s.clientUrl));
 
 interface Seen {
   type: string;

@@ -30,8 +30,8 @@ export interface LeaseCluster {
   readonly coordinator: Upstream;
   /** Meta leases, canonical on the coordinator. */
   readonly leases: LeaseDirectory;
-  /** The highest meta revision this replica knows of (response headers). */
-  readonly clock: { known(): bigint };
+  /** known(): the highest meta revision this replica knows of (response headers); current(): read linearizably. */
+  readonly clock: { known(): bigint; current(): Promise<bigint> };
   /** Most pins one write may carry (reap writes pin each entry and key). */
   readonly maxPins: number;
   /** Null: every replica writes every shard. */

@@ -26,7 +26,10 @@ export async function revokeLease(store: LeaseCluster, id: bigint, log: Logger):
   // Every attachment made before the revoke is dead; a new grant of the ID has a later incarnation.
   const view = { rev: BigInt(res.header?.revision ?? '0'), live: new Map<bigint, bigint>(), own: new Set<bigint>() };
   const reaps = await Promise.allSettled(store.shards.map((s) => reapOnOwner(store, s, id, view)));
-  let rev = store.clock.known();
+  // The elected reaper sees the marker go and may delete some of these keys first (at
+  // revisions our reaps do not return): the answer, and the reads after it, must cover those
+  // deletes too. A linearizable clock read after ours does: their index entries were gone.
+  let rev = await store.clock.current().catch(() => store.clock.known());
   reaps.forEach((r, i) => {
     if (r.status === 'fulfilled') {
       if (r.value.rev > rev) rev = r.value.rev;

@@ -182,11 +182,6 @@ export class ShardFeed {
     this.progressRetry = null;
   }
 
-  /** Whether the events come from the owner's relay now. */
-  get followsOwner(): boolean {
-    return this.viaOwner;
-  }
-
   /**
    * Moves the feed to the source it should read now (cheap when it reads the right one): to the
    * owner's relay when an owner elsewhere could serve it (not refused lately, nobody follows
@@ -284,6 +279,7 @@ export class ShardFeed {
     if (this.progressRetry) {
       // A progress request is pending: ask the new stream now, and retry it soon.
       clearTimeout(this.progressRetry);
+      this.progressPendingSince = Date.now();
       this.progressDelay = PROGRESS_RETRY_MS;
       this.sendProgress();
       this.scheduleProgressRetry();

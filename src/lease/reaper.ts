@@ -74,7 +74,7 @@ export class LeaseReaper {
     this.changes = new ChangeWatch(
       store.coordinator,
       [{ key: MARKER_PREFIX, range_end: MARKER_END, prevKv: true }, { key: REAPER_KEY }],
-      { onChanges: (evs) => this.changed(evs), onReconnect: () => this.changed([]) },
+      { onChanges: (evs) => this.changed(evs), onReconnect: () => this.markStale() },
       log,
       'lease reaper',
     );
@@ -93,17 +93,21 @@ export class LeaseReaper {
 
   /**
    * Only deletes matter: a marker deleted is a lease that died (a grant needs no read), the
-   * election key deleted is a chance to lead. A stream (re)connected comes with no events.
+   * election key deleted is a chance to lead.
    */
   private changed(events: ChangeEvent[]): void {
-    let deleted = events.length === 0;
+    let deleted = false;
     for (const e of events) {
       if (!e.deleted) continue;
       deleted = true;
       const id = markerId(e.key);
       if (id !== null && e.prev && this.leading) this.died.set(id, BigInt(e.prev.create_revision));
     }
-    if (!deleted) return;
+    if (deleted) this.markStale();
+  }
+
+  /** The coordinator must be read again (a change reported, or a watch reconnected that missed some). */
+  private markStale(): void {
     this.stale = true;
     void this.tick();
   }

@@ -28,6 +28,7 @@ import { OwnerUnreachableError } from '../shard/routing-errors.js';
 export { OwnerUnreachableError };
 import type { PeerSecret } from './peer-secret.js';
 import type { FeedRelay } from '../watch/relay.js';
+import type { EventSource } from '../watch/feed.js';
 import { RELAY_PATH, RELAY_SHARD_HEADER, relayHandler, relayMethod } from './watch-relay.js';
 
 const SERVICE = 'etcdmetaproxy.Peer';
@@ -89,7 +90,7 @@ const definition: grpc.ServiceDefinition = {
   Reap: method(REAP_PATH),
   Settle: method(SETTLE_PATH),
   Current: method(CURRENT_PATH),
-  RelayWatch: relayMethod as grpc.MethodDefinition<unknown, unknown>,
+  RelayWatch: relayMethod,
 };
 
 interface ReapWire {
@@ -213,7 +214,7 @@ export class Peers {
    * Opens a RelayWatch stream to the replica at `url` for `shard` (watch/relay.ts); null until
    * the replicas' secret has been read (the member is read meanwhile).
    */
-  openRelay(url: string, shard: string): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null {
+  openRelay(url: string, shard: string): EventSource | null {
     const secret = this.secret.cached();
     if (!secret) {
       void this.secret.get().catch(() => undefined);
@@ -222,9 +223,8 @@ export class Peers {
     const md = new grpc.Metadata();
     md.set(PEER_SECRET_HEADER, secret.toString());
     md.set(RELAY_SHARD_HEADER, shard);
-    const m = relayMethod;
-    const stream = this.client(url).makeBidiStreamRequest(RELAY_PATH, m.requestSerialize, m.responseDeserialize, md, {});
-    return { stream: stream as unknown as grpc.ClientDuplexStream<object, unknown>, endpoint: url };
+    const stream = this.client(url).makeBidiStreamRequest(RELAY_PATH, relayMethod.requestSerialize, relayMethod.responseDeserialize, md, {});
+    return { stream, endpoint: url };
   }
 
   private async call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {

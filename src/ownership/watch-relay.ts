@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { WatchService, type WatchRequest, type WatchResponse } from '../etcd/gen/rpc.js';
 import type { FeedRelay, Follower, RelaySink } from '../watch/relay.js';
 import { PEER_SECRET_HEADER, type PeerSecret } from './peer-secret.js';
+import { revHeader } from '../etcd/header.js';
 
 export const RELAY_PATH = '/etcdmetaproxy.Peer/RelayWatch';
 /** The metadata entry naming the shard to follow. */
@@ -20,7 +21,6 @@ const MAX_UNSENT = 4096;
 /** etcd's Watch messages (the generated codec the member watches use), on the peer path. */
 export const relayMethod: grpc.MethodDefinition<WatchRequest, WatchResponse> = { ...WatchService.watch, path: RELAY_PATH };
 
-const HEADER = { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
 
 /** The RelayWatch handler: `relays` names the relay of a shard (null: not one this replica reads). */
 export function relayHandler(relays: (shard: string) => FeedRelay | null, secret: PeerSecret, log: Logger): grpc.handleBidiStreamingCall<WatchRequest, WatchResponse> {
@@ -50,7 +50,7 @@ function serveRelay(call: grpc.ServerDuplexStream<WatchRequest, WatchResponse>, 
     end: (reason) => {
       if (done) return;
       finish();
-      call.write({ header: HEADER, watch_id: '0', created: false, canceled: true, compact_revision: '0', cancel_reason: `etcd-metaproxy relay: ${reason}`, fragment: false, events: [] });
+      call.write({ header: revHeader(0n), watch_id: '0', created: false, canceled: true, compact_revision: '0', cancel_reason: `etcd-metaproxy relay: ${reason}`, fragment: false, events: [] });
       call.end();
     },
   };

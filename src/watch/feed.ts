@@ -23,7 +23,7 @@ const BACKOFF_MAX_MS = 2_000;
 const PROGRESS_RETRY_MS = 500;
 const PROGRESS_RETRY_MAX_MS = 2_000;
 /** After the owner refused or dropped this feed, it reads the member for at least this long. */
-export const RELAY_RETRY_MS = 15_000;
+const RELAY_RETRY_MS = 15_000;
 /** A progress request the owner's relay leaves unanswered this long: read the member instead. */
 const OWNER_STALL_MS = 3_000;
 
@@ -60,7 +60,18 @@ export interface FeedOptions {
    * The shard's owner, when it is another replica: its copy of the member's events
    * (watch/relay.ts), instead of a member watch of this feed's own. Null: read the member.
    */
-  owner?: () => { open(): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null } | null;
+  owner?: () => OwnerSource | null;
+}
+
+/** A stream of the member's events, from the member itself or from the shard's owner. */
+export interface EventSource {
+  stream: grpc.ClientDuplexStream<object, unknown>;
+  endpoint: string;
+}
+
+/** The way to a shard's owner: opens its relay (null: not now, read the member). */
+export interface OwnerSource {
+  open(): EventSource | null;
 }
 
 /** The member range a feed watches: user keys and the proxy's system keys, nothing else. */
@@ -194,7 +205,7 @@ export class ShardFeed {
   }
 
   /** The owner's relay when it may serve this feed now, else null (the member is read). */
-  private openOwner(): { stream: grpc.ClientDuplexStream<object, unknown>; endpoint: string } | null {
+  private openOwner(): EventSource | null {
     if (Date.now() < this.ownerRetryAt || this.relay.followerCount > 0) return null;
     return this.o.owner?.()?.open() ?? null;
   }

@@ -9,7 +9,7 @@ import type { WatchCluster } from './cluster-view.js';
 import { mergedRevision, vouchedWatermarks, watchStreamResets, watermarkRevision } from '../metrics/registry.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import type { EventBatch } from './event.js';
-import { ShardFeed, type FeedOptions } from './feed.js';
+import { ShardFeed, type OwnerSource } from './feed.js';
 import type { FeedRelay } from './relay.js';
 import { Fencer } from './fencer.js';
 import { HeldEventsGuard } from './held-events.js';
@@ -76,7 +76,7 @@ export class MergedStream {
    */
   private prevFill: ((b: EventBatch) => void) | null = null;
   /** A shard's owner elsewhere, to read its events from (watch/relay.ts); null: the members. */
-  private ownerOf: (shard: number) => ReturnType<NonNullable<FeedOptions['owner']>> = () => null;
+  private ownerOf: (shard: number) => OwnerSource | null = () => null;
   private sourceTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -202,7 +202,7 @@ export class MergedStream {
    * once, whatever the number of replicas. `owner(i)` names the way there, null while this
    * replica owns the shard or it has no owner; feeds move over within SOURCE_CHECK_MS.
    */
-  followOwners(owner: (shard: number) => ReturnType<NonNullable<FeedOptions['owner']>>): void {
+  followOwners(owner: (shard: number) => OwnerSource | null): void {
     this.ownerOf = owner;
     this.sourceTimer ??= setInterval(() => {
       for (const f of this.feeds) f.chooseSource();

@@ -16,6 +16,7 @@
  */
 import type { MemberEvent } from './decoder.js';
 import { watchRelayFollowers } from '../metrics/registry.js';
+import { revHeader } from '../etcd/header.js';
 
 /** Responses kept for followers that reconnect, by the bytes of their keys and values. */
 const RING_BYTES = 4 << 20;
@@ -121,8 +122,7 @@ export class FeedRelay {
     for (const f of this.followers) {
       if (f.progressAfter === null || answers <= f.progressAfter) continue;
       f.progressAfter = null;
-      const rev = (this.feed.nextMemberRev - 1n).toString();
-      if (!f.sink.send({ header: { cluster_id: '0', member_id: '0', revision: rev, raft_term: '0' }, created: false, canceled: false, events: [] })) {
+      if (!f.sink.send({ header: revHeader(this.feed.nextMemberRev - 1n), created: false, canceled: false, events: [] })) {
         this.drop(f, 'follower too far behind');
       }
     }
@@ -147,7 +147,7 @@ export class FeedRelay {
     if (!want.range.key.equals(st.range.key) || !want.range.range_end.equals(st.range.range_end)) return 'another key range';
     if (want.from < this.coverFrom) return `member revision ${want.from} is no longer kept (from ${this.coverFrom})`;
     const f: Follower = { sink, from: want.from, progressAfter: null };
-    if (!sink.send({ header: { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' }, created: true, canceled: false, events: [] })) return 'follower too far behind';
+    if (!sink.send({ header: revHeader(0n), created: true, canceled: false, events: [] })) return 'follower too far behind';
     for (const k of this.ring) {
       if (k.last < want.from) continue;
       const out = eventsFrom(k.res, want.from);

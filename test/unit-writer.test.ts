@@ -365,6 +365,64 @@ test('writer batching: one batch in flight; the next batch takes its revisions m
   assert.deepEqual([at.a, at.b, at.c], [100n, 101n, 102n], 'the next batch was allocated later, so its revisions are higher');
 });
 
+/**
+ * A writer whose writes carry arrival proofs and whose clock hands out proven revisions from a
+ * block (takeConfirmed: from 200 on), with `a` in flight at the member and `b` allocated behind it.
+ */
+async function extendSetup() {
+  const member = new FakeMember();
+  const clock = new FakeClock();
+  let block = 200n;
+  const confirmed: number[] = [];
+  const takeConfirmed = (n: number, proofs: bigint[]) => {
+    assert.ok(proofs.every((v) => v === 7n), 'every proof is the clock its read found');
+    confirmed.push(n);
+    const first = block;
+    block += BigInt(n);
+    return first;
+  };
+  const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeConfirmed);
+  member.hold = true;
+  const a = submit(writer, 'a');
+  const b = submit(writer, 'b');
+  await until(() => member.sent.length === 1 && clock.asked.length === 2, 'a flies, b has its revisions');
+  const proven = (key: string, proof: Promise<bigint | null>, keys?: string[]) => {
+    const j = job(key, keys ? { keys } : undefined);
+    return writer.submit({ ...j.job, proof }, j.sample);
+  };
+  return { member, writer, clock, a, b, proven, confirmed };
+}
+
+test('writer batching: writes that queued while a batch flew join the next batch when their proofs came back, at higher revisions', async () => {
+  const { member, a, b, proven, confirmed } = await extendSetup();
+  let release!: (v: bigint) => void;
+  const slow = new Promise<bigint | null>((r) => (release = r));
+  const writes = { c: proven('c', Promise.resolve(7n)), d: proven('d', Promise.resolve(7n)), e: proven('e', slow), f: proven('f', Promise.resolve(7n)) };
+  await new Promise<void>((r) => setImmediate(r));
+  member.release();
+  await until(() => member.sent.length === 2, 'b goes');
+  release(7n);
+  const at = await revs({ a, b, ...writes });
+  // e's proof had not come back: the batch stops there (order is kept), e and f go next.
+  assert.deepEqual(batches(member), [['a'], ['b', 'c', 'd'], ['e', 'f']]);
+  assert.deepEqual([at.a, at.b, at.c, at.d, at.e, at.f], [100n, 101n, 200n, 201n, 202n, 203n]);
+  assert.deepEqual(confirmed, [2, 2]);
+  // The member txn sets the shard clock to the batch's last revision, fenced on its first.
+  const second = member.sent[1];
+  assert.equal(decodeClock(second.compare[0].value), 101n);
+  assert.equal(decodeClock(second.success.find((op) => op.request_put)?.request_put?.value), 201n);
+});
+
+test('writer batching: a write on a key the next batch already writes does not join it', async () => {
+  const { member, a, b, proven } = await extendSetup();
+  const writes = { c: proven('c', Promise.resolve(7n), ['b']), d: proven('d', Promise.resolve(7n)) };
+  await new Promise<void>((r) => setImmediate(r));
+  member.release();
+  await Promise.all([a, b, ...Object.values(writes)]);
+  assert.deepEqual(batches(member), [['a'], ['b'], ['c', 'd']]);
+});
+
 test('writer: settle() waits for allocations already asked for, and keeps later ones above its target', async () => {
   const { member, writer, clock } = setup();
   member.epoch = 7n;

@@ -42,6 +42,8 @@ const USAGE = `usage: node --import tsx bench/scaleout.ts [options]
   --quota-us N        CPU quota of every etcd per 20000 us period (default 1000 = 5% of a core;
                       >= 1000); scenarios a and b
   --duration S        seconds per measured run (default 15)
+  --rounds N          measured runs of each of a-d per side (default 1), alternating which side
+                      goes first; the report takes the round with the median ratio and lists all
   --clients N         clients of the uniform put load, a and b (default 64)
   --hot-clients N     clients of the hot-key loads, c and d (default 16)
   --conns N           gRPC connections of the load generator (default 8)
@@ -71,6 +73,7 @@ function parse() {
     options: {
       'quota-us': { type: 'string', default: '1000' },
       duration: { type: 'string', default: '15' },
+      rounds: { type: 'string', default: '1' },
       clients: { type: 'string', default: '64' },
       'hot-clients': { type: 'string', default: '16' },
       conns: { type: 'string', default: '8' },
@@ -93,6 +96,7 @@ function parse() {
   return {
     quotaUs: intArg('quota-us', values['quota-us'], 1000),
     duration: intArg('duration', values.duration),
+    rounds: intArg('rounds', values.rounds),
     clients: intArg('clients', values.clients),
     hotClients: intArg('hot-clients', values['hot-clients']),
     conns: intArg('conns', values.conns),
@@ -217,6 +221,8 @@ interface PerOp {
 interface RunResult {
   scenario: ScenarioId;
   side: 'etcd' | 'meta';
+  /** 0-based measured round (--rounds). */
+  round: number;
   load: string;
   endpoints: string[];
   capped: boolean;
@@ -276,6 +282,7 @@ async function measure(
   observed: Observed[],
   capped: boolean,
   o: Opts,
+  round: number,
 ): Promise<RunResult> {
   const rates = await calibrate(l, endpoints, o);
   // At least 100 requests per process: the tool prints no p99 below that.
@@ -292,6 +299,7 @@ async function measure(
   const res: RunResult = {
     scenario,
     side,
+    round,
     load: l.describe,
     endpoints,
     capped,
@@ -421,22 +429,27 @@ async function throughputScenarios(o: Opts, cg: CpuCgroups | undefined): Promise
   if (want('a') || want('b')) {
     const uniform: Load = { kind: 'put', clients: o.clients, keySpace: o.keyspace, describe: `put, ${o.clients} clients, random ${KEY_SIZE}-byte keys over ${o.keyspace}, ${VALUE_SIZE}-byte values` };
     log(`uniform put load, capped: ${uniform.describe}`);
-    // One baseline run serves a and b.
-    results.push(await measure(want('a') ? 'a' : 'b', 'etcd', uniform, [baseline.endpoint], etcdObs, true, o));
-    if (want('a')) {
-      log('a: 3 shards + coordinator, 1 proxy');
-      results.push(await measure('a', 'meta', uniform, [p1.endpoint], observedMeta(meta, [{ label: 'proxy1', p: p1 }], observedOf), true, o));
-    }
-    if (want('b')) {
-      const p2 = await startProxy(meta, o);
-      prioritise('proxy2', p2);
-      log(`b: 2 proxies (${p1.endpoint}, ${p2.endpoint}), half the clients on each (one tool process per proxy)`);
-      const proxies = [
-        { label: 'proxy1', p: p1 },
-        { label: 'proxy2', p: p2 },
-      ];
-      results.push(await measure('b', 'meta', uniform, [p1.endpoint, p2.endpoint], observedMeta(meta, proxies, observedOf), true, o));
-      await p2.stop();
+    for (let round = 0; round < o.rounds; round++) {
+      if (o.rounds > 1) log(`round ${round + 1} of ${o.rounds}${round % 2 ? ' (meta first)' : ''}`);
+      // One baseline run serves a and b; every other round it goes last.
+      const baselineRun = async () => results.push(await measure(want('a') ? 'a' : 'b', 'etcd', uniform, [baseline.endpoint], etcdObs, true, o, round));
+      if (round % 2 === 0) await baselineRun();
+      if (want('a')) {
+        log('a: 3 shards + coordinator, 1 proxy');
+        results.push(await measure('a', 'meta', uniform, [p1.endpoint], observedMeta(meta, [{ label: 'proxy1', p: p1 }], observedOf), true, o, round));
+      }
+      if (want('b')) {
+        const p2 = await startProxy(meta, o);
+        prioritise('proxy2', p2);
+        log(`b: 2 proxies (${p1.endpoint}, ${p2.endpoint}), half the clients on each (one tool process per proxy)`);
+        const proxies = [
+          { label: 'proxy1', p: p1 },
+          { label: 'proxy2', p: p2 },
+        ];
+        results.push(await measure('b', 'meta', uniform, [p1.endpoint, p2.endpoint], observedMeta(meta, proxies, observedOf), true, o, round));
+        await p2.stop();
+      }
+      if (round % 2 === 1) await baselineRun();
     }
   }
 
@@ -462,8 +475,12 @@ async function throughputScenarios(o: Opts, cg: CpuCgroups | undefined): Promise
       if (!want(id)) continue;
       const l = hot(kind);
       log(`${id}: one hot key, uncapped: ${l.describe}`);
-      results.push(await measure(id, 'etcd', l, [baseline.endpoint], etcdObs, false, o));
-      results.push(await measure(id, 'meta', l, [p1.endpoint], metaObs, false, o));
+      for (let round = 0; round < o.rounds; round++) {
+        const sides = round % 2 ? (['meta', 'etcd'] as const) : (['etcd', 'meta'] as const);
+        for (const side of sides) {
+          results.push(await measure(id, side, l, [side === 'etcd' ? baseline.endpoint : p1.endpoint], side === 'etcd' ? etcdObs : metaObs, false, o, round));
+        }
+      }
     }
   }
 
@@ -511,9 +528,15 @@ async function storageScenario(o: Opts): Promise<StorageResult> {
     if (n !== undefined) stored.set(e.name, n);
   }
   const s = await takeSample(etcds.map((e) => ({ label: e.name, role: 'shard' as const, metricsUrl: e.metricsUrl, pid: e.pid })));
+  // Writes per member txn: a member stores each batch's clock put as one more (small) item, so
+  // small batches use more backend pages per key.
+  const proxyCounters = (await takeSample([{ label: 'proxy', role: 'proxy', metricsUrl: p.metricsUrl, pid: p.pid }])).of.get('proxy')?.proxy;
   await p.stop();
   await meta.stop();
   log(`  meta: ${metaFill.acked} keys acknowledged (${metaFill.ackedBeforeFirstNospace} before the first NOSPACE)`);
+  if (proxyCounters?.clientWrites && proxyCounters.memberWrites) {
+    log(`  meta: ${fmt(proxyCounters.clientWrites / proxyCounters.memberWrites, 1)} client writes per member txn`);
+  }
   const db = baseCounters.of.get('etcd')?.etcd?.dbBytes;
   return {
     quotaBytes,
@@ -541,10 +564,20 @@ async function storageScenario(o: Opts): Promise<StorageResult> {
 
 function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage: StorageResult | undefined, started: number): { text: string; checks: Check[] } {
   const out: string[] = [];
-  const find = (s: ScenarioId, side: 'etcd' | 'meta') => runs.find((r) => r.scenario === s && r.side === side);
-  // a and b share one baseline run.
-  const get = (s: ScenarioId, side: 'etcd' | 'meta') => find(s, side) ?? (s === 'b' && side === 'etcd' ? find('a', side) : undefined);
-  const runLabel = (r: RunResult) => `${r.side === 'etcd' && r.scenario === 'a' && find('b', 'meta') ? 'a,b' : r.scenario} ${r.side}`;
+  const find = (s: ScenarioId, side: 'etcd' | 'meta', round: number) => runs.find((r) => r.scenario === s && r.side === side && r.round === round);
+  // a and b share one baseline run per round.
+  const inRound = (s: ScenarioId, side: 'etcd' | 'meta', round: number) => find(s, side, round) ?? (s === 'b' && side === 'etcd' ? find('a', side, round) : undefined);
+  const roundRatio = (s: ScenarioId, round: number) => ratioOf(inRound(s, 'meta', round)?.opsPerSec ?? NaN, inRound(s, 'etcd', round)?.opsPerSec ?? NaN);
+  const roundsOf = (s: ScenarioId) => runs.filter((r) => r.scenario === s && r.side === 'meta').map((r) => r.round);
+  // With several rounds, a scenario is reported by its round with the median ratio (the lower
+  // middle one for an even count): every table and target below shows that round.
+  const medianRound = (s: ScenarioId) => {
+    const rs = roundsOf(s).sort((a, b) => roundRatio(s, a) - roundRatio(s, b));
+    return rs[Math.floor((rs.length - 1) / 2)] ?? 0;
+  };
+  const get = (s: ScenarioId, side: 'etcd' | 'meta') => inRound(s, side, medianRound(s));
+  const runLabel = (r: RunResult) =>
+    `${r.side === 'etcd' && r.scenario === 'a' && find('b', 'meta', r.round) ? 'a,b' : r.scenario} ${r.side}${o.rounds > 1 ? ` #${r.round + 1}` : ''}`;
   out.push('');
   out.push(
     `etcd-metaproxy scale-out benchmark: etcd ${etcdVersion()} ${o.noFsync ? '--unsafe-no-fsync' : 'fsync on'}, ${o.shards} shards, ` +
@@ -570,6 +603,14 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
   if (thr.length > 1) {
     out.push('');
     out.push(table(thr));
+    if (o.rounds > 1) {
+      for (const s of ['a', 'b', 'c', 'd'] as const) {
+        const rs = roundsOf(s);
+        if (!rs.length) continue;
+        const each = rs.map((r) => `#${r + 1} ${fmt(inRound(s, 'etcd', r)?.opsPerSec, 0)}/${fmt(inRound(s, 'meta', r)?.opsPerSec, 0)} = ${x(roundRatio(s, r))}`);
+        out.push(`  ${s}: ${o.rounds} rounds (etcd/meta ops/s), shown: #${medianRound(s) + 1} (median ratio): ${each.join(', ')}`);
+      }
+    }
     for (const s of ['a', 'c', 'd'] as const) {
       const e = get(s, 'etcd');
       if (e) out.push(`  ${s === 'a' ? 'a, b' : s}: ${e.load}`);

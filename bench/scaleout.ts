@@ -667,7 +667,7 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     if (!r.proxy) continue;
     const p = r.proxy;
     const retries = Object.entries(p.retriesPerWrite).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || '0';
-    prox.push([r.scenario, fmt(p.cpuPct, 0), fmt(p.cpuMsPerOp, 3), fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
+    prox.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(p.cpuPct, 0), fmt(p.cpuMsPerOp, 3), fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
   }
   if (prox.length > 1) {
     out.push('');

@@ -306,11 +306,11 @@ describe('memberOps', () => {
     ]);
     const inner = ops[1].request_txn!.success;
     const env = (op: RequestOp) => decodeEnvelope(op.request_put!.value);
-    assert.deepEqual(env(ops[0]), { mod: 1234n, create: 10n, lease: 7n, value: B('old-a') });
+    assert.deepEqual(env(ops[0]), { mod: 1234n, create: 10n, lease: 7n, value: B('old-a'), delta: 0n });
     assert.equal(ops[0].request_put!.prev_kv, true);
-    assert.deepEqual(env(inner[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vb') });
-    assert.deepEqual(env(inner[1].request_txn!.success[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vc') });
-    assert.deepEqual(env(ops[3]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vd') });
+    assert.deepEqual(env(inner[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vb'), delta: 0n });
+    assert.deepEqual(env(inner[1].request_txn!.success[0]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vc'), delta: 0n });
+    assert.deepEqual(env(ops[3]), { mod: 1234n, create: 1234n, lease: 0n, value: B('vd'), delta: 0n });
     // Single-key range and delete as member ranges [k, k\0).
     assert.deepEqual(inner[2].request_range!.range_end, B('/ns/a\0'));
     assert.deepEqual(ops[2].request_delete_range!.range_end, B('/ns/x\0'));

@@ -64,5 +64,7 @@ function own(kv: MetaKV): MetaKV {
   const buf = Buffer.allocUnsafeSlow(kv.key.length + kv.value.length);
   kv.key.copy(buf, 0);
   kv.value.copy(buf, kv.key.length);
-  return { ...kv, key: buf.subarray(0, kv.key.length), value: buf.subarray(kv.key.length) };
+  // A put chain's earlier puts (meta-kv.ts) matter only to reads at past revisions: not kept.
+  const { key, create, mod, version, lease, memberMod, delta } = kv;
+  return { key: buf.subarray(0, key.length), create, mod, version, lease, value: buf.subarray(key.length), memberMod, ...(delta !== undefined ? { delta } : {}) };
 }

@@ -19,7 +19,7 @@ import { Errors, notApplied } from '../etcd/errors.js';
 import type { RangeRequest, RangeResponse, RequestOp, TxnResponse } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import type { MemberRange } from '../shard/keyspace.js';
-import { fromMember } from '../shard/meta-kv.js';
+import { chainStateAt, fromMember } from '../shard/meta-kv.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 import type { ClockRead, Shard } from '../shard/shard.js';
 import { rangeOp } from '../upstream/ops.js';
@@ -205,8 +205,9 @@ async function readHistorical(store: MetaStore, shard: Shard, r: RangeRequest, r
 
 /**
  * Merges the key-sorted states before and after a batch into the state at `rev` inside it:
- * a key's version after the batch counts if it was written at or below `rev`, else the one
- * before (deletes close their batch, so none of them precedes `rev`).
+ * a key's version after the batch counts if it was written at or below `rev` (or its put chain's
+ * last put at or below `rev`, meta-kv.ts chainStateAt), else the one before (deletes close their
+ * batch, so none of them precedes `rev`).
  */
 function stateAt(before: MetaKV[], after: MetaKV[], rev: bigint): MetaKV[] {
   const out: MetaKV[] = [];
@@ -216,10 +217,11 @@ function stateAt(before: MetaKV[], after: MetaKV[], rev: bigint): MetaKV[] {
     const c = i >= before.length ? 1 : j >= after.length ? -1 : Buffer.compare(before[i].key, after[j].key);
     if (c < 0) out.push(before[i++]);
     else if (c > 0) {
-      if (after[j].mod <= rev) out.push(after[j]);
+      const at = chainStateAt(after[j], rev);
+      if (at) out.push(at);
       j++;
     } else {
-      out.push(after[j].mod <= rev ? after[j] : before[i]);
+      out.push(chainStateAt(after[j], rev) ?? before[i]);
       i++;
       j++;
     }

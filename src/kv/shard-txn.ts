@@ -19,6 +19,8 @@ import { historyRanges, memberOps, planTxn } from './txn-plan.js';
 import { rangeInTxn } from './range.js';
 import type { Plan, PlannedOp } from './txn-plan.js';
 import type { Turn } from './key-turns.js';
+import { chainablePut, chainOps, linkOutcome } from './put-chain.js';
+import type { ChainLink } from './put-chain.js';
 import { assembleOps } from './txn-response.js';
 import { StateReads, TxnState } from './txn-state.js';
 
@@ -75,11 +77,30 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
   if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads, proof);
-  const turn = await store.keyTurns[shard.index].take(keys);
+  // A blind put of a key whose chain is still waiting for its turn rides along (put-chain.ts).
+  const blind = keys.length === 1 ? chainablePut(txn) : null;
+  const chains = store.putChains[shard.index];
+  const joined = blind ? chains.join(keys[0], epoch, Buffer.from(blind.value), proof) : null;
+  if (joined) return joined;
+  const chain = blind ? chains.start(keys[0], epoch, proof) : null;
+  let links: ChainLink[] = [];
   try {
-    return await runOwnedTxn(store, shard, txn, epoch, reads, proof, turn);
-  } finally {
-    turn.leave();
+    const turn = await store.keyTurns[shard.index].take(keys);
+    if (chain) links = chains.close(keys[0], chain);
+    try {
+      const values = links.map((l) => l.value);
+      const out = await runOwnedTxn(store, shard, txn, epoch, reads, chain ? chain.proof : proof, turn, values);
+      // The chain's puts took the revisions after the first one's, in the order they joined.
+      links.forEach((l, i) => l.resolve(linkOutcome(out.revision + 1n + BigInt(i))));
+      return out;
+    } finally {
+      turn.leave();
+    }
+  } catch (err) {
+    // Nothing of the chain was applied (the member put carries all of it): its puts fail alike.
+    if (chain && !links.length) links = chains.close(keys[0], chain);
+    for (const l of links) l.reject(err);
+    throw err;
   }
 }
 
@@ -92,6 +113,8 @@ async function runOwnedTxn(
   reads = StateReads.forTxn(txn, store.ks),
   proof?: Promise<bigint | null>,
   turn?: Turn,
+  /** Values of blind puts chained after this one (put-chain.ts): one member put applies them all. */
+  chained: Buffer[] = [],
 ): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -147,7 +170,8 @@ async function runOwnedTxn(
     // member's per-level op limit): on a failed pin its state is read anew.
     const pins = reads.pins(state, store.maxPins);
     const elseOps = big ? [] : reads.memberOps();
-    const opsAt = (rev: bigint) => memberOps(plan.ops, rev, store.ks);
+    const chainPut = chained.length ? chainHead(plan) : null;
+    const opsAt = chainPut ? (rev: bigint) => chainOps(chainPut, rev, chained, store.ks) : (rev: bigint) => memberOps(plan.ops, rev, store.ks);
     const sample = opsAt(0n);
     ticket ??= shard.writer.ticket();
     const res = await shard.writer.submit({
@@ -159,9 +183,11 @@ async function runOwnedTxn(
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
       epoch,
       proof,
+      width: 1 + chained.length,
     }, sample, ticket);
     if (res.applied) {
       rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
+      if (chainPut) rememberChain(store, chainPut, state, res.rev, res.memberRev, chained);
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false, history });
       return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
@@ -226,6 +252,29 @@ function deletes(ops: RequestOp[]): boolean {
   return ops.some((op) => !!op.request_delete_range || (!!op.request_txn && deletes(op.request_txn.success)));
 }
 
+/** The put a chain's first write plans (a blind put plans exactly one). */
+function chainHead(plan: Plan): Extract<PlannedOp, { kind: 'put' }> {
+  const op = plan.ops[0];
+  if (plan.ops.length !== 1 || op?.kind !== 'put') throw new Error('a put chain must start with one put');
+  return op;
+}
+
+/** The hint a chain leaves: its last put, versions and delta advanced by every put of it. */
+function rememberChain(store: MetaStore, op: Extract<PlannedOp, { kind: 'put' }>, state: TxnState, first: bigint, memberRev: bigint, chained: Buffer[]): void {
+  const n = BigInt(chained.length);
+  const key = op.req.key;
+  store.hints.set(store.ks.toMember(key).toString('latin1'), {
+    key,
+    create: op.create ?? first,
+    mod: first + n,
+    version: (state.key(key)?.version ?? 0n) + 1n + n,
+    lease: op.lease,
+    value: chained[chained.length - 1],
+    memberMod: memberRev,
+    delta: op.delta + n,
+  });
+}
+
 /** Updates hints with what an applied write left behind. */
 function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev: bigint, memberRev: bigint): void {
   for (const op of ops) {
@@ -240,6 +289,7 @@ function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev:
         lease: op.lease,
         value: op.value ?? Buffer.from(op.req.value),
         memberMod: memberRev,
+        ...(op.delta !== 0n ? { delta: op.delta } : {}),
       });
     } else if (op.kind === 'delete' && op.range) {
       if (op.req.range_end.length === 0) store.hints.set(store.ks.toMember(op.req.key).toString('latin1'), null);

@@ -2,6 +2,7 @@
  * The meta-cluster as the verbs see it: shards, router, clock, keyspace and per-shard
  * revision maps. Verb files (range, put, delete, txn, compact) take it as their first argument.
  */
+import { PutChains } from './put-chain.js';
 import type { ClockAllocator } from '../clock/allocator.js';
 import type { Router } from '../partition/router.js';
 import type { Keyspace } from '../shard/keyspace.js';
@@ -55,6 +56,8 @@ export class MetaStore {
   readonly revmaps: RevisionMap[];
   /** Per shard: writes to one key take turns on the owner (key-turns.ts). */
   readonly keyTurns: KeyTurns[];
+  /** Blind puts of a hot key waiting to be applied together (put-chain.ts), per shard. */
+  readonly putChains: PutChains[];
   /** Identical read-only member txns per shard, coalesced (shared-reads.ts). */
   readonly sharedReads: SharedReads[];
   /** Recently seen key states, to skip state reads before writes (kv/hints.ts). */
@@ -84,6 +87,7 @@ export class MetaStore {
     this.maxPins = opts.maxPins ?? 64;
     this.revmaps = shards.map((s) => new RevisionMap(s));
     this.keyTurns = shards.map(() => new KeyTurns());
+    this.putChains = shards.map(() => new PutChains());
     this.sharedReads = shards.map((s) => new SharedReads((req) => s.upstream.txn(req, true)));
     this.leases = new LeaseDirectory(coordinator, ks.namespace);
   }

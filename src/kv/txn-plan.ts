@@ -17,8 +17,8 @@ import type { TxnState } from './txn-state.js';
 export type PlannedOp =
   /** `history`: a Range at a past revision, read apart from the member txn (history is immutable). */
   | { kind: 'range'; req: RangeRequest; range: MemberRange | null; history: boolean }
-  /** `leaseChange`: its lease index ops (lease/index-ops.ts). */
-  | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null; leaseChange: LeaseChange }
+  /** `leaseChange`: its lease index ops (lease/index-ops.ts); `delta`: the key's version delta (envelope.ts). */
+  | { kind: 'put'; req: PutRequest; create: bigint | null; lease: bigint; value: Buffer | null; leaseChange: LeaseChange; delta: bigint }
   /** `leaseChange`: a single deleted key's lease index op (null for a range). */
   | { kind: 'delete'; req: DeleteRangeRequest; range: MemberRange | null; hits: boolean; leaseChange: LeaseChange | null }
   | { kind: 'txn'; succeeded: boolean; ops: PlannedOp[] };
@@ -94,6 +94,8 @@ function planPut(p: PutRequest, state: TxnState, ctx: PlanContext): PlannedOp {
     lease,
     value: p.ignore_value ? (cur as NonNullable<typeof cur>).value : null,
     leaseChange: { prevLease: cur?.lease ?? 0n, lease, incarnation },
+    // A key a chain wrote keeps its meta version ahead of the member's until it is deleted.
+    delta: cur?.delta ?? 0n,
   };
 }
 
@@ -122,7 +124,7 @@ export function memberOps(ops: PlannedOp[], rev: bigint, ks: Keyspace, readOnly 
       case 'put': {
         const value = op.value ?? op.req.value;
         const key = ks.toMember(op.req.key);
-        out.push(putOp(key, encodeEnvelope(rev, op.create ?? rev, op.lease, value), op.req.prev_kv));
+        out.push(putOp(key, encodeEnvelope(rev, op.create ?? rev, op.lease, value, op.delta), op.req.prev_kv));
         out.push(...leaseIndexOps(key, op.leaseChange));
         break;
       }

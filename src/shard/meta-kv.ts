@@ -2,6 +2,7 @@
 import type { KeyValue } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { decodeEnvelope } from './envelope.js';
+import type { ChainEntry } from './envelope.js';
 import type { Keyspace } from './keyspace.js';
 
 /** A key's meta-cluster fields, as clients see them. */
@@ -17,6 +18,10 @@ export interface MetaFields {
 export interface MetaKV extends MetaFields {
   /** The member's own mod revision: pins the exact state in a member txn compare. */
   memberMod: bigint;
+  /** Meta version - member version (a put chain applied several puts in one; envelope.ts). Absent: 0. */
+  delta?: bigint;
+  /** The chain's earlier puts when the member put that wrote this state applied several (envelope.ts). */
+  chain?: ChainEntry[];
 }
 
 /** A key as the proxy answered it to a client (already meta revisions). */
@@ -50,11 +55,30 @@ function decodeMember(kv: KeyValue, ks: Keyspace, copy: boolean): MetaKV {
     key: copy ? Buffer.from(key) : key,
     create: env.create,
     mod: env.mod,
-    version: BigInt(kv.version),
+    version: BigInt(kv.version) + env.delta,
     lease: env.lease,
     value: env.value,
     memberMod: BigInt(kv.mod_revision),
+    ...(env.delta !== 0n ? { delta: env.delta } : {}),
+    ...(env.chain ? { chain: env.chain } : {}),
   };
+}
+
+/**
+ * The state a chain's put at revision `rev` left (a member state that holds the chain, read at
+ * a meta revision inside it), or null when `rev` is before the chain's first put.
+ */
+export function chainStateAt(kv: MetaKV, rev: bigint): MetaKV | null {
+  if (kv.mod <= rev) return kv;
+  const chain = kv.chain ?? [];
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const e = chain[i];
+    if (e.rev > rev) continue;
+    // Later puts of the chain each added one version (and the member none).
+    const later = BigInt(chain.length - i);
+    return { key: kv.key, create: kv.create, mod: e.rev, version: kv.version - later, lease: kv.lease, value: e.value, memberMod: kv.memberMod, delta: (kv.delta ?? 0n) - later };
+  }
+  return null;
 }
 
 export function toWire(kv: MetaKV, keysOnly = false): KeyValue {

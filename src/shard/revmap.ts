@@ -10,12 +10,13 @@
  * R1 <= R < Rk, the state at R is "m-1 plus the writes of m at or below R": `partial` names m.
  * Writes that delete close their batch, so inside a batch every write at or below R is a put
  * whose envelope says its revision, and every delete in m happened after R. The batch's first
- * revision is the lowest envelope revision among the keys written at m (a range filtered on
+ * revision is the lowest envelope revision among the keys written at m (a put chain's first
+ * put counts, envelope.ts; a range filtered on
  * m's member mod revision: etcd walks the index but answers only those keys).
  */
 import { Errors } from '../etcd/errors.js';
 
-import { decodeEnvelope } from './envelope.js';
+import { decodeEnvelope, firstRevision } from './envelope.js';
 import type { ClockRead, Shard } from './shard.js';
 
 const MEMO_LIMIT = 1024;
@@ -77,7 +78,7 @@ export class RevisionMap {
       const m = memberRev.toString();
       const res = await this.shard.upstream.range({ key: all.start, range_end: all.end, revision: m, min_mod_revision: m, max_mod_revision: m });
       for (const kv of res.kvs) {
-        const r = decodeEnvelope(kv.value).mod;
+        const r = firstRevision(decodeEnvelope(kv.value));
         if (r > 0n && r < first) first = r;
       }
     } catch (err) {

@@ -60,6 +60,11 @@ export interface WriteJob {
   /** Rough encoded size, for the member's request size limit. */
   bytes: number;
   /**
+   * Revisions it takes (default 1): a put chain (kv/put-chain.ts) applies several puts of one
+   * key in one member put, each at its own revision. `ops` gets the first; they are consecutive.
+   */
+  width?: number;
+  /**
    * The owner epoch the write was routed under (ownership/): it is applied only while this
    * writer still holds that epoch, else it fails with NotOwnerError (nothing applied) and is
    * routed again. Undefined: any writer may apply it (lease reaping, fences' callers).
@@ -92,9 +97,22 @@ interface Pending {
 
 interface Allocated {
   batch: Pending[];
-  /** One revision per write of `batch`, increasing. */
+  /** The first revision of each write of `batch` (it takes width() of them), increasing. */
   revs: bigint[];
   error?: unknown;
+}
+
+const width = (p: Pending) => p.job.width ?? 1;
+const widths = (ps: Pending[]) => ps.reduce((n, p) => n + width(p), 0);
+
+/** First revisions of writes taking `ps`' widths from `first` on. */
+function firstRevs(ps: Pending[], first: bigint): bigint[] {
+  let at = first;
+  return ps.map((p) => {
+    const r = at;
+    at += BigInt(width(p));
+    return r;
+  });
 }
 
 /** What a batch holds so far, to tell whether one more write may join it (see take()). */
@@ -279,7 +297,7 @@ export class ShardWriter {
         // Answered: the clock now stands at or past R1, so no earlier batch can still land.
         if (sent !== null && this.uncertainUpTo > 0n && first > this.uncertainUpTo) this.uncertainUpTo = 0n;
       } catch (err) {
-        const last = cur.revs[cur.revs.length - 1];
+        const last = lastRev(cur.batch, cur.revs);
         if (!notApplied(err) && last > this.uncertainUpTo) this.uncertainUpTo = last;
         for (const p of cur.batch) p.reject(err);
       }
@@ -311,18 +329,18 @@ export class ShardWriter {
       // Each write needs its own proof (a clock read that began after it arrived).
       const proofs = await Promise.all(batch.map((p) => p.job.proof as Promise<bigint | null>));
       if (proofs.every((v) => v !== null)) {
-        const first = this.takeConfirmed(batch.length, proofs as bigint[]);
+        const first = this.takeConfirmed(widths(batch), proofs as bigint[]);
         if (first !== null) return first;
       }
     }
-    return this.allocate(batch.length);
+    return this.allocate(widths(batch));
   }
 
   private allocateFor(batch: Pending[]): Promise<Allocated> {
     const p: Promise<Allocated> = this.revisionsFor(batch).then(
       (first) => {
         this.outstanding.add(first);
-        return { batch, revs: batch.map((_, i) => first + BigInt(i)) };
+        return { batch, revs: firstRevs(batch, first) };
       },
       (error: unknown) => ({ batch, revs: [], error }),
     );
@@ -362,14 +380,12 @@ export class ShardWriter {
       more.push(p);
     }
     if (!more.length) return;
-    const first = this.takeConfirmed(more.length, more.map((p) => p.proved as bigint));
+    const first = this.takeConfirmed(widths(more), more.map((p) => p.proved as bigint));
     // Revisions must rise through the batch (a block only hands out higher ones: defensive).
-    if (first === null || first <= cur.revs[cur.revs.length - 1]) return;
+    if (first === null || first <= lastRev(cur.batch, cur.revs)) return;
     this.queue.splice(0, more.length);
-    more.forEach((p, i) => {
-      cur.batch.push(p);
-      cur.revs.push(first + BigInt(i));
-    });
+    cur.batch.push(...more);
+    cur.revs.push(...firstRevs(more, first));
   }
 
   /**
@@ -384,7 +400,7 @@ export class ShardWriter {
     // A write routed elsewhere leaves its revision unused; the rest keep theirs, in order.
     const revs = kept.map((i) => allRevs[i]);
     const first = revs[0];
-    const last = revs[revs.length - 1];
+    const last = lastRev(batch, revs);
     const subs: RequestOp[] = batch.map((p, i) => ({ request_txn: pinned(p.job.pins, p.job.ops(revs[i]), p.job.elseOps) }));
     memberWrites.inc({ shard: this.shardName });
     const compare = [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })];
@@ -418,4 +434,10 @@ export class ShardWriter {
     });
     return true;
   }
+}
+
+/** The last revision a batch takes: its last write's first plus its width, less one. */
+function lastRev(batch: Pending[], revs: bigint[]): bigint {
+  const i = batch.length - 1;
+  return i < 0 ? 0n : revs[i] + BigInt(width(batch[i]) - 1);
 }

@@ -16,7 +16,8 @@ import { wire64 } from '../etcd/types.js';
 import { decodeClock } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { RESERVED, SYS_PREFIX, CLOCK_KEY } from '../shard/keyspace.js';
-import { fromMember, toWire } from '../shard/meta-kv.js';
+import { chainStateAt, fromMember, toWire } from '../shard/meta-kv.js';
+import type { MetaKV } from '../shard/meta-kv.js';
 import type { MetaEvent } from './event.js';
 import { EventType, eventSize } from './event.js';
 
@@ -86,8 +87,7 @@ export class ShardDecoder {
         orphans++;
         continue;
       }
-      const e = this.metaEvent(ev, kv, this.groupClock);
-      if (e.rev > this.floor) out.push(e);
+      for (const e of this.metaEvents(ev, kv, this.groupClock)) if (e.rev > this.floor) out.push(e);
     }
     this.closeGroup();
     return { events: out, watermark: this.watermark, memberRev, orphans };
@@ -102,22 +102,27 @@ export class ShardDecoder {
     this.groupClock = 0n;
   }
 
-  /** `batchRev`: the member revision's clock, the revision of its deletes. */
-  private metaEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
-    return ownBytes(this.decodeEvent(ev, kv, batchRev));
-  }
-
-  private decodeEvent(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent {
-    const prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
+  /**
+   * `batchRev`: the member revision's clock, the revision of its deletes. A put that applied a
+   * chain (envelope.ts) is one event per put of the chain, each the previous one's prev_kv.
+   */
+  private metaEvents(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent[] {
+    let prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
     const unknown = this.prevFromMember ? {} : { prevUnknown: true as const };
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
       const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(batchRev), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
-      return { type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown };
+      return [ownBytes({ type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown })];
     }
     const meta = fromMember(kv, this.ks);
-    const wire = toWire(meta);
-    return { type: EventType.PUT, rev: meta.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown };
+    const states: MetaKV[] = (meta.chain ?? []).map((e) => chainStateAt(meta, e.rev) as MetaKV);
+    states.push(meta);
+    return states.map((state) => {
+      const wire = toWire(state);
+      const e = ownBytes({ type: EventType.PUT, rev: state.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown });
+      prev = wire;
+      return e;
+    });
   }
 }
 

@@ -1,12 +1,53 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ENVELOPE_FORMAT, ENVELOPE_SIZE, decodeClock, decodeEnvelope, encodeClock, encodeEnvelope } from '../src/shard/envelope.js';
+import { CHAIN_FORMAT, ENVELOPE_FORMAT, ENVELOPE_SIZE, decodeClock, decodeEnvelope, encodeClock, encodeEnvelope, firstRevision } from '../src/shard/envelope.js';
+import { chainStateAt } from '../src/shard/meta-kv.js';
 import { Keyspace, RESERVED, SYS_PREFIX, prefixEnd, sysKey } from '../src/shard/keyspace.js';
 import { rng } from './helpers/rng.js';
 
 const b = (s: string) => Buffer.from(s);
 const hex = (x: Buffer | null | undefined) => (x ? x.toString('hex') : x);
 
+
+describe('envelope format 2 (put chains)', () => {
+  const earlier = [
+    { rev: 100n, value: b('first') },
+    { rev: 101n, value: Buffer.alloc(0) },
+  ];
+
+  test('round trip: the delta and the earlier puts, oldest first, then the last value', () => {
+    const e = encodeEnvelope(102n, 90n, 0n, b('last'), 5n, earlier);
+    assert.equal(e[0], CHAIN_FORMAT);
+    const d = decodeEnvelope(e);
+    assert.deepEqual(d, { mod: 102n, create: 90n, lease: 0n, value: b('last'), delta: 5n, chain: earlier });
+    assert.equal(firstRevision(d), 100n);
+  });
+
+  test('a delta with no earlier puts keeps format 2; no delta and no chain is format 1', () => {
+    assert.deepEqual(decodeEnvelope(encodeEnvelope(7n, 3n, 0n, b('v'), 2n)), { mod: 7n, create: 3n, lease: 0n, value: b('v'), delta: 2n });
+    assert.equal(encodeEnvelope(7n, 3n, 0n, b('v'), 0n, [])[0], ENVELOPE_FORMAT);
+  });
+
+  test('a chain envelope cut short is returned as a foreign value, not a crash', () => {
+    const e = encodeEnvelope(102n, 90n, 0n, b('last'), 5n, earlier);
+    for (const cut of [36, 40, 47, 50]) {
+      const d = decodeEnvelope(e.subarray(0, cut));
+      assert.equal(d.mod, 0n, `cut at ${cut}`);
+      assert.equal(d.value.length, cut);
+    }
+  });
+
+  test('chainStateAt: the put of the chain at or below a revision, with its version; null before the chain', () => {
+    const kv = { key: b('k'), create: 90n, mod: 102n, version: 8n, lease: 0n, value: b('last'), memberMod: 40n, delta: 5n, chain: earlier };
+    assert.equal(chainStateAt(kv, 102n), kv);
+    assert.equal(chainStateAt(kv, 500n), kv);
+    const at101 = chainStateAt(kv, 101n);
+    assert.deepEqual([at101?.mod, at101?.version, at101?.value.toString(), at101?.delta], [101n, 7n, '', 4n]);
+    const at100 = chainStateAt(kv, 100n);
+    assert.deepEqual([at100?.mod, at100?.version, at100?.value.toString()], [100n, 6n, 'first']);
+    assert.equal(chainStateAt(kv, 99n), null);
+  });
+});
 
 describe('envelope', () => {
   test('layout: format byte, mod, create, lease (int64 BE), then the value', () => {

@@ -42,6 +42,29 @@ test('decoder: puts are dated by their envelope, deletes by the batch clock (a d
   assert.equal(String(delEv.prevKv?.version), '2');
 });
 
+test('decoder: a put chain (envelope format 2) is one event per put, at its revision, with its version and the put before it as prev_kv; the floor applies per put', () => {
+  const earlier = [
+    { rev: 20n, value: Buffer.from('v1') },
+    { rev: 21n, value: Buffer.from('v2') },
+  ];
+  // The key had meta version 4 at member version 3 (delta 1); the chain's 3 puts: member version 4, meta 7.
+  const prev = kv('k', encodeEnvelope(15n, 9n, 0n, Buffer.from('v0'), 1n), 40, 3);
+  const chain = kv('k', encodeEnvelope(22n, 9n, 0n, Buffer.from('v3'), 3n, earlier), 50, 4);
+  const d = new ShardDecoder(new Keyspace(), 10n);
+  const out = d.decode([clock(22n, 50), put(chain, prev)]);
+  assert.equal(out.watermark, 22n);
+  assert.deepEqual(
+    out.events.map((e) => [e.rev, e.kv.value.toString(), String(e.kv.version), String(e.kv.create_revision), e.prevKv?.value.toString(), String(e.prevKv?.version)]),
+    [
+      [20n, 'v1', '5', '9', 'v0', '4'],
+      [21n, 'v2', '6', '9', 'v1', '5'],
+      [22n, 'v3', '7', '9', 'v2', '6'],
+    ],
+  );
+  const floored = new ShardDecoder(new Keyspace(), 10n, 20n).decode([clock(22n, 50), put(chain, prev)]);
+  assert.deepEqual(floored.events.map((e) => e.rev), [21n, 22n]);
+});
+
 test('decoder: member history written by older proxies (a rev/<slot> marker after each write) decodes the same', () => {
   const d = new ShardDecoder(new Keyspace(), 10n);
   const prevB = kv('b', encodeEnvelope(7n, 5n, 0n, Buffer.from('old')), 40, 2);

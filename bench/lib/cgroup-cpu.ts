@@ -282,7 +282,8 @@ function build(f: Flavour, parent: string, periodUs: number): CpuCgroups {
     periodUs,
     cap(name, pid, quotaUs) {
       const dir = path.join(parent, name.replace(/[^A-Za-z0-9_.-]/g, '_'));
-      mkdirSync(dir);
+      // A group of the same name may be back (a process started again for the next round): reuse it.
+      mkdirSync(dir, { recursive: true });
       const cap: CpuCap = { name, pid, dir, stat: () => f.readStat(dir) };
       caps.push(cap);
       if (quotaUs !== undefined) limited.add(cap);

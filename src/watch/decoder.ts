@@ -87,7 +87,7 @@ export class ShardDecoder {
         orphans++;
         continue;
       }
-      for (const e of this.metaEvents(ev, kv, this.groupClock)) if (e.rev > this.floor) out.push(e);
+      this.pushEvents(out, ev, kv, this.groupClock);
     }
     this.closeGroup();
     return { events: out, watermark: this.watermark, memberRev, orphans };
@@ -106,23 +106,24 @@ export class ShardDecoder {
    * `batchRev`: the member revision's clock, the revision of its deletes. A put that applied a
    * chain (envelope.ts) is one event per put of the chain, each the previous one's prev_kv.
    */
-  private metaEvents(ev: MemberEvent, kv: KeyValue, batchRev: bigint): MetaEvent[] {
+  private pushEvents(out: MetaEvent[], ev: MemberEvent, kv: KeyValue, batchRev: bigint): void {
     let prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
     const unknown = this.prevFromMember ? {} : { prevUnknown: true as const };
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
       const wire: KeyValue = { key, create_revision: wire64(0n), mod_revision: wire64(batchRev), version: wire64(0n), value: Buffer.alloc(0), lease: wire64(0n) };
-      return [ownBytes({ type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown })];
+      if (batchRev > this.floor) out.push(ownBytes({ type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown }));
+      return;
     }
     const meta = fromMember(kv, this.ks);
-    const states: MetaKV[] = (meta.chain ?? []).map((e) => chainStateAt(meta, e.rev) as MetaKV);
-    states.push(meta);
-    return states.map((state) => {
+    const put = (state: MetaKV) => {
       const wire = toWire(state);
-      const e = ownBytes({ type: EventType.PUT, rev: state.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown });
+      if (state.mod > this.floor) out.push(ownBytes({ type: EventType.PUT, rev: state.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown }));
       prev = wire;
-      return e;
-    });
+    };
+    // A chain's earlier puts first (rare: only a hot key's blind puts make them).
+    for (const e of meta.chain ?? []) put(chainStateAt(meta, e.rev) as MetaKV);
+    put(meta);
   }
 }
 

@@ -2,7 +2,8 @@
  * Backup and restore as a user does it, against real etcd processes: `etcdctl snapshot save`
  * through the proxy while writes go on, `etcd-metaproxy restore` (the CLI) into fresh clusters,
  * then a new proxy on them serves exactly the keyspace of the snapshot revision (keys, values,
- * create/mod revisions, versions, leases), the same HashKV, and new writes above that revision.
+ * create/mod revisions, versions (one member put per key, however high its version), leases),
+ * the same HashKV, and new writes above that revision.
  * A truncated snapshot and non-empty clusters are refused without writing anything; a restore
  * into another shard layout (with --reset-versions) places keys by the new configuration.
  */
@@ -18,12 +19,14 @@ import { freePort } from '../src/local/ports.js';
 import { startProxy } from '../src/server/proxy.js';
 import { readSnapshot } from '../src/backup/reader.js';
 import { SnapshotEncoder } from '../src/backup/encoder.js';
+import { Keyspace } from '../src/shard/keyspace.js';
 import { Cleanup, RawClient, etcdctl, proxyConfig, startMeta, tempDir, type Meta } from './harness.js';
 import { Code, b } from './grpc-raw.js';
 
 const cleanup = new Cleanup();
 const MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const ALL = Buffer.from([0]);
+const HIGH_VERSION = 400;
 
 let meta: Meta;
 let source: RawClient;
@@ -110,6 +113,8 @@ test('etcdctl snapshot save through the proxy while writes go on: a consistent f
   const put = async (key: Buffer | string, value: Buffer | string) => assert.ok((await source.kv('Put', { key: b(key), value: b(value) })).ok);
   for (let i = 0; i < 1200; i++) await put(`snap/k${i}`, i % 50 === 0 ? '' : `value-${i}`);
   for (let v = 0; v < 7; v++) await put('snap/multi', `v${v}`);
+  // A key at a high version: restored with one member put, not one per version.
+  for (let v = 0; v < HIGH_VERSION; v++) await put('snap/high', `h${v}`);
   await put(Buffer.from([0x00, 0x01]), Buffer.from([0xff, 0x00]));
   await put(Buffer.from([0xfe, 0xff, 0x00]), 'binary key');
   await put(Buffer.from([0xff, 0xfe]), 'high key');
@@ -137,7 +142,7 @@ test('etcdctl snapshot save through the proxy while writes go on: a consistent f
   snapRev = await snapshotRevision(saved);
   const at = await everything(source, snapRev);
   expected = at.kvs;
-  assert.equal(expected.length, 1200 + 1 + 3 + 1);
+  assert.equal(expected.length, 1200 + 2 + 3 + 1);
 
   // What etcdctl's own tools make of it (docs/SNAPSHOT.md): not a bolt database.
   const status = await etcdctl(meta.addresses[0]!, ['snapshot', 'status', saved]);
@@ -217,7 +222,40 @@ test('restore: a truncated snapshot is refused and nothing is written; then the 
   assert.equal(got.res.kvs[0].create_revision, multi.create_revision);
   assert.equal(got.res.kvs[0].mod_revision, w.res.header.revision);
   assert.equal(got.res.kvs[0].version, '8');
+
+  // The high version came back with one member put: the member's own version is 1, the envelope
+  // carries the rest. Later puts count on from it; a delete and a new put start again at 1.
+  const ks = new Keyspace(Buffer.from(cfg.namespace, 'latin1'));
+  const stored = await memberVersions(cluster, ks.toMember(b('snap/high')));
+  assert.deepEqual(stored, ['1'], 'one member holds snap/high, at its own version 1');
+  const high = (expected as Array<{ key: Buffer; version: string }>).find((kv) => kv.key.toString() === 'snap/high')!;
+  assert.equal(high.version, String(HIGH_VERSION));
+  const next = await restored.kv('Put', { key: b('snap/high'), value: b('next'), prev_kv: true });
+  assert.ok(next.ok);
+  assert.deepEqual(next.res.prev_kv, high);
+  const after = await restored.kv('Range', { key: b('snap/high') });
+  assert.ok(after.ok);
+  assert.equal(after.res.kvs[0].version, String(HIGH_VERSION + 1));
+  assert.ok((await restored.kv('DeleteRange', { key: b('snap/high') })).ok);
+  assert.ok((await restored.kv('Put', { key: b('snap/high'), value: b('again') })).ok);
+  const recreated = await restored.kv('Range', { key: b('snap/high') });
+  assert.ok(recreated.ok);
+  assert.equal(recreated.res.kvs[0].version, '1');
+  assert.equal(recreated.res.kvs[0].create_revision, recreated.res.kvs[0].mod_revision);
 });
+
+/** The member's own version of `memberKey` on every shard that holds it. */
+async function memberVersions(cluster: LocalMetaCluster, memberKey: Buffer): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of cluster.shards) {
+    const c = new RawClient(e.clientUrl);
+    const r = await c.kv('Range', { key: memberKey });
+    c.close();
+    if (!r.ok) throw new Error(r.details);
+    for (const kv of r.res.kvs as Array<{ version: string }>) out.push(kv.version);
+  }
+  return out;
+}
 
 test('restore into another shard layout with --reset-versions: keys placed by the new map, versions 1, revisions kept', { timeout: 180_000 }, async () => {
   const cluster = await freshClusters('relayout', 2);

@@ -11,7 +11,7 @@
  *     to start on it (partition/map.ts) until step 6 replaces it;
  *  4. keys are written to their shards (load-keys.ts);
  *  5. each shard gets its name and its clock at the snapshot revision R, and is compacted there
- *     (the extra puts that rebuilt versions are history nobody may read);
+ *     (the restore's own member revisions are no history anyone may read);
  *  6. one coordinator txn sets the clock to R, the compaction record to R (history before R was
  *     not restored, so reads below R get etcd's compacted error) and the real partition map.
  */
@@ -40,7 +40,7 @@ export interface RestoreOptions {
   file: string;
   config: ProxyConfig;
   logger: Logger;
-  /** Put every key once (version 1) instead of rebuilding its version with `version` puts. */
+  /** Every key at version 1, instead of its own version (each key is one put either way). */
   resetVersions?: boolean;
 }
 
@@ -105,7 +105,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     }
 
     const router = new Router(map);
-    const loader = new KeyLoader(shards, (k) => router.shardOf(k), ks, cfg.memberLimits, opts.resetVersions === true);
+    const loader = new KeyLoader(shards, (k) => router.shardOf(k), ks, cfg.memberLimits, opts.resetVersions === true ? 'reset' : 'delta');
     for await (const rec of readSnapshot(file)) {
       if (rec.type !== 'key') continue;
       if (!ks.writable(rec.kv.key)) throw new SnapshotError(`snapshot ${file}: key ${rec.kv.key.toString('hex')} lies in the reserved range`);
@@ -116,7 +116,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     await Promise.all(
       shards.map(async (u, i) => {
         const res = await u.txn({ compare: [], success: [putOp(SHARD_ID_KEY, Buffer.from(cfg.shards[i].name)), putOp(CLOCK_KEY, encodeClock(revision))], failure: [] }, false);
-        // Everything before this revision is restore traffic (version rebuilding): not history.
+        // Everything before this revision is restore traffic: not history.
         await u.compact({ revision: res.header?.revision ?? '0', physical: false });
       }),
     );

@@ -44,7 +44,7 @@ function nextKey(k: Buffer): Buffer {
 }
 
 export async function copyKeyspace(o: CopyOptions): Promise<CopyResult> {
-  const loader = new KeyLoader(o.shards.map((s) => s.upstream), (k) => o.router.shardOf(k), o.ks, o.limits, false);
+  const loader = new KeyLoader(o.shards.map((s) => s.upstream), (k) => o.router.shardOf(k), o.ks, o.limits, 'puts');
   const entries: RequestOp[][] = o.shards.map(() => []);
   const perShard = o.shards.map(() => 0);
   let keys = 0;

@@ -279,7 +279,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
 
     let healthy = true;
     const check = async (): Promise<boolean> => {
-      const results = await Promise.allSettled([coordinator, ...upstreams].map((u) => u.status()));
+      const results = await Promise.allSettled([coordinator, ...upstreams].map((u) => u.answers(HEALTH_INTERVAL_MS)));
       healthy = results.every((r) => r.status === 'fulfilled');
       health.setStatus('', healthy ? 'SERVING' : 'NOT_SERVING');
       return healthy;

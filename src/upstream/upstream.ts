@@ -56,6 +56,8 @@ export class Upstream {
   private preferred = 0;
   private watchTurn = 0;
   private keepAlives: KeepAliveStream | null = null;
+  /** When a unary call last got an answer (Date.now()), 0 before the first. */
+  private answeredAt = 0;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.name = opts.name;
@@ -104,6 +106,16 @@ export class Upstream {
 
   status(): Promise<StatusResponse> {
     return this.call<StatusResponse>('maintenance', 'Status', {}, true);
+  }
+
+  /**
+   * Resolves once the cluster is known to answer: at once when a call got an answer within the
+   * last `ms`, else after a Status call. A busy cluster is not asked again just to learn that it
+   * is there (each call costs a member CPU that a write could use).
+   */
+  async answers(ms: number): Promise<void> {
+    if (Date.now() - this.answeredAt < ms) return;
+    await this.status();
   }
 
   /**
@@ -197,7 +209,10 @@ export class Upstream {
         upstreamRequests.inc({ cluster: this.name, method, code });
         upstreamDuration.observe({ cluster: this.name, method }, Number(process.hrtime.bigint() - started) / 1e9);
         if (err) reject(this.translate(err));
-        else resolve(res as T);
+        else {
+          this.answeredAt = Date.now();
+          resolve(res as T);
+        }
       });
     });
   }

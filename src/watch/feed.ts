@@ -96,6 +96,8 @@ export class ShardFeed {
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
   private answers = 0;
+  /** performance.now() at the last progress answer (-Infinity before the first). */
+  private answeredAt = -Infinity;
   private progressRetry: NodeJS.Timeout | null = null;
   private progressDelay = PROGRESS_RETRY_MS;
   /** The stream the last progress request went to. */
@@ -141,6 +143,11 @@ export class ShardFeed {
   /** Progress answers received from the member (each says the stream is current). */
   get progressAnswers(): number {
     return this.answers;
+  }
+
+  /** The member (or the owner's relay) answered a progress request within the last `ms`. */
+  answeredWithin(ms: number): boolean {
+    return performance.now() - this.answeredAt < ms;
   }
 
   /**
@@ -262,6 +269,7 @@ export class ShardFeed {
         // A progress answer: the member is there. (etcd 3.4 sends it on a control channel that
         // may overtake events, so its header revision says nothing about what was read.)
         this.answers++;
+        this.answeredAt = performance.now();
         this.progressAnswered();
         this.o.onProgress?.();
         if (!viaOwner) this.relay.progressAnswered();

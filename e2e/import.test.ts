@@ -24,6 +24,7 @@ import { encodeRecord, IMPORT_KEY, importMarker, type ImportRecord } from '../sr
 import { defaultPartitionMap } from '../src/partition/map.js';
 import { markerKey } from '../src/lease/keys.js';
 import { PARTITION_MAP_KEY } from '../src/partition/map-record.js';
+import { Keyspace } from '../src/shard/keyspace.js';
 import { Cleanup, RawClient, makeTestCerts, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
 import { startEtcd } from '../src/local/etcd-process.js';
 import { b } from './grpc-raw.js';
@@ -32,6 +33,7 @@ import { WatchStream } from './watch-client.js';
 const cleanup = new Cleanup();
 const MAIN = path.resolve(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const ALL = Buffer.from([0]);
+const HIGH_VERSION = 300;
 
 let source: Oracle;
 let src: RawClient;
@@ -147,6 +149,21 @@ async function put(key: string, value: string, lease = '0'): Promise<bigint> {
   return BigInt(r.res.header.revision);
 }
 
+/** The member's own version of `key` (the one shard that holds it). */
+async function memberVersion(c: ProxyConfig, key: string): Promise<string> {
+  const mk = new Keyspace(Buffer.from(c.namespace, 'latin1')).toMember(b(key));
+  const found: string[] = [];
+  for (const e of cluster.shards) {
+    const m = new RawClient(e.clientUrl);
+    const r = await m.kv('Range', { key: mk });
+    m.close();
+    if (!r.ok) throw new Error(r.details);
+    for (const kv of r.res.kvs as Array<{ version: string }>) found.push(kv.version);
+  }
+  assert.equal(found.length, 1, `one shard holds ${key}`);
+  return found[0]!;
+}
+
 async function grant(ttl: number): Promise<string> {
   const r = await src.callOrThrow<{ ID: string }>('Lease', 'LeaseGrant', { TTL: String(ttl), ID: '0' });
   return r.ID;
@@ -221,6 +238,10 @@ function startWriters(lease: string, tag: string): { stop(): Promise<number> } {
               })
             ).ok,
           );
+          break;
+        case 4:
+          // A key the copy wrote at a high version, updated on.
+          await put('hot/k', `${tag}${w}-${i}`);
           break;
         default:
           await put(k, `v${i}`);
@@ -364,6 +385,10 @@ test('live import with --follow while writes go on; killed and restarted, stoppe
   for (let i = 0; i < 200; i += 9) await put(`hist/k${i}`, `v2-${i}`);
   for (let i = 0; i < 200; i += 10) assert.ok((await src.kv('DeleteRange', { key: b(`hist/k${i}`) })).ok);
   await put('hist/k0', 'created again');
+  // Keys at high versions: the copy writes each with one member put (its envelope's version
+  // delta); the follow's later puts must keep counting from there, and a delete starts over.
+  for (let v = 0; v < HIGH_VERSION; v++) await put('hot/k', `h${v}`);
+  for (let v = 0; v < HIGH_VERSION; v++) await put('hot/gone', `g${v}`);
   const leased = await grant(600);
   const keyless = await grant(300);
   await put('lease/a', 'on a lease', leased);
@@ -395,6 +420,9 @@ test('live import with --follow while writes go on; killed and restarted, stoppe
   await waitFor(() => run.applied() > R, 30_000, `follow progress; stderr:\n${run.stderr}`);
 
   phase('following');
+  assert.ok((await src.kv('DeleteRange', { key: b('hot/gone') })).ok);
+  await put('hot/gone', 'created again after the copy');
+  await put('hot/gone', 'and put once more');
   // Killed mid-follow: started again, it resumes after the revision it recorded.
   run.kill('SIGKILL');
   await run.exited;
@@ -454,6 +482,10 @@ test('live import with --follow while writes go on; killed and restarted, stoppe
   assert.equal(got.revision, want.revision);
   assert.equal(got.kvs.length, want.kvs.length);
   assert.deepEqual(got.kvs, want.kvs);
+  // One member put copied hot/k, whatever its version: the member's own count is far below it.
+  const hot = (want.kvs as Array<{ key: Buffer; version: string }>).find((kv) => kv.key.toString() === 'hot/k')!;
+  const member = await memberVersion(cfg, 'hot/k');
+  assert.ok(Number(hot.version) > HIGH_VERSION && Number(member) <= Number(hot.version) - HIGH_VERSION + 1, `hot/k: version ${hot.version}, member version ${member}`);
 
   const wantEvents = await watchEvents(src, R + 1n, S);
   const gotEvents = await watchEvents(meta, R + 1n, S);

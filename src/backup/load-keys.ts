@@ -1,14 +1,9 @@
 /**
- * Writes restored keys into member clusters. A key's meta `version` is its member's own count of
- * puts since creation plus the envelope's version delta (shard/envelope.ts), so a key is written
- * in one of three ways (`VersionMode`):
- * - `delta`: one put, its envelope saying how far the meta version is ahead (format 2); exact,
- *   whatever the version. What `restore` does.
- * - `puts`: v puts of the key, so that the member's own count is the version (format 1): keys are
- *   loaded in chunks, and round i of a chunk puts every key of the chunk whose version is at least
- *   i (one key at most once per member txn, as etcd requires). `import` needs this: its follow
- *   phase writes the source's later puts in format 1, counting on the member's version.
- * - `reset`: one put, version 1.
+ * Writes restored (or imported) keys into member clusters, one member put per key whatever its
+ * version. A key's meta `version` is its member's own count of puts since creation plus the
+ * envelope's version delta (shard/envelope.ts, format 2), so the put's envelope carries
+ * `version - 1`; with `resetVersions` every key is at version 1 (delta 0, format 1). (Before
+ * format 2, a version v took v puts of the key.)
  */
 import type { MemberLimits } from '../shard/writer.js';
 import { encodeEnvelope } from '../shard/envelope.js';
@@ -25,13 +20,9 @@ const CHUNK_BYTES = 16 * 1024 * 1024;
 const TXN_MARGIN = 4096;
 const PUT_OVERHEAD = 16;
 
-export type VersionMode = 'delta' | 'puts' | 'reset';
-
 interface Pending {
   key: Buffer;
   value: Buffer;
-  /** Member puts of the key: its member version. */
-  puts: bigint;
 }
 
 class ShardLoad {
@@ -53,7 +44,7 @@ export class KeyLoader {
     private readonly shardOf: (key: Buffer) => number,
     private readonly ks: Keyspace,
     private readonly limits: MemberLimits,
-    private readonly versions: VersionMode,
+    private readonly resetVersions: boolean,
   ) {
     this.loads = upstreams.map((u) => new ShardLoad(u));
   }
@@ -61,13 +52,8 @@ export class KeyLoader {
   /** Queues one key; resolves once there is room for more (at most two chunks per shard in memory). */
   async add(kv: SnapshotKey): Promise<void> {
     const load = this.loads[this.shardOf(kv.key)];
-    const version = this.versions === 'reset' || kv.version < 1n ? 1n : kv.version;
-    const delta = this.versions === 'delta' ? version - 1n : 0n;
-    const p: Pending = {
-      key: this.ks.toMember(kv.key),
-      value: encodeEnvelope(kv.mod, kv.create, kv.lease, kv.value, delta),
-      puts: version - delta,
-    };
+    const delta = this.resetVersions || kv.version < 1n ? 0n : kv.version - 1n;
+    const p: Pending = { key: this.ks.toMember(kv.key), value: encodeEnvelope(kv.mod, kv.create, kv.lease, kv.value, delta) };
     load.chunk.push(p);
     load.bytes += p.key.length + p.value.length;
     load.keys++;
@@ -94,13 +80,10 @@ export class KeyLoader {
   }
 
   private async write(load: ShardLoad, chunk: Pending[]): Promise<void> {
-    const rounds = chunk.reduce((m, p) => (p.puts > m ? p.puts : m), 1n);
-    for (let round = 1n; round <= rounds; round++) {
-      const ops = chunk.filter((p) => p.puts >= round).map((p) => ({ op: putOp(p.key, p.value), size: p.key.length + p.value.length + PUT_OVERHEAD }));
-      for (const txn of this.split(ops)) {
-        await load.upstream.txn({ compare: [], success: txn, failure: [] }, false);
-        load.txns++;
-      }
+    const ops = chunk.map((p) => ({ op: putOp(p.key, p.value), size: p.key.length + p.value.length + PUT_OVERHEAD }));
+    for (const txn of this.split(ops)) {
+      await load.upstream.txn({ compare: [], success: txn, failure: [] }, false);
+      load.txns++;
     }
   }
 

@@ -105,7 +105,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     }
 
     const router = new Router(map);
-    const loader = new KeyLoader(shards, (k) => router.shardOf(k), ks, cfg.memberLimits, opts.resetVersions === true ? 'reset' : 'delta');
+    const loader = new KeyLoader(shards, (k) => router.shardOf(k), ks, cfg.memberLimits, opts.resetVersions === true);
     for await (const rec of readSnapshot(file)) {
       if (rec.type !== 'key') continue;
       if (!ks.writable(rec.kv.key)) throw new SnapshotError(`snapshot ${file}: key ${rec.kv.key.toString('hex')} lies in the reserved range`);

@@ -1,10 +1,10 @@
 /**
  * The first phase of an import: the source's whole keyspace at one revision R, written into the
  * shards the partition map routes each key to, exactly as `restore` writes a snapshot
- * (backup/load-keys.ts: the envelope carries the source's mod and create revisions and lease; a
- * key's version is rebuilt by putting it `version` times). Leased keys also get their lease
- * index entry, under the mirrored lease's incarnation. Then each shard gets its name and its
- * clock at R and is compacted there: the extra puts that rebuilt versions are no history.
+ * (backup/load-keys.ts: one member put per key, its envelope carrying the source's mod and create
+ * revisions, lease and version delta). Leased keys also get their lease index entry, under the
+ * mirrored lease's incarnation. Then each shard gets its name and its clock at R and is
+ * compacted there: the copy's own member revisions are no history.
  */
 import { KeyLoader } from '../backup/load-keys.js';
 import type { KeyValue, RequestOp } from '../etcd/types.js';
@@ -44,7 +44,7 @@ function nextKey(k: Buffer): Buffer {
 }
 
 export async function copyKeyspace(o: CopyOptions): Promise<CopyResult> {
-  const loader = new KeyLoader(o.shards.map((s) => s.upstream), (k) => o.router.shardOf(k), o.ks, o.limits, 'puts');
+  const loader = new KeyLoader(o.shards.map((s) => s.upstream), (k) => o.router.shardOf(k), o.ks, o.limits, false);
   const entries: RequestOp[][] = o.shards.map(() => []);
   const perShard = o.shards.map(() => 0);
   let keys = 0;
@@ -75,7 +75,7 @@ export async function copyKeyspace(o: CopyOptions): Promise<CopyResult> {
       const ops = entries[i];
       for (let at = 0; at < ops.length; at += chunk) await s.upstream.txn({ compare: [], success: ops.slice(at, at + chunk), failure: [] }, false);
       const res = await s.upstream.txn({ compare: [], success: [putOp(CLOCK_KEY, encodeClock(o.revision)), putOp(SHARD_ID_KEY, Buffer.from(s.name))], failure: [] }, false);
-      // Everything before this member revision is the copy's traffic (version rebuilding).
+      // Everything before this member revision is the copy's traffic: not history.
       await s.upstream.compact({ revision: res.header?.revision ?? '0', physical: false });
     }),
   );

@@ -12,6 +12,7 @@ import type { Keyspace } from '../shard/keyspace.js';
 import type { LeaseMirror } from './leases.js';
 import { isDelete, memberWrite, type SourceEvent } from './member-writes.js';
 import { ImportConflict, type RevisionWrites, type ShardApplier } from './shard-applier.js';
+import { VersionDeltas } from './version-deltas.js';
 import type { ImportSource } from './source.js';
 
 interface SourceWatchResponse {
@@ -34,6 +35,8 @@ export interface FollowOptions {
   log: Logger;
   /** Every source revision at or below it is applied. */
   applied: bigint;
+  /** The revision the keyspace was copied at: keys created at or below it may carry a version delta. */
+  copyRevision: bigint;
 }
 
 export class Follower {
@@ -49,10 +52,12 @@ export class Follower {
   private timer: NodeJS.Timeout | null = null;
   /** Events applied. */
   events = 0;
+  readonly deltas: VersionDeltas;
 
   constructor(private readonly o: FollowOptions) {
     this.applied = o.applied;
     this.received = o.applied;
+    this.deltas = new VersionDeltas(o.copyRevision, o.router, o.ks, o.appliers);
   }
 
   /** Follows until stop(), or until revision `until` is applied; rejects on a fatal error. */
@@ -146,6 +151,7 @@ export class Follower {
   private async handle(events: SourceEvent[]): Promise<void> {
     const perShard: RevisionWrites[][] = this.o.appliers.map(() => []);
     let last = this.applied;
+    await this.deltas.load(events);
     for (const ev of events) {
       const kv = ev.kv!;
       const rev = BigInt(kv.mod_revision);
@@ -158,7 +164,8 @@ export class Follower {
         entry = { rev, writes: [] };
         list.push(entry);
       }
-      entry.writes.push(memberWrite(ev, this.o.ks, inc));
+      if (isDelete(ev)) this.deltas.forget(ev);
+      entry.writes.push(memberWrite(ev, this.o.ks, inc, this.deltas.of(ev)));
       if (rev > last) last = rev;
     }
     await Promise.all(this.o.appliers.map((a, i) => a.apply(perShard[i])));

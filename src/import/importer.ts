@@ -152,7 +152,7 @@ export async function runImport(o: ImportOptions): Promise<ImportResult> {
 
     const applied = BigInt(record.applied);
     const appliers = await Promise.all(shards.map((s) => ShardApplier.open(s.name, s.upstream, cfg.memberLimits)));
-    const follower = new Follower({ source, router, ks, appliers, leases, log, applied });
+    const follower = new Follower({ source, router, ks, appliers, leases, log, applied, copyRevision: BigInt(record.copyRevision) });
     // Without --follow, an import that resumes catches up with the source as it was at start.
     const until = o.follow ? null : head.revision;
     if (until === null || applied < until) {

@@ -1,8 +1,9 @@
 /**
  * A source watch event as member ops: the key in its envelope (the source's mod and create
- * revisions and lease; the member's own version counts up with the source's, since both start
- * equal and both add one per put and restart after a delete), and the lease index entries the
- * proxy keeps beside leased keys (lease/keys.ts).
+ * revisions and lease, and the version delta of the key's incarnation: the member's own version
+ * counts up with the source's, both adding one per put and restarting after a delete; a key the
+ * copy wrote once at a higher version keeps the delta it was copied with, version-deltas.ts),
+ * and the lease index entries the proxy keeps beside leased keys (lease/keys.ts).
  */
 import type { DeleteRangeRequest, KeyValue, RequestOp } from '../etcd/types.js';
 import { indexKey, encodeIncarnation } from '../lease/keys.js';
@@ -45,9 +46,10 @@ export function isDelete(ev: SourceEvent): boolean {
 }
 
 /**
- * `incarnation`: of the event's lease (0n for none). `ks`: the configured namespace.
+ * `incarnation`: of the event's lease (0n for none). `ks`: the configured namespace. `delta`: the
+ * key's version delta (a put's).
  */
-export function memberWrite(ev: SourceEvent, ks: Keyspace, incarnation: bigint): MemberWrite {
+export function memberWrite(ev: SourceEvent, ks: Keyspace, incarnation: bigint, delta = 0n): MemberWrite {
   const kv = ev.kv;
   if (!kv) throw new Error('watch event without a key');
   const mk = ks.toMember(kv.key);
@@ -69,7 +71,7 @@ export function memberWrite(ev: SourceEvent, ks: Keyspace, incarnation: bigint):
     return { ops, keys, bytes, deletes: true };
   }
   const lease = BigInt(kv.lease);
-  const value = encodeEnvelope(BigInt(kv.mod_revision), BigInt(kv.create_revision), lease, kv.value);
+  const value = encodeEnvelope(BigInt(kv.mod_revision), BigInt(kv.create_revision), lease, kv.value, delta);
   add(putOp(mk, value), mk, mk.length + value.length);
   if (lease !== 0n) {
     const ik = indexKey(lease, mk);

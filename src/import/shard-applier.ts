@@ -57,6 +57,21 @@ export class ShardApplier {
     return new ShardApplier(name, upstream, limits, decodeClock(res.responses[0]?.response_range?.kvs[0]?.value));
   }
 
+  /**
+   * The current member values of `keys` (latin1 member key to value, null for a key the shard
+   * does not hold), read in read-only txns within the members' limits.
+   */
+  async read(keys: Buffer[]): Promise<Map<string, Buffer | null>> {
+    const out = new Map<string, Buffer | null>();
+    const per = Math.max(1, this.limits.maxTxnOps);
+    for (let at = 0; at < keys.length; at += per) {
+      const part = keys.slice(at, at + per);
+      const res = await this.upstream.txn({ compare: [], success: part.map((k) => rangeOp(k)), failure: [] }, true);
+      part.forEach((k, i) => out.set(k.toString('latin1'), res.responses[i]?.response_range?.kvs[0]?.value ?? null));
+    }
+    return out;
+  }
+
   /** Writes `revs` (ascending) that this shard does not hold yet. */
   async apply(revs: RevisionWrites[]): Promise<void> {
     const maxOps = this.limits.maxTxnOps - 1;

@@ -20,8 +20,6 @@ const REMEMBERED = 100_000;
 
 export class VersionDeltas {
   private readonly known = new Map<string, bigint>();
-  /** Member keys read so far. */
-  reads = 0;
 
   constructor(
     private readonly copyRevision: bigint,
@@ -48,7 +46,6 @@ export class VersionDeltas {
       this.appliers.map(async (a, i) => {
         if (!wanted[i].length) return;
         const values = await a.read(wanted[i]);
-        this.reads += wanted[i].length;
         for (const [id, value] of values) this.remember(id, value ? decodeEnvelope(value, false).delta : 0n);
       }),
     );

@@ -22,6 +22,7 @@ import { startEtcd, type EtcdProcess } from '../src/local/etcd-process.js';
 import { LOCAL_MEMBER_LIMITS, startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
 import { registry } from '../src/metrics/registry.js';
+import { Keyspace } from '../src/shard/keyspace.js';
 import { RawClient, b } from './grpc-raw.js';
 
 export { RawClient } from './grpc-raw.js';
@@ -173,6 +174,23 @@ async function loadStartProxy(): Promise<(cfg: ProxyConfig, opts?: { logger?: pi
 }
 
 /** A proxy configuration for a local meta-cluster, with etcd's client limits. */
+/** The member's own version of `key` on every shard of `cluster` that holds it (read on the members directly). */
+export async function memberVersions(cluster: LocalMetaCluster, namespace: string, key: Buffer): Promise<string[]> {
+  const mk = new Keyspace(Buffer.from(namespace, 'latin1')).toMember(key);
+  const out: string[] = [];
+  for (const e of cluster.shards) {
+    const c = new RawClient(e.clientUrl);
+    try {
+      const r = await c.kv('Range', { key: mk });
+      if (!r.ok) throw new Error(r.details);
+      for (const kv of r.res.kvs as Array<{ version: string }>) out.push(kv.version);
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
+
 export function proxyConfig(cluster: LocalMetaCluster, listen: string, change: Partial<ProxyConfig> = {}): ProxyConfig {
   return {
     listen,

@@ -24,8 +24,7 @@ import { encodeRecord, IMPORT_KEY, importMarker, type ImportRecord } from '../sr
 import { defaultPartitionMap } from '../src/partition/map.js';
 import { markerKey } from '../src/lease/keys.js';
 import { PARTITION_MAP_KEY } from '../src/partition/map-record.js';
-import { Keyspace } from '../src/shard/keyspace.js';
-import { Cleanup, RawClient, makeTestCerts, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
+import { Cleanup, RawClient, makeTestCerts, memberVersions, proxyConfig, sleep, startOracle, tempDir, waitFor, type Oracle } from './harness.js';
 import { startEtcd } from '../src/local/etcd-process.js';
 import { b } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
@@ -147,21 +146,6 @@ async function put(key: string, value: string, lease = '0'): Promise<bigint> {
   const r = await src.kv('Put', { key: b(key), value: b(value), lease });
   if (!r.ok) throw new Error(`put ${key}: ${r.details}`);
   return BigInt(r.res.header.revision);
-}
-
-/** The member's own version of `key` (the one shard that holds it). */
-async function memberVersion(c: ProxyConfig, key: string): Promise<string> {
-  const mk = new Keyspace(Buffer.from(c.namespace, 'latin1')).toMember(b(key));
-  const found: string[] = [];
-  for (const e of cluster.shards) {
-    const m = new RawClient(e.clientUrl);
-    const r = await m.kv('Range', { key: mk });
-    m.close();
-    if (!r.ok) throw new Error(r.details);
-    for (const kv of r.res.kvs as Array<{ version: string }>) found.push(kv.version);
-  }
-  assert.equal(found.length, 1, `one shard holds ${key}`);
-  return found[0]!;
 }
 
 async function grant(ttl: number): Promise<string> {
@@ -484,7 +468,9 @@ test('live import with --follow while writes go on; killed and restarted, stoppe
   assert.deepEqual(got.kvs, want.kvs);
   // One member put copied hot/k, whatever its version: the member's own count is far below it.
   const hot = (want.kvs as Array<{ key: Buffer; version: string }>).find((kv) => kv.key.toString() === 'hot/k')!;
-  const member = await memberVersion(cfg, 'hot/k');
+  const held = await memberVersions(cluster, cfg.namespace, b('hot/k'));
+  assert.equal(held.length, 1, 'one shard holds hot/k');
+  const member = held[0]!;
   assert.ok(Number(hot.version) > HIGH_VERSION && Number(member) <= Number(hot.version) - HIGH_VERSION + 1, `hot/k: version ${hot.version}, member version ${member}`);
 
   const wantEvents = await watchEvents(src, R + 1n, S);

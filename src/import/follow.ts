@@ -52,7 +52,7 @@ export class Follower {
   private timer: NodeJS.Timeout | null = null;
   /** Events applied. */
   events = 0;
-  readonly deltas: VersionDeltas;
+  private readonly deltas: VersionDeltas;
 
   constructor(private readonly o: FollowOptions) {
     this.applied = o.applied;

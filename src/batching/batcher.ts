@@ -127,8 +127,11 @@ export class Batcher<In, Out> {
         } catch (err) {
           for (const w of batch) w.reject(err);
         }
-        const forgotten = new Error('batcher: the batch runner left a waiter unsettled');
-        for (const w of batch) w.reject(forgotten);
+        // Made only when needed: an Error captures a stack, once per batch on every queue.
+        if (batch.some((w) => !w.settled)) {
+          const forgotten = new Error('batcher: the batch runner left a waiter unsettled');
+          for (const w of batch) w.reject(forgotten);
+        }
       }
     } finally {
       this.running = false;

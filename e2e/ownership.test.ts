@@ -18,7 +18,8 @@ import path from 'node:path';
 import { startLocalMetaCluster, type LocalMetaCluster } from '../src/local/meta-cluster.js';
 import { freePort } from '../src/local/ports.js';
 import * as grpc from '@grpc/grpc-js';
-import { etcdService } from '../src/etcd/proto.js';
+import type { TxnRequest } from '../src/etcd/types.js';
+import { encodeForwarded, encodeTxn } from '../src/ownership/forward-wire.js';
 import { ownerRange } from '../src/ownership/record.js';
 import { relayMethod } from '../src/ownership/watch-relay.js';
 import { Cleanup, etcdWatchers, serveProcess, tempDir, waitFor } from './harness.js';
@@ -312,18 +313,18 @@ test('the internal peer service refuses callers without the replicas\' secret, a
   await waitFor(() => ownedBy(p), 10_000, 'the replica to own every shard');
   const client = new grpc.Client(p.listen, grpc.credentials.createInsecure());
   cleanup.add('close peer client', () => client.close());
-  const txn = (etcdService('KV').service.Txn as unknown as grpc.MethodDefinition<object, object>).requestSerialize({
-    compare: [],
-    success: [{ request_put: { key: b('peer/sneaky'), value: b('x') } }],
-    failure: [],
-  });
-  const head = Buffer.from(JSON.stringify({ shard: cluster.shards[0]!.name, hops: 1 }));
-  const len = Buffer.alloc(2);
-  len.writeUInt16BE(head.length);
+  const txn = encodeTxn({ compare: [], success: [{ request_put: { key: b('peer/sneaky'), value: b('x') } }], failure: [] } as unknown as TxnRequest);
   const id = (x: Buffer) => x;
-  const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-    client.makeUnaryRequest('/etcdmetaproxy.Peer/ShardTxn', id, id, Buffer.concat([len, head, txn]), (e) => resolve(e)),
-  );
+  // A forwarded write on the stream replicas forward writes on (ownership/forward-stream.ts).
+  const fwd = client.makeBidiStreamRequest('/etcdmetaproxy.Peer/ShardTxns', id, id, new grpc.Metadata());
+  const answers: Buffer[] = [];
+  fwd.on('data', (m: Buffer) => answers.push(m));
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+    fwd.on('error', (e: grpc.ServiceError) => resolve(e));
+    fwd.on('end', () => resolve(null));
+    fwd.write(encodeForwarded(1, 1, cluster.shards[0]!.name, txn));
+  });
+  assert.deepEqual(answers, [], 'no answer');
   assert.equal(err?.code, grpc.status.PERMISSION_DENIED);
   const r = await p.client.callOrThrow<{ kvs: unknown[] }>('KV', 'Range', { key: b('peer/'), range_end: prefixEnd('peer/') });
   assert.equal(r.kvs.length, 0, 'nothing written');

@@ -1,22 +1,19 @@
 /**
- * Forwarding writes to a shard's owner (owners.ts): the replica that received a client write
+ * Forwarding to a shard's owner (owners.ts) and the owner's internal service
+ * `etcdmetaproxy.Peer`, served on its client port. The replica that received a client write
  * for a shard it does not own sends the client's txn, as is, to the owner, which plans and
- * applies it on its exact state and answers the outcome. One gRPC channel per peer (HTTP/2
- * multiplexes every forwarded write on it), served on the owner's client port as the internal
- * service `etcdmetaproxy.Peer`.
+ * applies it on its exact state and answers the outcome: over one stream per owner
+ * (`ShardTxns`, forward-stream.ts and forward-serve.ts), many writes per message. Errors come
+ * back as the owner would have answered the client (code and etcd's message).
  *
- * Wire: request = u16 header length, JSON {shard, hops}, then the TxnRequest as etcd encodes it;
- * response = one byte (1: the txn wrote) then the TxnResponse (header.revision = the outcome's
- * revision). Errors travel as gRPC status (code and etcd's message), exactly as the owner
- * would have answered the client. `Reap` (a dead lease's keys on one shard, lease/reap.ts),
- * `Settle` (the owner's word for a watermark, watch/fencer.ts) and `Current` (how far a
- * revision block was handed out, clock/block.ts) are JSON both ways, int64 as decimal strings.
+ * `Reap` (a dead lease's keys on one shard, lease/reap.ts), `Settle` (the owner's word for a
+ * watermark, watch/fencer.ts) and `Current` (how far a revision block was handed out,
+ * clock/block.ts) are unary calls, JSON both ways, int64 as decimal strings.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { EtcdError, isGrpcError } from '../etcd/errors.js';
-import { generatedService } from '../etcd/services.js';
-import type { TxnRequest, TxnResponse } from '../etcd/types.js';
+import type { TxnRequest } from '../etcd/types.js';
 import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn-outcome.js';
 import type { UpstreamTls } from '../config/types.js';
@@ -24,6 +21,8 @@ import { forwardedWrites } from '../metrics/registry.js';
 import { channelCredentials } from '../tls/channel.js';
 import { PEER_SECRET_HEADER } from './peer-secret.js';
 import { OwnerUnreachableError } from '../shard/routing-errors.js';
+import { ForwardStream, FORWARD_PATH, ownerError } from './forward-stream.js';
+import { ForwardStreams } from './forward-serve.js';
 
 export { OwnerUnreachableError };
 import type { PeerSecret } from './peer-secret.js';
@@ -32,46 +31,9 @@ import type { EventSource } from '../watch/feed.js';
 import { RELAY_PATH, RELAY_SHARD_HEADER, relayHandler, relayMethod } from './watch-relay.js';
 
 const SERVICE = 'etcdmetaproxy.Peer';
-const PATH = `/${SERVICE}/ShardTxn`;
 const REAP_PATH = `/${SERVICE}/Reap`;
 const SETTLE_PATH = `/${SERVICE}/Settle`;
 const CURRENT_PATH = `/${SERVICE}/Current`;
-
-interface ForwardHeader {
-  shard: string;
-  hops: number;
-}
-
-function txnCodec(): grpc.MethodDefinition<TxnRequest, TxnResponse> {
-  return generatedService('KV').Txn;
-}
-
-function encodeRequest(h: ForwardHeader, txn: TxnRequest): Buffer {
-  const head = Buffer.from(JSON.stringify(h));
-  const len = Buffer.allocUnsafe(2);
-  len.writeUInt16BE(head.length);
-  return Buffer.concat([len, head, txnCodec().requestSerialize(txn)]);
-}
-
-function decodeRequest(buf: Buffer): { h: ForwardHeader; txn: TxnRequest } {
-  const n = buf.readUInt16BE(0);
-  const h = JSON.parse(buf.subarray(2, 2 + n).toString()) as ForwardHeader;
-  return { h, txn: txnCodec().requestDeserialize(buf.subarray(2 + n)) };
-}
-
-function encodeResponse(out: TxnOutcome): Buffer {
-  const res = {
-    header: { cluster_id: '0', member_id: '0', revision: out.revision.toString(), raft_term: '0' },
-    succeeded: out.succeeded,
-    responses: out.responses,
-  } as TxnResponse;
-  return Buffer.concat([Buffer.from([out.wrote ? 1 : 0]), txnCodec().responseSerialize(res)]);
-}
-
-function decodeResponse(buf: Buffer): TxnOutcome {
-  const res = txnCodec().responseDeserialize(buf.subarray(1));
-  return { wrote: buf[0] === 1, revision: BigInt(res.header?.revision ?? '0'), succeeded: res.succeeded, responses: res.responses };
-}
 
 const identity = (b: Buffer) => b;
 
@@ -86,7 +48,7 @@ const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
 });
 
 const definition: grpc.ServiceDefinition = {
-  ShardTxn: method(PATH),
+  ShardTxns: { ...method(FORWARD_PATH), requestStream: true, responseStream: true },
   Reap: method(REAP_PATH),
   Settle: method(SETTLE_PATH),
   Current: method(CURRENT_PATH),
@@ -113,7 +75,9 @@ export interface PeerHandlers {
   relay(shard: string): FeedRelay | null;
 }
 
-export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secret: PeerSecret, log: Logger): void {
+/** Serves `etcdmetaproxy.Peer`; drain the returned streams before the server shuts down. */
+export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secret: PeerSecret, log: Logger): ForwardStreams {
+  const forwarded = new ForwardStreams((shard, txn, hops) => handlers.txn(shard, txn, hops), secret, log);
   const serve =
     <T>(what: string, decode: (b: Buffer) => T, run: (req: T) => Promise<Buffer>) =>
     (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
@@ -140,7 +104,7 @@ export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secr
       );
     };
   server.addService(definition, {
-    ShardTxn: serve('write', decodeRequest, async ({ h, txn }) => encodeResponse(await handlers.txn(h.shard, txn, h.hops))),
+    ShardTxns: forwarded.handler,
     Reap: serve(
       'reap',
       (buf) => JSON.parse(buf.toString()) as ReapWire,
@@ -167,6 +131,7 @@ export function addPeerService(server: grpc.Server, handlers: PeerHandlers, secr
     ),
     RelayWatch: relayHandler((s) => handlers.relay(s), secret, log),
   });
+  return forwarded;
 }
 
 const PeerClient = grpc.makeGenericClientConstructor(definition, SERVICE);
@@ -174,6 +139,7 @@ const PeerClient = grpc.makeGenericClientConstructor(definition, SERVICE);
 /** Channels to the other replicas, one per URL. */
 export class Peers {
   private readonly clients = new Map<string, grpc.Client>();
+  private readonly streams = new Map<string, ForwardStream>();
 
   constructor(
     private readonly timeoutMs: number,
@@ -184,28 +150,36 @@ export class Peers {
 
   /** Sends a client txn for `shard` to its owner at `url`; errors come back as the owner's. */
   async forward(url: string, shard: string, txn: TxnRequest, hops: number): Promise<TxnOutcome> {
-    const res = await this.call(url, PATH, encodeRequest({ shard, hops }, txn), (code) => forwardedWrites.inc({ shard, code }));
-    return decodeResponse(res);
+    let stream = this.streams.get(url);
+    if (!stream) this.streams.set(url, (stream = new ForwardStream(this.client(url), url, this.secret, this.timeoutMs)));
+    try {
+      const out = await stream.send(shard, txn, hops);
+      forwardedWrites.inc({ shard, code: 'OK' });
+      return out;
+    } catch (err) {
+      forwardedWrites.inc({ shard, code: isGrpcError(err) ? (grpc.status[err.code as grpc.status] ?? String(err.code)) : 'UNKNOWN' });
+      throw err;
+    }
   }
 
   /** Asks the owner at `url` to reap a dead lease's keys on `shard`. */
   async reap(url: string, shard: string, lease: ForwardedReap): Promise<{ deleted: number; rev: bigint }> {
     const wire: ReapWire = { shard, id: lease.id.toString(), rev: lease.rev.toString(), live: lease.live === null ? null : lease.live.toString() };
-    const res = await this.call(url, REAP_PATH, Buffer.from(JSON.stringify(wire)), () => undefined);
+    const res = await this.call(url, REAP_PATH, Buffer.from(JSON.stringify(wire)));
     const out = JSON.parse(res.toString()) as { deleted: number; rev: string };
     return { deleted: out.deleted, rev: BigInt(out.rev) };
   }
 
   /** Asks the owner at `url` when every write to `shard` at or below `target` has landed. */
   async settle(url: string, shard: string, target: bigint): Promise<bigint | null> {
-    const res = await this.call(url, SETTLE_PATH, Buffer.from(JSON.stringify({ shard, target: target.toString() })), () => undefined);
+    const res = await this.call(url, SETTLE_PATH, Buffer.from(JSON.stringify({ shard, target: target.toString() })));
     const out = JSON.parse(res.toString()) as { memberRev: string | null };
     return out.memberRev === null ? null : BigInt(out.memberRev);
   }
 
   /** Asks the replica at `url` how far it handed out its revision block ending at `end` (clock/block.ts). */
   async current(url: string, end: bigint): Promise<bigint | null> {
-    const res = await this.call(url, CURRENT_PATH, Buffer.from(JSON.stringify({ end: end.toString() })), () => undefined);
+    const res = await this.call(url, CURRENT_PATH, Buffer.from(JSON.stringify({ end: end.toString() })));
     const out = JSON.parse(res.toString()) as { issued: string | null };
     return out.issued === null ? null : BigInt(out.issued);
   }
@@ -227,31 +201,32 @@ export class Peers {
     return { stream, endpoint: url };
   }
 
-  private async call(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
+  private async call(url: string, path: string, req: Buffer): Promise<Buffer> {
     try {
-      return await this.callOnce(url, path, req, count);
+      return await this.callOnce(url, path, req);
     } catch (err) {
       // The owner knows another secret (the coordinator lost its data): read it again, once.
       if (!(err instanceof EtcdError) || err.code !== grpc.status.PERMISSION_DENIED) throw err;
       this.secret.refresh();
-      return this.callOnce(url, path, req, count);
+      return this.callOnce(url, path, req);
     }
   }
 
-  private async callOnce(url: string, path: string, req: Buffer, count: (code: string) => void): Promise<Buffer> {
+  private async callOnce(url: string, path: string, req: Buffer): Promise<Buffer> {
     const client = this.client(url);
     const md = new grpc.Metadata();
     md.set(PEER_SECRET_HEADER, (await this.secret.get()).toString());
     return new Promise((resolve, reject) => {
       client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, md, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
-        count(err ? grpc.status[err.code] ?? String(err.code) : 'OK');
-        if (err || !res) reject(toEtcdError(err, url));
+        if (err || !res) reject(err ? ownerError(err.code, err.details ?? err.message ?? '', url) : new EtcdError(grpc.status.UNKNOWN, `etcd-metaproxy: no answer from the owner at ${url}`));
         else resolve(res);
       });
     });
   }
 
   close(): void {
+    for (const s of this.streams.values()) s.close();
+    this.streams.clear();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
@@ -276,17 +251,3 @@ export class Peers {
   }
 }
 
-/**
- * The owner's own errors pass through; a transport failure is UNAVAILABLE: the write may or
- * may not have been applied (the owner may have died after applying it), as when an etcd
- * leader is lost mid-request. A connection that was never established is OwnerUnreachableError.
- */
-function toEtcdError(err: grpc.ServiceError | null, url: string): EtcdError {
-  if (!err || !isGrpcError(err)) return new EtcdError(grpc.status.UNKNOWN, `etcd-metaproxy: no answer from the owner at ${url}`);
-  const details = err.details ?? err.message ?? '';
-  if (err.code === grpc.status.UNAVAILABLE && details.startsWith('No connection established')) return new OwnerUnreachableError(url, details);
-  if ((err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) && !details.startsWith('etcd')) {
-    return new EtcdError(grpc.status.UNAVAILABLE, `etcd-metaproxy: shard owner at ${url} unavailable: ${details}`);
-  }
-  return new EtcdError(err.code ?? grpc.status.UNKNOWN, details);
-}

@@ -213,7 +213,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       if (!shard) throw new EtcdError(grpc.status.FAILED_PRECONDITION, `etcd-metaproxy: forwarded request for unknown shard ${name}`);
       return shard;
     };
-    addPeerService(
+    const forwarded = addPeerService(
       server,
       {
         txn: async (name, txn, hops) => runShardTxn(store, shardNamed(name), txn, hops),
@@ -320,6 +320,9 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
         closeWatch();
         closeAuth();
         await reaper.close();
+        // Forwarding streams end once the writes they carry are answered; writes arriving
+        // later are routed again by their replicas (ownership/forward-serve.ts).
+        await Promise.race([forwarded.drain(), new Promise((r) => setTimeout(r, 5_000).unref())]);
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

@@ -246,7 +246,12 @@ interface RunResult {
   /** etcd CPU (all etcds of the side) per successful request, ms. */
   etcdCpuMsPerOp: number;
   proxy?: {
+    /** All proxy processes' CPU per successful request, ms. */
     cpuMsPerOp: number;
+    /** The same, per proxy process. */
+    cpuMsPerOpByProxy: Record<string, number>;
+    /** The CPU per request of the proxy that applied the member writes (the shards' owner). */
+    ownerCpuMsPerOp: number;
     cpuPct: number;
     clientWrites: number;
     fencePerWrite: number;
@@ -325,8 +330,12 @@ async function measure(
     const retries: Record<string, number> = {};
     for (const d of proxies) for (const [k, v] of Object.entries(d.proxy?.retries ?? {})) retries[k] = (retries[k] ?? 0) + v;
     const wall = (after.at - before.at) / 1000;
+    const owner = proxies.reduce((a, d) => ((d.proxy?.memberWrites ?? 0) > (a.proxy?.memberWrites ?? 0) ? d : a), proxies[0]!);
+    const perOpMs = (d: ProcessDelta) => (ok > 0 ? ((d.cpuSec ?? NaN) / ok) * 1000 : NaN);
     res.proxy = {
       cpuMsPerOp: ok > 0 ? (sum((d) => d.cpuSec) / ok) * 1000 : NaN,
+      cpuMsPerOpByProxy: Object.fromEntries(proxies.map((d) => [d.label, perOpMs(d)])),
+      ownerCpuMsPerOp: perOpMs(owner),
       cpuPct: (sum((d) => d.cpuSec) / wall) * 100,
       clientWrites: writes,
       fencePerWrite: sum((d) => d.proxy?.fenceWrites) / writes,
@@ -687,7 +696,9 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     if (!r.proxy) continue;
     const p = r.proxy;
     const retries = Object.entries(p.retriesPerWrite).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || '0';
-    prox.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(p.cpuPct, 0), fmt(p.cpuMsPerOp, 3), fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
+    const byProxy = Object.values(p.cpuMsPerOpByProxy);
+    const cpuShown = byProxy.length > 1 ? `${fmt(p.cpuMsPerOp, 3)} (${byProxy.map((v) => fmt(v, 3)).join(' + ')})` : fmt(p.cpuMsPerOp, 3);
+    prox.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(p.cpuPct, 0), cpuShown, fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
   }
   if (prox.length > 1) {
     out.push('');
@@ -747,7 +758,8 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     add(`${s}: mvcc puts per user put (all etcds)`, m.perOp.mvccPuts, fmt(m.perOp.mvccPuts, 2), '<=', 1.2, '1.2');
     add(`${s}: proposals per user put (all etcds)`, m.perOp.proposals, fmt(m.perOp.proposals, 2), '<=', 0.5, '0.5');
     add(`${s}: fence writes per write, uniform keys`, m.proxy!.fencePerWrite, fmt(m.proxy!.fencePerWrite, 3), '<=', 0.02, '0.02');
-    add(`${s}: proxy CPU per put, ms${s === 'b' ? ' (both proxies)' : ''}`, m.proxy!.cpuMsPerOp, fmt(m.proxy!.cpuMsPerOp, 3), '<=', 0.25, '0.25');
+    // On the replica that owns the shards (issue 10's wording); the table shows every proxy's.
+    add(`${s}: proxy CPU per put, ms${s === 'b' ? ', the owner' : ''}`, m.proxy!.ownerCpuMsPerOp, fmt(m.proxy!.ownerCpuMsPerOp, 3), '<=', 0.25, '0.25');
   }
   for (const s of ['c', 'd'] as const) {
     const e = get(s, 'etcd');

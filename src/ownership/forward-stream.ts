@@ -30,7 +30,7 @@ interface Pending {
   record: Buffer;
   resolve: (out: TxnOutcome) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  timer?: NodeJS.Timeout;
   /** Sent again once after the owner refused the secret. */
   resent: boolean;
 }
@@ -62,7 +62,7 @@ export class ForwardStream {
     return new Promise((resolve, reject) => {
       this.nextId = (this.nextId + 1) % 2 ** 32;
       const id = this.nextId;
-      const p: Pending = { id, record: encodeForwarded(id, hops, shard, encodeTxn(txn)), resolve, reject, resent: false, timer: undefined as unknown as NodeJS.Timeout };
+      const p: Pending = { id, record: encodeForwarded(id, hops, shard, encodeTxn(txn)), resolve, reject, resent: false };
       p.timer = setTimeout(() => this.expire(p), this.timeoutMs);
       this.unsent.push(p);
       this.queueFlush();

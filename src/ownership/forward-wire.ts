@@ -62,23 +62,20 @@ export function encodeOutcome(id: number, out: TxnOutcome): Buffer {
     succeeded: out.succeeded,
     responses: out.responses,
   } as TxnResponse;
-  const body = codec().responseSerialize(res);
-  const head = Buffer.allocUnsafe(10);
-  head.writeUInt32BE(id, 0);
-  head[4] = 0;
-  head[5] = out.wrote ? 1 : 0;
-  head.writeUInt32BE(body.length, 6);
-  return Buffer.concat([head, body]);
+  return answerRecord(id, 0, out.wrote ? 1 : 0, codec().responseSerialize(res));
 }
 
 export function encodeError(id: number, code: number, message: string): Buffer {
-  const text = Buffer.from(message);
+  return answerRecord(id, 1, code, Buffer.from(message));
+}
+
+function answerRecord(id: number, kind: number, flag: number, body: Buffer): Buffer {
   const head = Buffer.allocUnsafe(10);
   head.writeUInt32BE(id, 0);
-  head[4] = 1;
-  head[5] = code;
-  head.writeUInt32BE(text.length, 6);
-  return Buffer.concat([head, text]);
+  head[4] = kind;
+  head[5] = flag;
+  head.writeUInt32BE(body.length, 6);
+  return Buffer.concat([head, body]);
 }
 
 /** The answers of one message; throws on a malformed one. */

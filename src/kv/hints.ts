@@ -2,12 +2,22 @@
  * Recently seen key states, to skip the state read before a write. A hint is only a guess:
  * every write is pinned to the member mod revision it assumed, so a stale hint costs a retry
  * (the member returns the real state), never a wrong result. Bounded by entries and bytes.
- * (The per-shard cache of the cache issue will supersede this.)
+ *
+ * A hint the shard's owner left with its own applied write carries the writer's generation
+ * (shard/writer.ts `generation`): while that generation lasts, the hint is the key's exact
+ * state, which lets a txn that writes nothing be answered without a member read
+ * (kv/owner-answer.ts). Any other hint (a read's, a reap's) carries none.
  */
 import type { MetaKV } from '../shard/meta-kv.js';
 
+interface Hint {
+  kv: MetaKV | null;
+  /** The owner's writer generation the hint is exact for (undefined: a guess). */
+  exact?: number;
+}
+
 export class StateHints {
-  private readonly map = new Map<string, MetaKV | null>();
+  private readonly map = new Map<string, Hint>();
   private bytes = 0;
 
   constructor(
@@ -22,17 +32,27 @@ export class StateHints {
     // Refresh recency (Map keeps insertion order).
     this.map.delete(memberKey);
     this.map.set(memberKey, v);
-    return v;
+    return v.kv;
+  }
+
+  /**
+   * Whether `kv` (the very object get() returned, or null) is still the hint for the key and
+   * exact for writer generation `generation`.
+   */
+  isExact(memberKey: string, kv: MetaKV | null, generation: number): boolean {
+    const h = this.map.get(memberKey);
+    return h !== undefined && h.exact === generation && h.kv === kv;
   }
 
   /**
    * `readAt`: the member revision a read saw this state at. A hint left by a write the member
-   * applied later stays (reads of a key on its owner may overlap its writes).
+   * applied later stays (reads of a key on its owner may overlap its writes). `exact`: the
+   * owner's writer generation, for a state its own applied write left.
    */
-  set(memberKey: string, kv: MetaKV | null, readAt?: bigint): void {
-    if (readAt !== undefined && (this.map.get(memberKey)?.memberMod ?? 0n) > readAt) return;
+  set(memberKey: string, kv: MetaKV | null, readAt?: bigint, exact?: number): void {
+    if (readAt !== undefined && (this.map.get(memberKey)?.kv?.memberMod ?? 0n) > readAt) return;
     this.remove(memberKey);
-    this.map.set(memberKey, kv && own(kv));
+    this.map.set(memberKey, { kv: kv && own(kv), ...(exact !== undefined ? { exact } : {}) });
     this.bytes += memberKey.length + (kv ? kv.value.length + kv.key.length + 64 : 16);
     while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) {
       const oldest = this.map.keys().next().value as string;
@@ -50,7 +70,7 @@ export class StateHints {
     const old = this.map.get(memberKey);
     if (old === undefined) return;
     this.map.delete(memberKey);
-    this.bytes -= memberKey.length + (old ? old.value.length + old.key.length + 64 : 16);
+    this.bytes -= memberKey.length + (old.kv ? old.kv.value.length + old.kv.key.length + 64 : 16);
   }
 }
 

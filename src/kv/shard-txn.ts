@@ -22,6 +22,7 @@ import type { Turn } from './key-turns.js';
 import { chainablePut, chainOps, linkOutcome } from './put-chain.js';
 import type { ChainLink } from './put-chain.js';
 import { assembleOps } from './txn-response.js';
+import { answerFromOwnerState, exactRevision } from './owner-answer.js';
 import { StateReads, TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
@@ -76,7 +77,8 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
   const proof = store.clock.proof();
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
-  if (!keys) return runOwnedTxn(store, shard, txn, epoch, reads, proof);
+  // It takes no turns: counted while in flight, so answers from the owner's state wait (owner-answer.ts).
+  if (!keys) return shard.withoutTurns(() => runOwnedTxn(store, shard, txn, epoch, reads, proof));
   // A blind put of a key whose chain is still waiting for its turn rides along (put-chain.ts).
   const blind = keys.length === 1 ? chainablePut(txn) : null;
   const chains = store.putChains[shard.index];
@@ -150,8 +152,14 @@ async function runOwnedTxn(
       continue;
     }
     if (!plan.writes) {
+      // On the owner, from its own exact state when it can (owner-answer.ts): decided while the turn is held.
+      const exactAt = turn?.held && epoch !== undefined && proof ? exactRevision(store.hints, shard, epoch, reads, state) : null;
       // Pinned, so it needs no turn: the writes queued behind it on these keys may plan now.
       turn?.leave();
+      if (exactAt !== null && proof) {
+        const answered = await answerFromOwnerState(plan, state, exactAt, proof, history);
+        if (answered) return answered;
+      }
       const out = await readOnlyPath(store, shard, plan, reads, state, big, history);
       if (!(out instanceof TxnState)) return out;
       writeRetries.inc({ reason: 'read_pin' });
@@ -174,6 +182,7 @@ async function runOwnedTxn(
     const opsAt = chainPut ? (rev: bigint) => chainOps(chainPut, rev, chained, store.ks) : (rev: bigint) => memberOps(plan.ops, rev, store.ks);
     const sample = opsAt(0n);
     ticket ??= shard.writer.ticket();
+    const generation = shard.writer.generation;
     const res = await shard.writer.submit({
       ops: opsAt,
       pins,
@@ -186,8 +195,11 @@ async function runOwnedTxn(
       width: 1 + chained.length,
     }, sample, ticket);
     if (res.applied) {
-      rememberWrite(store, plan.ops, state, res.rev, res.memberRev);
-      if (chainPut) rememberChain(store, chainPut, state, res.rev, res.memberRev, chained);
+      // On the owner the state it left is exact while the writer's generation lasts (one that
+      // changed meanwhile, say by a lost ownership, leaves a guess).
+      const exact = epoch !== undefined && turn && shard.writer.generation === generation ? generation : undefined;
+      rememberWrite(store, plan.ops, state, res.rev, res.memberRev, exact);
+      if (chainPut) rememberChain(store, chainPut, state, res.rev, res.memberRev, chained, exact);
       const responses = assembleOps(plan.ops, res.responses, { ks: store.ks, rev: res.rev, before: res.before, readOnly: false, history });
       return { revision: res.rev, succeeded: plan.succeeded, responses, wrote: true };
     }
@@ -260,7 +272,7 @@ function chainHead(plan: Plan): Extract<PlannedOp, { kind: 'put' }> {
 }
 
 /** The hint a chain leaves: its last put, versions and delta advanced by every put of it. */
-function rememberChain(store: MetaStore, op: Extract<PlannedOp, { kind: 'put' }>, state: TxnState, first: bigint, memberRev: bigint, chained: Buffer[]): void {
+function rememberChain(store: MetaStore, op: Extract<PlannedOp, { kind: 'put' }>, state: TxnState, first: bigint, memberRev: bigint, chained: Buffer[], exact: number | undefined): void {
   const n = BigInt(chained.length);
   const key = op.req.key;
   store.hints.set(store.ks.toMember(key).toString('latin1'), {
@@ -272,13 +284,13 @@ function rememberChain(store: MetaStore, op: Extract<PlannedOp, { kind: 'put' }>
     value: chained[chained.length - 1],
     memberMod: memberRev,
     delta: op.delta + n,
-  });
+  }, undefined, exact);
 }
 
-/** Updates hints with what an applied write left behind. */
-function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev: bigint, memberRev: bigint): void {
+/** Updates hints with what an applied write left behind (`exact`: see kv/hints.ts). */
+function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev: bigint, memberRev: bigint, exact: number | undefined): void {
   for (const op of ops) {
-    if (op.kind === 'txn') rememberWrite(store, op.ops, state, rev, memberRev);
+    if (op.kind === 'txn') rememberWrite(store, op.ops, state, rev, memberRev, exact);
     else if (op.kind === 'put') {
       const key = op.req.key;
       store.hints.set(store.ks.toMember(key).toString('latin1'), {
@@ -290,9 +302,9 @@ function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev:
         value: op.value ?? Buffer.from(op.req.value),
         memberMod: memberRev,
         ...(op.delta !== 0n ? { delta: op.delta } : {}),
-      });
+      }, undefined, exact);
     } else if (op.kind === 'delete' && op.range) {
-      if (op.req.range_end.length === 0) store.hints.set(store.ks.toMember(op.req.key).toString('latin1'), null);
+      if (op.req.range_end.length === 0) store.hints.set(store.ks.toMember(op.req.key).toString('latin1'), null, undefined, exact);
       else store.hints.forgetRange(op.range.start.toString('latin1'), op.range.end.toString('latin1'));
     }
   }

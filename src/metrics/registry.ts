@@ -117,6 +117,12 @@ export const memberWrites = new Counter({
   registers: [registry],
 });
 
+export const ownerStateAnswers = new Counter({
+  name: 'etcd_metaproxy_owner_state_answers_total',
+  help: "Txns whose chosen path writes nothing (a lost compare-and-swap), answered from the shard owner's exact state without a member read.",
+  registers: [registry],
+});
+
 export const clientWrites = new Counter({
   name: 'etcd_metaproxy_client_writes_total',
   help: 'Client writes committed (each with one meta revision).',

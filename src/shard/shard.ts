@@ -31,6 +31,12 @@ export function clockEquals(clock: bigint): Compare {
 export class Shard {
   private readonly linearizableReads: ShardReader;
   private readonly serializableReads: ShardReader;
+  /**
+   * Writes of user keys in flight that took no key turns (range writes, lease reaps), from
+   * before they are queued until the hints show what they did: while one is, the owner's
+   * hints may lag the member (kv/owner-answer.ts).
+   */
+  private unturned = 0;
 
   constructor(
     readonly index: number,
@@ -42,6 +48,21 @@ export class Shard {
   ) {
     this.linearizableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY)], READ_CHUNK + 1);
     this.serializableReads = new ShardReader(upstream, [rangeOp(CLOCK_KEY, Buffer.alloc(0), { serializable: true })], READ_CHUNK + 1);
+  }
+
+  /** Runs a write that takes no key turns (see `unturned`). */
+  async withoutTurns<T>(write: () => Promise<T>): Promise<T> {
+    this.unturned++;
+    try {
+      return await write();
+    } finally {
+      this.unturned--;
+    }
+  }
+
+  /** Whether a write that took no key turns is in flight. */
+  get unturnedWrites(): boolean {
+    return this.unturned > 0;
   }
 
   /**

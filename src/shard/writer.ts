@@ -146,6 +146,9 @@ class BatchShape {
   }
 }
 
+/** Generations are unique across writers, so a hint cannot be taken for another shard's. */
+let generations = 0;
+
 /** Top-level Then holds Range clock + Put clock + one nested txn per write. */
 const TOP_FIXED_OPS = 2;
 const BYTES_MARGIN = 16 * 1024;
@@ -173,6 +176,13 @@ export class ShardWriter {
    * and it can never land), this writer cannot vouch: 0n when nothing is uncertain.
    */
   private uncertainUpTo = 0n;
+  /**
+   * Changes whenever the owner's hints may stop being exact (kv/hints.ts): the epoch changed, or
+   * a batch's outcome is unknown (it may have applied writes the hints do not show).
+   */
+  private gen = ++generations;
+  /** The last meta revision of the batches the member applied (0n before the first). */
+  private appliedThrough = 0n;
 
   constructor(
     private readonly shardName: string,
@@ -191,11 +201,22 @@ export class ShardWriter {
     return this.epoch;
   }
 
+  /** The current generation of exact hints (see `gen`). */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** The last meta revision of an applied batch: the shard stands at or past it. */
+  get applied(): bigint {
+    return this.appliedThrough;
+  }
+
   /**
    * Set once the member's epoch was raised to `epoch` (at member revision `memberRev`); null
    * when the ownership is given up.
    */
   setEpoch(epoch: bigint | null, memberRev = 0n): void {
+    if (epoch !== this.epoch) this.gen = ++generations;
     this.epoch = epoch;
     if (memberRev > this.lastMemberRev) this.lastMemberRev = memberRev;
     if (epoch === null) this.failOwned();
@@ -298,7 +319,11 @@ export class ShardWriter {
         if (sent !== null && this.uncertainUpTo > 0n && first > this.uncertainUpTo) this.uncertainUpTo = 0n;
       } catch (err) {
         const last = lastRev(cur.batch, cur.revs);
-        if (!notApplied(err) && last > this.uncertainUpTo) this.uncertainUpTo = last;
+        if (!notApplied(err)) {
+          // Its writes may have landed: hints of their keys can no longer be trusted as exact.
+          this.gen = ++generations;
+          if (last > this.uncertainUpTo) this.uncertainUpTo = last;
+        }
         for (const p of cur.batch) p.reject(err);
       }
       this.answered(first);
@@ -319,6 +344,7 @@ export class ShardWriter {
     if (this.epoch === null) return;
     writeRetries.inc({ reason: 'deposed' });
     this.epoch = null;
+    this.gen = ++generations;
     this.failOwned();
     for (const fn of this.deposedListeners) fn(held);
   }
@@ -420,6 +446,7 @@ export class ShardWriter {
     }
     const before = clockOf(res, 0).clock;
     const memberRev = BigInt(res.header?.revision ?? '0');
+    if (last > this.appliedThrough) this.appliedThrough = last;
     batch.forEach((p, i) => {
       const outer = res.responses[TOP_FIXED_OPS + i]?.response_txn;
       const sub = innermost(outer, chainDepth(p.job.pins.length));

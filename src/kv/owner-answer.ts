@@ -1,0 +1,100 @@
+/**
+ * A txn whose chosen path writes nothing (the losers of a compare-and-swap, a read in a
+ * branch), answered on the shard's owner from its own state, without a member read (DESIGN
+ * "Authoritative state").
+ *
+ * Why the answer is linearizable. The state comes from hints that the owner's own applied
+ * writes left (kv/hints.ts, exact for the writer's current generation), read while the txn
+ * holds its key turns, so every earlier write of this replica to those keys was answered and
+ * none is in flight; no write without turns (range writes, reaps) is in flight on the shard
+ * either (Shard.withoutTurns). Let W be the last of those writes the member applied:
+ * - W applied after the txn arrived: the answer holds just after W applied, inside the txn's
+ *   time (W's pins and epoch held as it applied, so the state is exactly what W left);
+ * - W applied before: the answer holds when the txn arrived, provided no other replica wrote
+ *   in between. The txn's arrival proof (clock/allocator.ts proof(), a coordinator read begun
+ *   after it arrived) found this replica's revision block intact, and no other replica writes
+ *   without first allocating past that block.
+ * Without a proof (this replica does not own every shard), the member is read as before.
+ */
+import type { RangeRequest, RangeResponse, ResponseOp } from '../etcd/types.js';
+import { wire64 } from '../etcd/types.js';
+import { revHeader } from '../etcd/header.js';
+import { ownerStateAnswers } from '../metrics/registry.js';
+import type { Shard } from '../shard/shard.js';
+import type { StateHints } from './hints.js';
+import { assembleRange } from './range-result.js';
+import type { TxnOutcome } from './txn-outcome.js';
+import type { Plan, PlannedOp } from './txn-plan.js';
+import type { StateReads, TxnState } from './txn-state.js';
+
+/**
+ * The header revision the answer stands at, when the state is the owner's exact one (else
+ * null). Called while the txn holds its key turns: after it leaves them, later writes to its
+ * keys may land.
+ */
+export function exactRevision(hints: StateHints, shard: Shard, epoch: bigint, reads: StateReads, state: TxnState): bigint | null {
+  const writer = shard.writer;
+  if (writer.ownerEpoch !== epoch || shard.unturnedWrites) return null;
+  const gen = writer.generation;
+  let rev = writer.applied;
+  for (const r of reads.reads) {
+    if (r.kind !== 'key') return null;
+    const kv = state.keys.get(r.id) ?? null;
+    if (!hints.isExact(shard.keyspace.toMember(r.key).toString('latin1'), kv, gen)) return null;
+    if (kv && kv.mod > rev) rev = kv.mod;
+  }
+  return rev;
+}
+
+/**
+ * The answer from the state at `rev`, once the arrival proof held; null when the proof did not
+ * hold or the path reads what the state does not hold (the member is read then).
+ */
+export async function answerFromOwnerState(
+  plan: Plan,
+  state: TxnState,
+  rev: bigint,
+  proof: Promise<bigint | null>,
+  history: ReadonlyMap<RangeRequest, RangeResponse>,
+): Promise<TxnOutcome | null> {
+  const responses = fromState(plan.ops, state, rev, history);
+  if (!responses || (await proof) === null) return null;
+  ownerStateAnswers.inc();
+  return { revision: rev, succeeded: plan.succeeded, responses, wrote: false };
+}
+
+/** The responses of a path that writes nothing, as assembleOps builds them from a member read. */
+function fromState(ops: PlannedOp[], state: TxnState, rev: bigint, history: ReadonlyMap<RangeRequest, RangeResponse>): ResponseOp[] | null {
+  const out: ResponseOp[] = [];
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'range': {
+        const past = op.history ? history.get(op.req) : undefined;
+        if (past) {
+          out.push({ response: 'response_range', response_range: { ...past, header: revHeader(rev) } });
+          continue;
+        }
+        // Only a single key the state holds; a range selecting nothing (op.range null) is empty.
+        if (op.history || (op.range && (op.req.range_end.length > 0 || !state.keys.has(op.req.key.toString('latin1'))))) return null;
+        const kv = op.range ? state.key(op.req.key) : null;
+        const res = assembleRange(op.req, [{ kvs: kv ? [kv] : [], count: kv ? 1n : 0n }]);
+        out.push({ response: 'response_range', response_range: { header: revHeader(rev), kvs: res.kvs, more: res.more, count: wire64(res.count) } });
+        continue;
+      }
+      case 'delete':
+        // A delete on this path hits nothing (else the path would write).
+        if (op.hits) return null;
+        out.push({ response: 'response_delete_range', response_delete_range: { header: revHeader(rev), deleted: wire64(0n), prev_kvs: [] } });
+        continue;
+      case 'txn': {
+        const responses = fromState(op.ops, state, rev, history);
+        if (!responses) return null;
+        out.push({ response: 'response_txn', response_txn: { header: revHeader(0n), succeeded: op.succeeded, responses } });
+        continue;
+      }
+      case 'put':
+        return null;
+    }
+  }
+  return out;
+}

@@ -7,7 +7,8 @@
  * Each run checks linearizability of the acknowledged writes (real-time order agrees with
  * revision order; each acknowledged write is in the final state at its revision) and watch
  * completeness (a watcher on the surviving replica sees every acknowledged write exactly once,
- * in revision order, and nothing that was not written). The internal peer service refuses
+ * in revision order, and nothing that was not written); in the SIGSTOP run, compare-and-swap
+ * clients on both replicas never read a stale value. The internal peer service refuses
  * callers that are not replicas.
  */
 import { after, test } from 'node:test';
@@ -148,6 +149,98 @@ function writers(prefix: string, through: ProxyProc[], perProxy: number) {
   };
 }
 
+interface Swap {
+  start: number;
+  end: number;
+  /** A success: the value it wrote; a lost swap: the value its failure branch read. */
+  value: number;
+  /** The success's revision, or the mod revision the failure branch read. */
+  rev: bigint;
+  won: boolean;
+}
+
+/**
+ * Clients incrementing one counter by compare-and-swap (kube-apiserver's update: If MOD(k)==r
+ * Then Put Else Range) through the given proxies until stop(); a swap that fails with an error
+ * (outcome unknown) is retried on a fresh read.
+ */
+function swappers(key: string, through: ProxyProc[], perProxy: number) {
+  const swaps: Swap[] = [];
+  let running = true;
+  const k = b(key);
+  const loops = through.flatMap((p) =>
+    Array.from({ length: perProxy }, async () => {
+      let value = -1;
+      let mod = '0';
+      while (running) {
+        if (value < 0) {
+          const r = await p.client.kv('Range', { key: k }, { deadlineMs: 8_000 });
+          const kv = r.ok ? (r.res as { kvs: Array<{ value: Buffer; mod_revision: string }> }).kvs[0] : undefined;
+          if (!kv) {
+            await new Promise((res) => setTimeout(res, 20));
+            continue;
+          }
+          value = Number(kv.value.toString());
+          mod = kv.mod_revision;
+        }
+        const start = performance.now();
+        const r = await p.client.kv(
+          'Txn',
+          { compare: [{ key: k, target: 'MOD', result: 'EQUAL', mod_revision: mod }], success: [{ request_put: { key: k, value: b(String(value + 1)) } }], failure: [{ request_range: { key: k } }] },
+          { deadlineMs: 8_000 },
+        );
+        const end = performance.now();
+        if (!r.ok) {
+          value = -1;
+          await new Promise((res) => setTimeout(res, 20));
+          continue;
+        }
+        const res = r.res as { succeeded: boolean; header: { revision: string }; responses: Array<{ response_range: { kvs: Array<{ value: Buffer; mod_revision: string }> } }> };
+        if (res.succeeded) {
+          value += 1;
+          mod = res.header.revision;
+          swaps.push({ start, end, value, rev: BigInt(mod), won: true });
+        } else {
+          const kv = res.responses[0].response_range.kvs[0];
+          value = Number(kv.value.toString());
+          mod = kv.mod_revision;
+          swaps.push({ start, end, value, rev: BigInt(mod), won: false });
+        }
+      }
+    }),
+  );
+  return {
+    swaps,
+    async stop(): Promise<Swap[]> {
+      running = false;
+      await Promise.all(loops);
+      return swaps;
+    },
+  };
+}
+
+/**
+ * Each acknowledged increment wrote its own value; a lost swap read a value at the revision it
+ * was written (when that write was acknowledged), and never after the write that replaced it
+ * had been acknowledged (a stale read).
+ */
+function checkSwaps(swaps: Swap[], initRev: bigint): void {
+  const won = swaps.filter((s) => s.won);
+  const byValue = new Map<number, Swap>();
+  for (const s of won) {
+    assert.ok(!byValue.has(s.value), `value ${s.value} written by one acknowledged swap only`);
+    byValue.set(s.value, s);
+  }
+  const lost = swaps.filter((s) => !s.won);
+  assert.ok(won.length >= 5 && lost.length > 0, `swaps won (${won.length}) and lost (${lost.length})`);
+  for (const s of lost) {
+    const wrote = s.value === 0 ? { rev: initRev } : byValue.get(s.value);
+    if (wrote) assert.equal(s.rev, wrote.rev, `a lost swap read value ${s.value} at the revision it was written`);
+    const next = byValue.get(s.value + 1);
+    if (next) assert.ok(next.end >= s.start, `a lost swap started after value ${s.value + 1} was acknowledged, yet read ${s.value}`);
+  }
+}
+
 /**
  * Resolves once each of the given writer proxies (their index in `through`) had `n` writes
  * acknowledged that started at or after `since` (performance.now()): load observed, not slept on.
@@ -283,6 +376,8 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
   await watch.nth(1);
 
   // Writes keep arriving at the stopped owner: they wait in its socket and run when it wakes up.
+  const init = await survivor.client.callOrThrow<{ header: { revision: string } }>('KV', 'Put', { key: b('stop-counter'), value: b('0') });
+  const sw = swappers('stop-counter', [survivor, owner], 2);
   const w = writers('stop', [survivor, owner], 3);
   await acknowledged(w, [0, 1], 10, 0, 'writes acknowledged through both replicas before SIGSTOP');
   owner.child.kill('SIGSTOP');
@@ -296,6 +391,8 @@ test('a deposed owner that wakes up late (SIGSTOP past its lease, then SIGCONT) 
   const answeredLate = (o: Outcome) => o.key.includes('/p1') && o.start > stoppedAt && o.rev !== null;
   await waitFor(async () => w.outcomes.some(answeredLate), 30_000, 'a write sent to the stopped owner to be acknowledged');
   const outcomes = await w.stop();
+  // Compare-and-swaps through both, the stopped owner's answered from its state included: none stale.
+  checkSwaps(await sw.stop(), BigInt(init.header.revision));
   console.log(`# ownership: takeover ${Math.round(takeoverMs)} ms after SIGSTOP of the owner; ${count(outcomes, true)} acknowledged, ${count(outcomes, false)} failed`);
   // Writes through the woken replica after the takeover were applied by the new owner.
   const late = outcomes.filter(answeredLate);

@@ -5,10 +5,11 @@
  * hot key's writes go out one after another instead of failing each other's pins and retrying.
  * Writes to different keys never wait for each other.
  *
- * A txn that turns out to write nothing (a compare-and-swap that lost) leaves its turn before
- * its member read: that read is pinned, so it needs no turn, and the txns queued behind it
- * plan at once instead of waiting one member round trip each. If its pin fails and the new
- * plan writes, it takes a turn again, behind whoever queued meanwhile.
+ * A txn that turns out to write nothing (a compare-and-swap that lost) is answered from the
+ * owner's exact state when it can be (owner-answer.ts, decided while it holds the turn), else
+ * it leaves its turn before its member read: that read is pinned, so it needs no turn, and the
+ * txns queued behind it plan at once instead of waiting one member round trip each. If its pin
+ * fails and the new plan writes, it takes a turn again, behind whoever queued meanwhile.
  */
 export interface Turn {
   /** False between leave() and retake(). */

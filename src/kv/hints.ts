@@ -52,7 +52,7 @@ export class StateHints {
   set(memberKey: string, kv: MetaKV | null, readAt?: bigint, exact?: number): void {
     if (readAt !== undefined && (this.map.get(memberKey)?.kv?.memberMod ?? 0n) > readAt) return;
     this.remove(memberKey);
-    this.map.set(memberKey, { kv: kv && own(kv), ...(exact !== undefined ? { exact } : {}) });
+    this.map.set(memberKey, { kv: kv && own(kv), exact });
     this.bytes += memberKey.length + (kv ? kv.value.length + kv.key.length + 64 : 16);
     while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) {
       const oldest = this.map.keys().next().value as string;

@@ -206,6 +206,11 @@ export class ShardWriter {
     return this.gen;
   }
 
+  /** Hints stamped with the generation so far stop counting as exact. */
+  private newGeneration(): void {
+    this.gen = ++generations;
+  }
+
   /** The last meta revision of an applied batch: the shard stands at or past it. */
   get applied(): bigint {
     return this.appliedThrough;
@@ -216,7 +221,7 @@ export class ShardWriter {
    * when the ownership is given up.
    */
   setEpoch(epoch: bigint | null, memberRev = 0n): void {
-    if (epoch !== this.epoch) this.gen = ++generations;
+    if (epoch !== this.epoch) this.newGeneration();
     this.epoch = epoch;
     if (memberRev > this.lastMemberRev) this.lastMemberRev = memberRev;
     if (epoch === null) this.failOwned();
@@ -321,7 +326,7 @@ export class ShardWriter {
         const last = lastRev(cur.batch, cur.revs);
         if (!notApplied(err)) {
           // Its writes may have landed: hints of their keys can no longer be trusted as exact.
-          this.gen = ++generations;
+          this.newGeneration();
           if (last > this.uncertainUpTo) this.uncertainUpTo = last;
         }
         for (const p of cur.batch) p.reject(err);
@@ -344,7 +349,7 @@ export class ShardWriter {
     if (this.epoch === null) return;
     writeRetries.inc({ reason: 'deposed' });
     this.epoch = null;
-    this.gen = ++generations;
+    this.newGeneration();
     this.failOwned();
     for (const fn of this.deposedListeners) fn(held);
   }

@@ -705,8 +705,11 @@ describe('serializable reads', () => {
     }
     assert.equal(keys.length, 3, 'found a key on each shard');
     const q: Query = { key: P, end: endOf(P), serializable: true };
-    // Serializable reads through B may lag behind A's writes: start once both proxies hold the three keys.
-    for (const c of [viaA, viaB]) await waitFor(async () => (await range(c, q)).kvs.length === 3, 5_000, `${c.address} to hold the three keys`);
+    // Serializable reads through B may lag behind A's writes: start once both proxies hold the three
+    // keys and nothing else (a lagging proxy may still show a probe key that was put and deleted).
+    const want = [...keys].sort().join(' ');
+    const holdsKeys = async (c: RawClient) => (await range(c, q)).kvs.map((kv) => kv.key.toString()).sort().join(' ') === want;
+    for (const c of [viaA, viaB]) await waitFor(() => holdsKeys(c), 5_000, `${c.address} to hold the three keys`);
     const ROUNDS = 40;
     let writing = true;
     const writer = (async () => {

@@ -263,6 +263,12 @@ interface RunResult {
     writesByProxy: Record<string, number>;
     /** Client requests (every method) per proxy process. */
     requestsByProxy: Record<string, number>;
+    /**
+     * Mean latencies over the run, ms, from the proxies' histograms: a client request, a member
+     * txn, a coordinator read (mostly arrival proofs), and a batch's wait for its writes'
+     * arrival proofs (etcd_metaproxy_write_proof_wait_seconds).
+     */
+    latencyMs: { request: number; memberTxn: number; coordinatorRead: number; proofWait: number };
   };
 }
 
@@ -345,6 +351,12 @@ async function measure(
       retriesPerWrite: Object.fromEntries(Object.entries(retries).map(([k, v]) => [k, v / writes])),
       writesByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.clientWrites ?? NaN])),
       requestsByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.requests ?? NaN])),
+      latencyMs: {
+        request: meanMs(proxies, 'requestSec', 'requestCount'),
+        memberTxn: meanMs(proxies, 'memberTxnSec', 'memberTxnCount'),
+        coordinatorRead: meanMs(proxies, 'coordinatorReadSec', 'coordinatorReadCount'),
+        proofWait: meanMs(proxies, 'proofWaitSec', 'proofWaitCount'),
+      },
     };
   }
   const cpu = side === 'meta' ? `  proxy cpu ${fmt(res.proxy!.cpuPct, 0)}% (${fmt(res.proxy!.cpuMsPerOp, 3)} ms/op)` : '';
@@ -354,6 +366,12 @@ async function measure(
       (r.errors ? `  errors ${r.errors} (${r.firstError})` : ''),
   );
   return res;
+}
+
+/** The mean of a latency histogram over the proxies' differences, ms (NaN without observations). */
+function meanMs(proxies: ProcessDelta[], sec: 'requestSec' | 'memberTxnSec' | 'coordinatorReadSec' | 'proofWaitSec', count: 'requestCount' | 'memberTxnCount' | 'coordinatorReadCount' | 'proofWaitCount'): number {
+  const n = proxies.reduce((a, d) => a + (d.proxy?.[count] ?? 0), 0);
+  return n > 0 ? (proxies.reduce((a, d) => a + (d.proxy?.[sec] ?? 0), 0) / n) * 1000 : NaN;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,6 +722,16 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     out.push('');
     out.push("The proxy, from /proc/<pid>/stat and its own /metrics (per client write: etcd_metaproxy_client_writes_total):");
     out.push(table(prox));
+    const lat: string[][] = [['run', 'client request', 'member txn', 'coordinator read', 'batch wait for proofs']];
+    for (const r of runs) {
+      if (!r.proxy) continue;
+      const l = r.proxy.latencyMs;
+      lat.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(l.request, 2), fmt(l.memberTxn, 2), fmt(l.coordinatorRead, 2), fmt(l.proofWait, 2)]);
+    }
+    out.push('');
+    out.push("Mean latencies in the proxy, ms, from its histograms (a write waits in line for its key's turn, then for its batch's arrival proofs, then for the member txn):");
+    out.push(table(lat));
+    out.push('  coordinator read: etcd_metaproxy_upstream_request_duration_seconds of coordinator Range calls (arrival proofs, mostly); batch wait: etcd_metaproxy_write_proof_wait_seconds');
   }
 
   // Storage

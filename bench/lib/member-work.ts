@@ -11,7 +11,8 @@
  *   etcd_debugging_mvcc_watcher_total;
  * - requests: grpc_server_handled_total by method (Put, Txn, Range).
  * The proxy's: etcd_metaproxy_client_writes_total, _fence_writes_total, _member_writes_total,
- * _write_retries_total (by reason), _clock_allocations_total.
+ * _write_retries_total (by reason), _clock_allocations_total, and the sums and counts of its
+ * latency histograms (client requests, member txns, coordinator reads, waits for arrival proofs).
  */
 import { cpuSeconds } from './cpu.js';
 import type { CpuCap, CpuStat } from './cgroup-cpu.js';
@@ -74,8 +75,38 @@ export interface ProxyCounters {
   clockAllocations?: number;
   /** Progress requests sent to members (etcd_metaproxy_member_progress_requests_total). */
   progressRequests?: number;
+  /**
+   * Sums and counts of latency histograms: client requests (every method), member Txn calls,
+   * coordinator Range calls (mostly arrival proofs), and batches' waits for arrival proofs.
+   */
+  requestSec?: number;
+  requestCount?: number;
+  memberTxnSec?: number;
+  memberTxnCount?: number;
+  coordinatorReadSec?: number;
+  coordinatorReadCount?: number;
+  proofWaitSec?: number;
+  proofWaitCount?: number;
   retries: Record<string, number>;
 }
+
+/** The ProxyCounters that are plain numbers (differences over a run are taken of each). */
+export const PROXY_NUMBERS = [
+  'requests',
+  'clientWrites',
+  'fenceWrites',
+  'memberWrites',
+  'clockAllocations',
+  'progressRequests',
+  'requestSec',
+  'requestCount',
+  'memberTxnSec',
+  'memberTxnCount',
+  'coordinatorReadSec',
+  'coordinatorReadCount',
+  'proofWaitSec',
+  'proofWaitCount',
+] as const;
 
 export function parseProxyCounters(text: string): ProxyCounters {
   const out: ProxyCounters = { retries: {} };
@@ -89,6 +120,19 @@ export function parseProxyCounters(text: string): ProxyCounters {
   set('memberWrites', 'etcd_metaproxy_member_writes_total');
   set('clockAllocations', 'etcd_metaproxy_clock_allocations_total');
   set('progressRequests', 'etcd_metaproxy_member_progress_requests_total');
+  set('requestSec', 'etcd_metaproxy_grpc_request_duration_seconds_sum');
+  set('requestCount', 'etcd_metaproxy_grpc_request_duration_seconds_count');
+  const upstream = (field: 'memberTxn' | 'coordinatorRead', member: boolean, method: string) => {
+    const where = (l: Record<string, string>) => l['method'] === method && (l['cluster'] === 'coordinator') !== member;
+    const sec = counter(text, 'etcd_metaproxy_upstream_request_duration_seconds_sum', where);
+    const count = counter(text, 'etcd_metaproxy_upstream_request_duration_seconds_count', where);
+    if (sec !== undefined) out[`${field}Sec`] = sec;
+    if (count !== undefined) out[`${field}Count`] = count;
+  };
+  upstream('memberTxn', true, 'Txn');
+  upstream('coordinatorRead', false, 'Range');
+  set('proofWaitSec', 'etcd_metaproxy_write_proof_wait_seconds_sum');
+  set('proofWaitCount', 'etcd_metaproxy_write_proof_wait_seconds_count');
   for (const s of series(text, 'etcd_metaproxy_write_retries_total')) {
     const r = s.labels['reason'] ?? '?';
     out.retries[r] = (out.retries[r] ?? 0) + s.value;
@@ -194,7 +238,7 @@ export function deltas(all: Observed[], before: Sample, after: Sample): ProcessD
       const retries: Record<string, number> = {};
       for (const [k, v] of Object.entries(b.proxy.retries)) retries[k] = v - (a.proxy.retries[k] ?? 0);
       d.proxy = { retries };
-      for (const k of ['requests', 'clientWrites', 'fenceWrites', 'memberWrites', 'clockAllocations', 'progressRequests'] as const) {
+      for (const k of PROXY_NUMBERS) {
         const v = diff(a.proxy[k], b.proxy[k]);
         if (v !== undefined) d.proxy[k] = v;
       }

@@ -62,6 +62,13 @@ export const clockConfirmations = new Counter({
   registers: [registry],
 });
 
+export const writeProofWait = new Histogram({
+  name: 'etcd_metaproxy_write_proof_wait_seconds',
+  help: "Time a batch of writes on a shard's owner waited for its writes' arrival proofs (coordinator clock reads begun when each write arrived) before taking revisions.",
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
 export const clockRevisions = new Counter({
   name: 'etcd_metaproxy_clock_revisions_allocated_total',
   help: 'Meta revisions handed to writes, from the coordinator clock or a reserved block.',

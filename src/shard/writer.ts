@@ -21,7 +21,7 @@
 import { notApplied } from '../etcd/errors.js';
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { memberWrites, writeRetries } from '../metrics/registry.js';
+import { memberWrites, writeProofWait, writeRetries } from '../metrics/registry.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import { epochHolds } from './epoch.js';
 import { CLOCK_KEY } from './keyspace.js';
@@ -358,7 +358,9 @@ export class ShardWriter {
   private async revisionsFor(batch: Pending[]): Promise<bigint> {
     if (batch.every((p) => p.job.proof)) {
       // Each write needs its own proof (a clock read that began after it arrived).
+      const started = performance.now();
       const proofs = await Promise.all(batch.map((p) => p.job.proof as Promise<bigint | null>));
+      writeProofWait.observe((performance.now() - started) / 1000);
       if (proofs.every((v) => v !== null)) {
         const first = this.takeConfirmed(widths(batch), proofs as bigint[]);
         if (first !== null) return first;

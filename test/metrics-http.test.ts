@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMetricsServer } from '../src/http/server.js';
@@ -131,6 +132,18 @@ test('a failing health probe is reported, not thrown', async () => {
   } finally {
     await server.close();
   }
+});
+
+test("every metric the proxy registers is named in the README's metrics section", async () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('### Health endpoints and metrics');
+  const section = readme.slice(start, readme.indexOf('\n## ', start));
+  const named = new Set([...section.matchAll(/`(etcd_metaproxy_[a-z_]+)(?:\{[^}]*\})?`/g)].map((m) => m[1]));
+  // prom-client's default process and Node metrics are named by their prefixes.
+  const missing = (await registry.getMetricsAsJSON())
+    .map((m) => m.name)
+    .filter((n) => !named.has(n) && !n.startsWith('etcd_metaproxy_process_') && !n.startsWith('etcd_metaproxy_nodejs_'));
+  assert.deepEqual(missing, []);
 });
 
 test('bad listen address and every metric is registered under its name', async () => {

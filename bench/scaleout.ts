@@ -352,10 +352,10 @@ async function measure(
       writesByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.clientWrites ?? NaN])),
       requestsByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.requests ?? NaN])),
       latencyMs: {
-        request: meanMs(proxies, 'requestSec', 'requestCount'),
-        memberTxn: meanMs(proxies, 'memberTxnSec', 'memberTxnCount'),
-        coordinatorRead: meanMs(proxies, 'coordinatorReadSec', 'coordinatorReadCount'),
-        proofWait: meanMs(proxies, 'proofWaitSec', 'proofWaitCount'),
+        request: meanMs(proxies, 'request'),
+        memberTxn: meanMs(proxies, 'memberTxn'),
+        coordinatorRead: meanMs(proxies, 'coordinatorRead'),
+        proofWait: meanMs(proxies, 'proofWait'),
       },
     };
   }
@@ -369,9 +369,10 @@ async function measure(
 }
 
 /** The mean of a latency histogram over the proxies' differences, ms (NaN without observations). */
-function meanMs(proxies: ProcessDelta[], sec: 'requestSec' | 'memberTxnSec' | 'coordinatorReadSec' | 'proofWaitSec', count: 'requestCount' | 'memberTxnCount' | 'coordinatorReadCount' | 'proofWaitCount'): number {
-  const n = proxies.reduce((a, d) => a + (d.proxy?.[count] ?? 0), 0);
-  return n > 0 ? (proxies.reduce((a, d) => a + (d.proxy?.[sec] ?? 0), 0) / n) * 1000 : NaN;
+function meanMs(proxies: ProcessDelta[], what: 'request' | 'memberTxn' | 'coordinatorRead' | 'proofWait'): number {
+  const total = (k: `${typeof what}Sec` | `${typeof what}Count`) => proxies.reduce((a, d) => a + (d.proxy?.[k] ?? 0), 0);
+  const n = total(`${what}Count`);
+  return n > 0 ? (total(`${what}Sec`) / n) * 1000 : NaN;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,30 @@ etcd_metaproxy_write_retries_total{reason="fence"} 1
   assert.deepEqual(p.retries, { pin: 4, fence: 1 });
 });
 
+test('proxy latency sums: member Txn calls apart from coordinator Range calls, and the waits for arrival proofs', () => {
+  const p = parseProxyCounters(`etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="s1",method="Txn"} 0.5
+etcd_metaproxy_upstream_request_duration_seconds_count{cluster="s1",method="Txn"} 100
+etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="s2",method="Txn"} 0.25
+etcd_metaproxy_upstream_request_duration_seconds_count{cluster="s2",method="Txn"} 50
+etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="coordinator",method="Txn"} 9
+etcd_metaproxy_upstream_request_duration_seconds_count{cluster="coordinator",method="Txn"} 9
+etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="coordinator",method="Range"} 0.3
+etcd_metaproxy_upstream_request_duration_seconds_count{cluster="coordinator",method="Range"} 200
+etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="s1",method="Range"} 7
+etcd_metaproxy_upstream_request_duration_seconds_count{cluster="s1",method="Range"} 7
+etcd_metaproxy_write_proof_wait_seconds_sum 0.1
+etcd_metaproxy_write_proof_wait_seconds_count 150
+etcd_metaproxy_grpc_request_duration_seconds_sum{method="Put"} 2
+etcd_metaproxy_grpc_request_duration_seconds_count{method="Put"} 400
+etcd_metaproxy_grpc_request_duration_seconds_sum{method="Range"} 1
+etcd_metaproxy_grpc_request_duration_seconds_count{method="Range"} 100
+`);
+  assert.deepEqual(
+    [p.memberTxnSec, p.memberTxnCount, p.coordinatorReadSec, p.coordinatorReadCount, p.proofWaitSec, p.proofWaitCount, p.requestSec, p.requestCount],
+    [0.75, 150, 0.3, 200, 0.1, 150, 3, 500],
+  );
+});
+
 test('deltas per role, divided by user requests, and the throttled share', () => {
   const obs: Observed[] = [
     { label: 'coordinator', role: 'coordinator', metricsUrl: '', pid: undefined },

@@ -66,38 +66,18 @@ export function parseEtcdCounters(text: string): EtcdCounters {
   return out;
 }
 
-export interface ProxyCounters {
-  /** Unary client requests answered (etcd_metaproxy_grpc_requests_total, every method and code). */
-  requests?: number;
-  clientWrites?: number;
-  fenceWrites?: number;
-  memberWrites?: number;
-  clockAllocations?: number;
-  /** Progress requests sent to members (etcd_metaproxy_member_progress_requests_total). */
-  progressRequests?: number;
-  /**
-   * Sums and counts of latency histograms: client requests (every method), member Txn calls,
-   * coordinator Range calls (mostly arrival proofs), and batches' waits for arrival proofs.
-   */
-  requestSec?: number;
-  requestCount?: number;
-  memberTxnSec?: number;
-  memberTxnCount?: number;
-  coordinatorReadSec?: number;
-  coordinatorReadCount?: number;
-  proofWaitSec?: number;
-  proofWaitCount?: number;
-  retries: Record<string, number>;
-}
-
-/** The ProxyCounters that are plain numbers (differences over a run are taken of each). */
+/** The proxy's figures that are plain numbers (differences over a run are taken of each). */
 export const PROXY_NUMBERS = [
+  // Unary client requests answered (etcd_metaproxy_grpc_requests_total, every method and code).
   'requests',
   'clientWrites',
   'fenceWrites',
   'memberWrites',
   'clockAllocations',
+  // Progress requests sent to members (etcd_metaproxy_member_progress_requests_total).
   'progressRequests',
+  // Sums and counts of latency histograms: client requests (every method), member Txn calls,
+  // coordinator Range calls (mostly arrival proofs), and batches' waits for arrival proofs.
   'requestSec',
   'requestCount',
   'memberTxnSec',
@@ -107,6 +87,8 @@ export const PROXY_NUMBERS = [
   'proofWaitSec',
   'proofWaitCount',
 ] as const;
+
+export type ProxyCounters = Partial<Record<(typeof PROXY_NUMBERS)[number], number>> & { retries: Record<string, number> };
 
 export function parseProxyCounters(text: string): ProxyCounters {
   const out: ProxyCounters = { retries: {} };

@@ -18,6 +18,7 @@ import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn-outcome.js';
 import type { UpstreamTls } from '../config/types.js';
 import { forwardedWrites } from '../metrics/registry.js';
+import { withoutCallerStack } from '../upstream/caller-stack.js';
 import { channelCredentials } from '../tls/channel.js';
 import { PEER_SECRET_HEADER } from './peer-secret.js';
 import { OwnerUnreachableError } from '../shard/routing-errors.js';
@@ -217,10 +218,12 @@ export class Peers {
     const md = new grpc.Metadata();
     md.set(PEER_SECRET_HEADER, (await this.secret.get()).toString());
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, md, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
-        if (err || !res) reject(err ? ownerError(err.code, err.details ?? err.message ?? '', url) : new EtcdError(grpc.status.UNKNOWN, `etcd-metaproxy: no answer from the owner at ${url}`));
-        else resolve(res);
-      });
+      withoutCallerStack(() =>
+        client.makeUnaryRequest<Buffer, Buffer>(path, identity, identity, req, md, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, res) => {
+          if (err || !res) reject(err ? ownerError(err.code, err.details ?? err.message ?? '', url) : new EtcdError(grpc.status.UNKNOWN, `etcd-metaproxy: no answer from the owner at ${url}`));
+          else resolve(res);
+        }),
+      );
     });
   }
 

@@ -18,6 +18,8 @@ interface BaseCallPrototype {
 }
 
 const require = createRequire(import.meta.url);
+/** grpc.status.RESOURCE_EXHAUSTED. */
+const RESOURCE_EXHAUSTED = 8;
 let done = false;
 
 export function useEtcdMessageLimitWording(): void {
@@ -28,7 +30,8 @@ export function useEtcdMessageLimitWording(): void {
   if (!proto) throw new Error('grpc-js internals changed: BaseServerInterceptingCall not found (see server/message-limit.ts)');
   const original = proto.sendStatus;
   proto.sendStatus = function (this: unknown, status: Status) {
-    const m = /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(status?.details ?? '');
+    // The code first: this runs for every call's status.
+    const m = status?.code === RESOURCE_EXHAUSTED ? /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(status.details ?? '') : null;
     original.call(this, m ? { ...status, details: `grpc: received message larger than max (${m[1]} vs. ${m[2]})` } : status);
   };
 }

@@ -54,7 +54,7 @@ import { addPeerService, Peers } from '../ownership/forward.js';
 import { PeerSecret } from '../ownership/peer-secret.js';
 import { Owners } from '../ownership/owners.js';
 import { reapOnOwner } from '../lease/reap.js';
-import { wireGuardInterceptor } from './wire-guard.js';
+import { refusingMalformed, wireGuardInterceptor } from './wire-guard.js';
 import { serverTls } from '../tls/server.js';
 import { startAuth } from './auth-setup.js';
 
@@ -188,7 +188,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
       definitions[name] = serviceDefinition(name);
       // Watch checks each create request itself (the guard is in the watch session).
       if (name !== 'Watch') implementations[name] = auth.guard.wrap(name, definitions[name], impl);
-      server.addService(definitions[name], implementations[name]);
+      server.addService(definitions[name], refusingMalformed(definitions[name], implementations[name]));
     }
     const gateway = new Gateway({
       definitions,

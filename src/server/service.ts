@@ -6,6 +6,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { etcdService } from '../etcd/proto.js';
 import type { GeneratedServiceName, ServerOf } from '../etcd/services.js';
+import { serializing } from '../budget/release-on-send.js';
 import { requestSizes } from './unary.js';
 import { refuseMalformed, requestType } from './wire-guard.js';
 
@@ -34,14 +35,17 @@ export function serviceDefinition(name: ServiceName): grpc.ServiceDefinition {
     out[method] = {
       ...d,
       requestDeserialize: (buf: Buffer) => {
-        // Checked as etcd's decoder checks it; a refusal is answered by wireGuardInterceptor.
+        // Checked as etcd's decoder checks it; a refusal is answered in the handler's place (wire-guard.ts).
         const refused = refuseMalformed(type, buf, d.requestStream || d.responseStream);
         if (refused) return refused;
         const msg = d.requestDeserialize(buf);
         requestSizes.set(msg, buf.length);
         return msg;
       },
-      responseSerialize: (res: object) => (res instanceof Encoded ? res.bytes : d.responseSerialize(res)),
+      responseSerialize: (res: object) => {
+        serializing(d.path, res);
+        return res instanceof Encoded ? res.bytes : d.responseSerialize(res);
+      },
     };
   }
   return out as grpc.ServiceDefinition;

@@ -2,8 +2,11 @@
  * Refuses malformed or too deeply nested requests before any handler sees them (etcd/wire-check.ts).
  *
  * grpc-js answers a throwing deserializer with its own fixed text ("Error deserializing
- * request"), so the deserializer (service.ts) hands a WireRefusal on instead, and this server
- * interceptor answers it with etcd's code and message and never passes it to the handler.
+ * request"), so the deserializer (service.ts) hands a WireRefusal on instead, which is answered
+ * with etcd's code and message and never reaches the handler: by refusingMalformed() for unary
+ * methods, by a server interceptor for streaming ones (their messages reach handlers as
+ * events). Unary calls skip grpc-js's interceptor layer, about a tenth of a call's transport
+ * CPU here.
  */
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -91,8 +94,26 @@ export function refuseMalformed(type: protobuf.Type | null, buf: Buffer, streami
   return null;
 }
 
-/** Answers a WireRefusal in place of the handler. */
-export const wireGuardInterceptor: grpc.ServerInterceptor = (_method, call) => {
+/** A service's unary handlers, each answering a WireRefusal in its place. */
+export function refusingMalformed(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = { ...impl };
+  for (const [method, md] of Object.entries(def)) {
+    if (md.requestStream || md.responseStream) continue;
+    const handler = impl[method] as grpc.handleUnaryCall<unknown, unknown>;
+    const refusing: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
+      const req: unknown = call.request;
+      if (req instanceof WireRefusal) return callback({ code: req.code, details: req.details, metadata: new grpc.Metadata() } as grpc.ServiceError);
+      handler(call, callback);
+    };
+    out[method] = refusing;
+  }
+  return out;
+}
+
+/** Answers a WireRefusal in place of a streaming method's handler (unary ones: refusingMalformed). */
+export const wireGuardInterceptor: grpc.ServerInterceptor = (method, call) => {
+  // Left alone, the call goes on as it came (grpc-js chains by the call interface; the type asks for the class).
+  if (!method.requestStream && !method.responseStream) return call as grpc.ServerInterceptingCall;
   let refused = false;
   return new grpc.ServerInterceptingCall(call, {
     start: (next) => {

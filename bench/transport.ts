@@ -1,10 +1,15 @@
 /**
  * The serving ceiling of a Node process on this machine, for comparison with the proxy's
- * cached gets: two servers that answer every Range with the same fixed, pre-encoded
- * RangeResponse (one 256-byte KeyValue), one on bare `node:http2`, one on grpc-js, loaded by
- * etcd's Go benchmark tool exactly like bench/run.ts's get-s workload.
+ * cached gets: servers that answer every Range with the same fixed, pre-encoded RangeResponse
+ * (one 256-byte KeyValue), one on bare `node:http2`, one on grpc-js, one on grpc-js with a
+ * no-op server interceptor (grpc-js's ServerInterceptingCall), and one on grpc-js with the
+ * proxy's own interceptor (budget/release-on-send.ts), loaded by etcd's Go benchmark tool
+ * exactly like bench/run.ts's get-s workload; each server's CPU per call is printed beside its
+ * rate. Then the client side: the CPU of one grpc-js unary call (a Range to a plain etcd, 8 in
+ * flight), with grpc-js's caller-stack capture and without it (upstream/caller-stack.ts).
  *
- *   node --import tsx bench/transport.ts [--duration 8] [--clients 64] [--conns 8]
+ *   node --import tsx bench/transport.ts [--duration 8] [--clients 64] [--conns 8] [--calls 20000]
+ *     [--servers http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send]
  *
  * Each server runs in a child process of its own (this file, with --serve), on a free loopback
  * port, and is stopped at the end.
@@ -14,13 +19,19 @@ import http2 from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { releaseOnSend } from '../src/budget/release-on-send.js';
+import { etcdService } from '../src/etcd/proto.js';
+import { withoutCallerStack } from '../src/upstream/caller-stack.js';
 import { encodeKeyValue, encodeRangeResponse } from '../src/wire/encoded-kv.js';
 import { freePort } from '../src/local/ports.js';
-import { intArg } from './lib/args.js';
+import { intArg, listArg } from './lib/args.js';
+import { startEtcds } from './lib/bench-etcds.js';
 import { installSignalHandlers, onCleanup, runCleanups, stopChild } from './lib/cleanup.js';
+import { cpuSeconds } from './lib/cpu.js';
 import { goBenchmarkAvailable, GO_BENCHMARK_BIN, runGo } from './lib/go-bench.js';
 import { workloadsFor } from './lib/workloads.js';
 
+const SERVERS_DEFAULT = 'http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send';
 const { values } = parseArgs({
   options: {
     serve: { type: 'string' },
@@ -28,8 +39,11 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     clients: { type: 'string', default: '64' },
     conns: { type: 'string', default: '8' },
+    calls: { type: 'string', default: '20000' },
+    servers: { type: 'string', default: SERVERS_DEFAULT },
   },
 });
+
 
 /** The answer of every call: what the proxy sends for a cached single-key get. */
 function fixedResponse(): Buffer {
@@ -55,9 +69,18 @@ function serveHttp2(port: number): void {
   server.listen(port, '127.0.0.1', () => process.send?.('ready'));
 }
 
-function serveGrpcJs(port: number): void {
+/** An interceptor that changes nothing, built the way grpc-js documents. */
+const noopInterceptor: grpc.ServerInterceptor = (_method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    start: (next) => next({ onCancel: () => undefined }),
+    sendMessage: (message, next) => next(message),
+    sendStatus: (status, next) => next(status),
+  });
+
+function serveGrpcJs(port: number, kind: string): void {
   const msg = fixedResponse();
-  const server = new grpc.Server();
+  const interceptors = kind === 'grpc-js+interceptor' ? [noopInterceptor] : kind === 'grpc-js+release-on-send' ? [releaseOnSend] : [];
+  const server = new grpc.Server({ interceptors });
   const raw = (b: Buffer) => b;
   server.addService(
     { Range: { path: '/etcdserverpb.KV/Range', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
@@ -66,12 +89,11 @@ function serveGrpcJs(port: number): void {
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), () => process.send?.('ready'));
 }
 
-async function main(): Promise<void> {
-  if (!goBenchmarkAvailable()) throw new Error(`${GO_BENCHMARK_BIN} missing: run bench/setup-benchmark-tool.sh`);
-  installSignalHandlers();
+async function serverRows(): Promise<string[]> {
   const [getS] = workloadsFor(['get-s'], 1);
   const rows: string[] = [];
-  for (const kind of ['http2', 'grpc-js']) {
+  // Repeating a name runs that server again (alternate two to compare them on a drifting machine).
+  for (const kind of listArg('servers', values.servers, SERVERS_DEFAULT.split(','))) {
     const port = await freePort();
     const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, '--port', String(port)], { execArgv: ['--import', 'tsx'] });
     const unregister = onCleanup(`${kind} server`, () => stopChild(child, 2000));
@@ -79,23 +101,84 @@ async function main(): Promise<void> {
       child.once('message', () => resolve());
       child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`)));
     });
+    let cpu0 = 0;
+    let cpu = NaN;
     const m = await runGo(getS, kind, {
       endpoint: `127.0.0.1:${port}`,
       clients: intArg('clients', values.clients),
       conns: intArg('conns', values.conns),
       durationSec: intArg('duration', values.duration),
+      onMeasureStart: () => (cpu0 = cpuSeconds(child.pid ?? -1) ?? NaN),
+      onMeasureEnd: () => (cpu = (cpuSeconds(child.pid ?? -1) ?? NaN) - cpu0),
     });
-    rows.push(`${kind.padEnd(8)} ${m.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms`);
+    const perCall = ((cpu / m.ops) * 1e6).toFixed(0);
+    rows.push(`${kind.padEnd(24)} ${m.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  server CPU ${perCall} us/call`);
     await stopChild(child, 2000);
     unregister();
   }
-  process.stdout.write(`fixed-answer Range servers, Go benchmark tool (${values.clients} clients, ${values.conns} conns):\n${rows.join('\n')}\n`);
+  return rows;
+}
+
+/** CPU µs per grpc-js unary call (Range of one missing key) to a plain etcd, `inFlight` at a time. */
+async function clientCallCpu(endpoint: string, calls: number, inFlight: number, captureStack: boolean): Promise<number> {
+  const KV = etcdService('KV');
+  const client = new KV(endpoint, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Range: UnaryCall };
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const start = () => client.Range({ key: Buffer.from('transport') }, new grpc.Metadata(), { deadline: new Date(Date.now() + 10_000) }, (err) => (err ? reject(err) : resolve()));
+      if (captureStack) start();
+      else withoutCallerStack(start);
+    });
+  try {
+    for (let i = 0; i < 500; i++) await one(); // warm-up
+    let left = calls;
+    const cpu0 = process.cpuUsage();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (left-- > 0) await one();
+      }),
+    );
+    const used = process.cpuUsage(cpu0);
+    return (used.user + used.system) / calls;
+  } finally {
+    client.close();
+  }
+}
+type UnaryCall = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
+
+async function clientRows(): Promise<string[]> {
+  const group = await startEtcds(['transport'], { noFsync: true, dirTag: 'transport' });
+  try {
+    const calls = intArg('calls', values.calls);
+    const rows: string[] = [];
+    // Alternated, three times each: this machine's speed drifts within seconds.
+    const per: Record<'with' | 'without', number[]> = { with: [], without: [] };
+    for (let round = 0; round < 3; round++) {
+      per.with.push(await clientCallCpu(group.etcds[0]!.endpoint, calls, 8, true));
+      per.without.push(await clientCallCpu(group.etcds[0]!.endpoint, calls, 8, false));
+    }
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+    rows.push(`with grpc-js's caller-stack capture     ${fmt(per.with)} us/call`);
+    rows.push(`without it (upstream/caller-stack.ts)   ${fmt(per.without)} us/call`);
+    return rows;
+  } finally {
+    await group.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  if (!goBenchmarkAvailable()) throw new Error(`${GO_BENCHMARK_BIN} missing: run bench/setup-benchmark-tool.sh`);
+  installSignalHandlers();
+  const servers = await serverRows();
+  process.stdout.write(`fixed-answer Range servers, Go benchmark tool (${values.clients} clients, ${values.conns} conns):\n${servers.join('\n')}\n`);
+  const clients = await clientRows();
+  process.stdout.write(`grpc-js client, CPU per unary Range to a plain etcd (${values.calls} calls, 8 in flight, 3 alternated rounds):\n${clients.join('\n')}\n`);
 }
 
 if (values.serve) {
   const port = Number(values.port);
   if (values.serve === 'http2') serveHttp2(port);
-  else serveGrpcJs(port);
+  else serveGrpcJs(port, values.serve);
 } else {
   main()
     .catch((err: unknown) => {

@@ -58,7 +58,9 @@ export class PutChains {
     if (!chain || chain.epoch !== epoch || chain.links.length >= MAX_LINKS || chain.bytes + value.length > MAX_LINK_BYTES) return null;
     chain.bytes += value.length;
     chain.proof = proof;
-    return new Promise((resolve, reject) => chain.links.push({ value, resolve, reject }));
+    // A copy: the link outlives the request message, which it must not pin.
+    const own = Buffer.from(value);
+    return new Promise((resolve, reject) => chain.links.push({ value: own, resolve, reject }));
   }
 
   /** Opens a chain on `key` for a blind put about to wait for its turn (the last one opened is joined). */

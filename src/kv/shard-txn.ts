@@ -82,7 +82,7 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
   // A blind put of a key whose chain is still waiting for its turn rides along (put-chain.ts).
   const blind = keys.length === 1 ? chainablePut(txn) : null;
   const chains = store.putChains[shard.index];
-  const joined = blind ? chains.join(keys[0], epoch, Buffer.from(blind.value), proof) : null;
+  const joined = blind ? chains.join(keys[0], epoch, blind.value, proof) : null;
   if (joined) return joined;
   const chain = blind ? chains.start(keys[0], epoch, proof) : null;
   let links: ChainLink[] = [];
@@ -299,7 +299,8 @@ function rememberWrite(store: MetaStore, ops: PlannedOp[], state: TxnState, rev:
         mod: rev,
         version: (state.key(key)?.version ?? 0n) + 1n,
         lease: op.lease,
-        value: op.value ?? Buffer.from(op.req.value),
+        // hints.set keeps its own copy.
+        value: op.value ?? op.req.value,
         memberMod: memberRev,
         ...(op.delta !== 0n ? { delta: op.delta } : {}),
       }, undefined, exact);

@@ -16,7 +16,7 @@ import { wire64 } from '../etcd/types.js';
 import { decodeClock } from '../shard/envelope.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import { RESERVED, SYS_PREFIX, CLOCK_KEY } from '../shard/keyspace.js';
-import { chainStateAt, fromMember, toWire } from '../shard/meta-kv.js';
+import { chainStateAt, fromMemberView, toWire } from '../shard/meta-kv.js';
 import type { MetaKV } from '../shard/meta-kv.js';
 import type { MetaEvent } from './event.js';
 import { EventType, eventSize } from './event.js';
@@ -107,7 +107,8 @@ export class ShardDecoder {
    * chain (envelope.ts) is one event per put of the chain, each the previous one's prev_kv.
    */
   private pushEvents(out: MetaEvent[], ev: MemberEvent, kv: KeyValue, batchRev: bigint): void {
-    let prev = ev.prev_kv ? toWire(fromMember(ev.prev_kv, this.ks)) : null;
+    // Views into the member's message: ownBytes() copies what the event keeps.
+    let prev = ev.prev_kv ? toWire(fromMemberView(ev.prev_kv, this.ks)) : null;
     const unknown = this.prevFromMember ? {} : { prevUnknown: true as const };
     if (ev.type === EventType.DELETE) {
       const key = Buffer.from(this.ks.fromMember(kv.key));
@@ -115,7 +116,7 @@ export class ShardDecoder {
       if (batchRev > this.floor) out.push(ownBytes({ type: EventType.DELETE, rev: batchRev, shard: this.shard, key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown }));
       return;
     }
-    const meta = fromMember(kv, this.ks);
+    const meta = fromMemberView(kv, this.ks);
     const put = (state: MetaKV) => {
       const wire = toWire(state);
       if (state.mod > this.floor) out.push(ownBytes({ type: EventType.PUT, rev: state.mod, shard: this.shard, key: meta.key, kv: wire, prevKv: prev, size: eventSize(wire, prev), ...unknown }));

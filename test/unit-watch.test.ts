@@ -142,3 +142,20 @@ test('watcher: ranges, filters and start revision', () => {
   assert.equal(from.covers(Buffer.from('zzz')), true);
   assert.equal(from.covers(Buffer.from('a')), false);
 });
+
+test('decoder: events own their bytes, apart from the member message (which it reads as views)', () => {
+  const d = new ShardDecoder(new Keyspace(), 10n);
+  const value = Buffer.alloc(20 * 1024, 0x61); // a big event (its parts copied one by one)
+  const member = kv('k', encodeEnvelope(11n, 11n, 0n, value), 50);
+  const prev = kv('k', encodeEnvelope(9n, 9n, 0n, Buffer.from('old')), 40);
+  const small = kv('s', encodeEnvelope(11n, 11n, 0n, Buffer.from('v')), 50);
+  const out = d.decode([clock(12n, 50), put(member, prev), put(small)]);
+  // The member's message is reused or freed after decoding: nothing of the events may change.
+  for (const b of [member.key, member.value, prev.key, prev.value, small.key, small.value]) b.fill(0);
+  assert.deepEqual(out.events.map((e) => [e.key.toString(), e.kv.key.toString(), e.kv.value.length, e.kv.value.every((c) => c === 0x61) || e.kv.value.toString()]), [
+    ['k', 'k', 20 * 1024, true],
+    ['s', 's', 1, 'v'],
+  ]);
+  assert.equal(out.events[0]!.prevKv?.value.toString(), 'old');
+  assert.equal(out.events[0]!.prevKv?.key.toString(), 'k');
+});

@@ -23,6 +23,12 @@ export interface UnaryOptions {
   isWrite?: (req: never) => boolean;
 }
 
+/** What CallCancel needs of a call (grpc-js's ServerUnaryCall): whether it was cancelled, and its event. */
+export interface CancellableCall {
+  readonly cancelled: boolean;
+  once(event: 'cancelled', listener: () => void): unknown;
+}
+
 /**
  * Aborts when the client cancels the call before it is answered (a handler waiting for room
  * stops waiting). The AbortController, and the call's 'cancelled' listener, are made only for
@@ -32,7 +38,7 @@ export class CallCancel {
   private controller: AbortController | null = null;
   answered = false;
 
-  constructor(private readonly call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'cancelled' | 'once'>) {}
+  constructor(private readonly call: CancellableCall) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {

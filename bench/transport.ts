@@ -44,7 +44,6 @@ const { values } = parseArgs({
   },
 });
 
-
 /** The answer of every call: what the proxy sends for a cached single-key get. */
 function fixedResponse(): Buffer {
   const kv = encodeKeyValue({ key: Buffer.from('bench/get/0000'), create: 5n, mod: 5n, version: 1n, lease: 0n, value: Buffer.alloc(256, 0x61) });

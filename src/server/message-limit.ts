@@ -7,6 +7,7 @@
  * 68 MiB message), which fail if a grpc-js upgrade changes its wording or structure.
  */
 import { createRequire } from 'node:module';
+import { status as grpcStatus } from '@grpc/grpc-js';
 
 interface Status {
   code: number;
@@ -18,8 +19,6 @@ interface BaseCallPrototype {
 }
 
 const require = createRequire(import.meta.url);
-/** grpc.status.RESOURCE_EXHAUSTED. */
-const RESOURCE_EXHAUSTED = 8;
 let done = false;
 
 export function useEtcdMessageLimitWording(): void {
@@ -31,7 +30,7 @@ export function useEtcdMessageLimitWording(): void {
   const original = proto.sendStatus;
   proto.sendStatus = function (this: unknown, status: Status) {
     // The code first: this runs for every call's status.
-    const m = status?.code === RESOURCE_EXHAUSTED ? /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(status.details ?? '') : null;
+    const m = status?.code === grpcStatus.RESOURCE_EXHAUSTED ? /^Received message larger than max \((\d+) vs (\d+)\)$/.exec(status.details ?? '') : null;
     original.call(this, m ? { ...status, details: `grpc: received message larger than max (${m[1]} vs. ${m[2]})` } : status);
   };
 }

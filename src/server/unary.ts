@@ -66,7 +66,7 @@ export function unary<Req extends object, Res>(
   opts: UnaryOptions,
   isWrite: (req: Req) => boolean = () => false,
 ): grpc.handleUnaryCall<Req, Res> {
-  // Label children bound once: the hot path skips prom-client's per-call label hashing.
+  // Label children made once (prom-client still hashes the labels on each use).
   const okCount = grpcRequests.labels({ method, code: 'OK' });
   const duration = grpcDuration.labels({ method });
   return (call, callback) => {

@@ -52,13 +52,19 @@ export interface UpstreamOptions {
   tls?: UpstreamTls;
 }
 
+/** A method's OK count and duration, with their labels bound. */
+interface MethodMetrics {
+  ok: Counter.Internal;
+  duration: Histogram.Internal<string>;
+}
+
 export class Upstream {
   readonly name: string;
   private readonly endpoints: Endpoint[];
   private preferred = 0;
   private watchTurn = 0;
   private keepAlives: KeepAliveStream | null = null;
-  private readonly metrics = new Map<string, { ok: Counter.Internal; duration: Histogram.Internal<string> }>();
+  private readonly metrics = new Map<string, MethodMetrics>();
   /** When a unary call last got an answer (Date.now()), 0 before the first. */
   private answeredAt = 0;
 
@@ -200,8 +206,8 @@ export class Upstream {
     throw lastErr;
   }
 
-  /** Label children bound once per method: the hot calls skip prom-client's label hashing. */
-  private metricsOf(method: string): { ok: Counter.Internal; duration: Histogram.Internal<string> } {
+  /** Label children made once per method (prom-client still hashes the labels on each use). */
+  private metricsOf(method: string): MethodMetrics {
     let m = this.metrics.get(method);
     if (!m) {
       m = { ok: upstreamRequests.labels({ cluster: this.name, method, code: 'OK' }), duration: upstreamDuration.labels({ cluster: this.name, method }) };

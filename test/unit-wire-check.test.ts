@@ -2,7 +2,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkWire } from '../src/etcd/wire-check.js';
-import { requestType } from '../src/server/wire-guard.js';
+import * as grpc from '@grpc/grpc-js';
+import { refusingMalformed, requestType, WireRefusal } from '../src/server/wire-guard.js';
+import { serviceDefinition } from '../src/server/service.js';
 import { guardAlarm } from '../src/maintenance/alarm.js';
 import type { AlarmRequest } from '../src/etcd/types.js';
 
@@ -54,4 +56,28 @@ describe('Alarm guard', () => {
     assert.equal(guardAlarm(alarmReq(0, 0)), null);
     assert.equal(guardAlarm(alarmReq(1, 1)), null);
   });
+});
+
+test('refusingMalformed: a refused unary request is answered with its code and message and never reaches the handler; streaming and missing methods are left as they were', () => {
+  const def = serviceDefinition('KV');
+  const seen: unknown[] = [];
+  const handler: grpc.handleUnaryCall<unknown, unknown> = (call, cb) => {
+    seen.push(call.request);
+    cb(null, { ok: true });
+  };
+  const wrapped = refusingMalformed(def, { Range: handler, Put: handler });
+  assert.equal(wrapped['Txn'], undefined, 'a method left out stays out (grpc-js: UNIMPLEMENTED)');
+  const answers: unknown[] = [];
+  const call = (request: unknown) => ({ request }) as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+  const range = wrapped['Range'] as grpc.handleUnaryCall<unknown, unknown>;
+  range(call(new WireRefusal(grpc.status.INTERNAL, 'grpc: error unmarshalling request: x')), (err, res) => answers.push(err ?? res));
+  range(call({ key: Buffer.from('k') }), (err, res) => answers.push(err ?? res));
+  assert.equal(seen.length, 1, 'only the well-formed request reached the handler');
+  assert.deepEqual(
+    answers.map((a) => (a instanceof Object && 'code' in a ? [a.code, (a as grpc.ServiceError).details] : a)),
+    [[grpc.status.INTERNAL, 'grpc: error unmarshalling request: x'], { ok: true }],
+  );
+  const watchDef = serviceDefinition('Watch');
+  const watch = () => undefined;
+  assert.equal(refusingMalformed(watchDef, { Watch: watch })['Watch'], watch);
 });

@@ -98,7 +98,8 @@ export function refuseMalformed(type: protobuf.Type | null, buf: Buffer, streami
 export function refusingMalformed(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = { ...impl };
   for (const [method, md] of Object.entries(def)) {
-    if (md.requestStream || md.responseStream) continue;
+    // A method left out stays out: grpc-js answers it UNIMPLEMENTED.
+    if (md.requestStream || md.responseStream || !impl[method]) continue;
     const handler = impl[method] as grpc.handleUnaryCall<unknown, unknown>;
     const refusing: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
       const req: unknown = call.request;

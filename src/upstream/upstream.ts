@@ -4,7 +4,6 @@
  * so a fenced member txn is sent exactly once.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Counter, Histogram } from 'prom-client';
 import { typedClient, type ClientOf } from '../etcd/services.js';
 import { EtcdError, Errors, fromWire, isGrpcError } from '../etcd/errors.js';
 import type {
@@ -52,19 +51,12 @@ export interface UpstreamOptions {
   tls?: UpstreamTls;
 }
 
-/** A method's OK count and duration, with their labels bound. */
-interface MethodMetrics {
-  ok: Counter.Internal;
-  duration: Histogram.Internal<string>;
-}
-
 export class Upstream {
   readonly name: string;
   private readonly endpoints: Endpoint[];
   private preferred = 0;
   private watchTurn = 0;
   private keepAlives: KeepAliveStream | null = null;
-  private readonly metrics = new Map<string, MethodMetrics>();
   /** When a unary call last got an answer (Date.now()), 0 before the first. */
   private answeredAt = 0;
 
@@ -206,16 +198,6 @@ export class Upstream {
     throw lastErr;
   }
 
-  /** Label children made once per method (prom-client still hashes the labels on each use). */
-  private metricsOf(method: string): MethodMetrics {
-    let m = this.metrics.get(method);
-    if (!m) {
-      m = { ok: upstreamRequests.labels({ cluster: this.name, method, code: 'OK' }), duration: upstreamDuration.labels({ cluster: this.name, method }) };
-      this.metrics.set(method, m);
-    }
-    return m;
-  }
-
   private callOnce<T>(ep: Endpoint, svc: Service, method: string, req: object, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
     const client = ep[svc];
     // `method` names one unary method of `svc` (callers pass literals); its client type has no string index.
@@ -224,10 +206,9 @@ export class Upstream {
     return new Promise<T>((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
       withoutCallerStack(() => fn(req, new grpc.Metadata(), { deadline }, (err, res) => {
-        const m = this.metricsOf(method);
-        if (err) upstreamRequests.inc({ cluster: this.name, method, code: grpc.status[err.code] ?? String(err.code) });
-        else m.ok.inc();
-        m.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        const code = err ? grpc.status[err.code] ?? String(err.code) : 'OK';
+        upstreamRequests.inc({ cluster: this.name, method, code });
+        upstreamDuration.observe({ cluster: this.name, method }, Number(process.hrtime.bigint() - started) / 1e9);
         if (err) reject(this.translate(err));
         else {
           this.answeredAt = Date.now();

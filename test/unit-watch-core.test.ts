@@ -305,6 +305,39 @@ test('session: while the client stream is full, responses queue in order and are
   }
 });
 
+test('session: a watch created without a start revision starts after the coordinator clock, not after what the merged stream released', async () => {
+  const stream = new FakeStream();
+  stream.released = 3n;
+  // Revisions 4 and 5 were acknowledged (the clock stands at 5) but are not released yet.
+  const hub = hubWith(stream, 5n);
+  try {
+    const { call, s } = session(stream, hub, 1000);
+    const current = await s.currentRevision();
+    assert.equal(current, 5n);
+    s.create(spec(1n, 'a', 'z'), current + 1n, current);
+    assert.equal(call.written[0].created, true);
+    assert.equal(call.written[0].header?.revision, '5', 'the created response reports the current revision, as etcd does');
+    stream.release({ rev: 6n, events: [ev(4n, 'a4'), ev(5n, 'a5'), ev(6n, 'a6')] });
+    assert.deepEqual(eventRevs(call.written, '1'), ['6'], 'writes acknowledged before the create are not sent');
+    s.close();
+  } finally {
+    hub.close();
+  }
+});
+
+test('session: with the coordinator unreachable, a watch without a start revision starts after what was released', async () => {
+  const stream = new FakeStream();
+  stream.released = 3n;
+  const hub = new WatchHub(stream as unknown as MergedStream, { read: async () => Promise.reject(new Error('coordinator down')) }, log, { historyEvents: 100, historyBytes: 1 << 20, progressNotifyIntervalMs: 60_000 });
+  try {
+    const { s } = session(stream, hub, 1000);
+    assert.equal(await s.currentRevision(), 3n);
+    s.close();
+  } finally {
+    hub.close();
+  }
+});
+
 test('session: a watcher that falls behind its client is fed again from history, nothing lost or repeated', async () => {
   const stream = new FakeStream();
   const hub = hubWith(stream);

@@ -106,6 +106,10 @@ async function handle(session: WatchSession, req: WatchRequest, call: grpc.Serve
     const refused = guard ? await guard.watchPermission(call, key, end ?? Buffer.alloc(0)) : null;
     if (refused !== null) return session.refuse(refused);
     const filters = c.filters ?? [];
+    // No start revision: etcd starts after its current revision, so a write acknowledged before
+    // the create is never sent; the merged stream may not have released it yet.
+    const start = BigInt(c.start_revision || '0');
+    const current = start === 0n ? await session.currentRevision() : null;
     session.create(
       {
         id: BigInt(c.watch_id || '0'),
@@ -117,7 +121,8 @@ async function handle(session: WatchSession, req: WatchRequest, call: grpc.Serve
         progressNotify: c.progress_notify,
         fragment: c.fragment,
       },
-      BigInt(c.start_revision || '0'),
+      current === null ? start : current + 1n,
+      current,
     );
   } else if (req.cancel_request) {
     session.cancel(BigInt(req.cancel_request.watch_id || '0'));

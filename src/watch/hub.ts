@@ -83,6 +83,22 @@ export class WatchHub {
     return this.stream.released;
   }
 
+  /**
+   * The current revision for a watch created without a start revision: the coordinator clock
+   * (covers every write acknowledged before the call, by any replica) or what was released, if
+   * higher. Events up to it may not be released yet; a watcher starting above them skips them.
+   * The coordinator unreachable: what was released (as an etcd member answers from its own state).
+   */
+  async currentRevision(): Promise<bigint> {
+    try {
+      const clock = await this.probe.read();
+      return clock > this.stream.released ? clock : this.stream.released;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'watch start: coordinator clock not read, starting after the released revision');
+      return this.stream.released;
+    }
+  }
+
   register(sink: WatchSink): void {
     this.sinks.add(sink);
   }

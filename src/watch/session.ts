@@ -104,12 +104,22 @@ export class WatchSession implements WatchSink {
     this.send(this.response(this.d.hub.released, -1n, { created: true, canceled: true, cancel_reason: reason }));
   }
 
-  create(spec: WatcherSpec, startRev: bigint): void {
+  /** The revision a watch created now without a start revision starts after (hub.currentRevision()). */
+  currentRevision(): Promise<bigint> {
+    return this.d.hub.currentRevision();
+  }
+
+  /**
+   * startRev 0: after what was released. `current`, when the caller read it (currentRevision()),
+   * is the revision the created response reports, as etcd reports its current revision.
+   */
+  create(spec: WatcherSpec, startRev: bigint, current: bigint | null = null): void {
     if (this.closed) return;
     const hub = this.d.hub;
     const released = hub.released;
+    const reported = current !== null && current > released ? current : released;
     if (spec.end !== null && spec.end.length > 0 && Buffer.compare(spec.key, spec.end) >= 0) {
-      this.send(this.response(released, -1n, { created: true, canceled: true, cancel_reason: ERR_RANGE_EMPTY }));
+      this.send(this.response(reported, -1n, { created: true, canceled: true, cancel_reason: ERR_RANGE_EMPTY }));
       return;
     }
     let id = spec.id;
@@ -117,12 +127,12 @@ export class WatchSession implements WatchSink {
       while (this.watchers.has(this.nextAutoId)) this.nextAutoId++;
       id = this.nextAutoId++;
     } else if (this.watchers.has(id)) {
-      this.send(this.response(released, -1n, { created: true, canceled: true, cancel_reason: ERR_DUPLICATE_ID }));
+      this.send(this.response(reported, -1n, { created: true, canceled: true, cancel_reason: ERR_DUPLICATE_ID }));
       return;
     }
     const w = new Watcher({ ...spec, id }, startRev === 0n ? released + 1n : startRev);
     this.watchers.set(id, w);
-    this.send(this.response(released, id, { created: true }));
+    this.send(this.response(reported, id, { created: true }));
     if (w.nextRev > released) hub.addLive(w, this);
     else void this.catchUp(w);
   }

@@ -312,13 +312,18 @@ test('session: a watch created without a start revision starts after the coordin
   const hub = hubWith(stream, 5n);
   try {
     const { call, s } = session(stream, hub, 1000);
+    s.create(spec(2n, 'a', 'z'), 4n); // an earlier watcher on the same stream, from revision 4
     const current = await s.currentRevision();
     assert.equal(current, 5n);
     s.create(spec(1n, 'a', 'z'), current + 1n, current);
-    assert.equal(call.written[0].created, true);
-    assert.equal(call.written[0].header?.revision, '5', 'the created response reports the current revision, as etcd does');
-    stream.release({ rev: 6n, events: [ev(4n, 'a4'), ev(5n, 'a5'), ev(6n, 'a6')] });
+    assert.equal(call.written[1].created, true);
+    assert.equal(call.written[1].header?.revision, '5', 'the created response reports the current revision, as etcd does');
+    stream.release({ rev: 4n, events: [ev(4n, 'a4')] });
+    stream.release({ rev: 6n, events: [ev(5n, 'a5'), ev(6n, 'a6')] });
     assert.deepEqual(eventRevs(call.written, '1'), ['6'], 'writes acknowledged before the create are not sent');
+    assert.deepEqual(eventRevs(call.written, '2'), ['4', '5', '6']);
+    const headers = call.written.map((m) => BigInt(m.header?.revision ?? '0'));
+    assert.deepEqual(headers, [3n, 5n, 5n, 6n, 6n], 'header revisions never go back on a stream');
     s.close();
   } finally {
     hub.close();

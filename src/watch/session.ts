@@ -69,6 +69,8 @@ export class WatchSession implements WatchSink {
   private readonly watchers = new Map<bigint, Watcher>();
   private readonly replays = new Map<Watcher, Replay>();
   private nextAutoId = 0n;
+  /** The highest header revision sent on this stream. */
+  private headerFloor = 0n;
   private queue: Outgoing[] = [];
   private blocked = false;
   private closed = false;
@@ -376,6 +378,12 @@ export class WatchSession implements WatchSink {
   }
 
   private response(rev: bigint, id: bigint, fields: Partial<WatchResponseMsg>): WatchResponseMsg {
+    // A created response reports the current revision, which the merged stream may not have
+    // released yet: later responses never report less (0 stays 0: a compacted watch's cancel).
+    if (rev !== 0n) {
+      if (rev < this.headerFloor) rev = this.headerFloor;
+      else this.headerFloor = rev;
+    }
     return {
       header: this.d.header(rev),
       watch_id: wire64(id),

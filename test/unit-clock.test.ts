@@ -10,7 +10,7 @@ import { decodeClock } from '../src/shard/envelope.js';
 import { Upstream } from '../src/upstream/upstream.js';
 import { startEtcd } from '../src/local/etcd-process.js';
 import type { EtcdProcess } from '../src/local/etcd-process.js';
-import { clockAllocations } from '../src/metrics/registry.js';
+import { clockAllocations, clockConfirmations } from '../src/metrics/registry.js';
 
 const CLOCK_KEY = Buffer.concat([Buffer.from([0xff, 0xff, 0xff]), Buffer.from('metaproxy/clock')]);
 
@@ -301,6 +301,78 @@ describe('ClockAllocator', () => {
       const mine = await a.next();
       assert.ok(mine > theirs, `${mine} > ${theirs}`);
       assert.equal(a.takeConfirmed(1, [stale]), null);
+    });
+
+    /** A fence that records its targets and the coordinator's clock when it was called. */
+    function recordingFence(): { calls: Array<{ target: bigint; clockThen: bigint }>; fence: (target: bigint) => Promise<void> } {
+      const calls: Array<{ target: bigint; clockThen: bigint }> = [];
+      return { calls, fence: async (target) => void calls.push({ target, clockThen: await stored() }) };
+    }
+
+    test('with shard fences, a batch takes revisions from the block with no coordinator call at all', async () => {
+      const a = holder('http://a', new Map());
+      const { calls, fence } = recordingFence();
+      assert.equal(a.takeFenced(1), null, 'no fence configured: not without a proof');
+      a.useShardFence(fence);
+      await a.init(none);
+      assert.equal(a.takeFenced(1), null, 'no block yet');
+      const r1 = await a.next(); // reserves the block
+      const allocs = await allocations();
+      const confirmations = async () => (await clockConfirmations.get()).values[0]?.value ?? 0;
+      const confirmed = await confirmations();
+      assert.equal(a.takeFenced(2), r1 + 1n);
+      assert.equal(a.takeFenced(1), r1 + 3n);
+      assert.equal((await allocations()) - allocs, 0, 'no compare-and-swap');
+      assert.equal((await confirmations()) - confirmed, 0, 'no clock read');
+      assert.deepEqual(calls, [], 'its own block: nothing fenced');
+      assert.equal(await a.current(), r1 + 3n);
+    });
+
+    test('another replica fences every shard to the block end before it moves the clock past it', async () => {
+      const a = holder('http://a', new Map());
+      a.useShardFence(async () => assert.fail('the holder fences nothing for its own block'));
+      await a.init(none);
+      const mine = await a.next(5);
+      const end = await stored();
+      assert.ok(end > mine + 4n, 'the clock holds the block end');
+      const b = new ClockAllocator(up);
+      const { calls, fence } = recordingFence();
+      b.useShardFence(fence);
+      await b.init(none);
+      const theirs = await b.next();
+      assert.deepEqual(calls, [{ target: end, clockThen: end }], 'fenced to the block end while the clock still stood there');
+      assert.equal(theirs, end + 1n);
+      // The clock has moved past the block: later allocations from there fence nothing.
+      await b.next();
+      assert.equal(calls.length, 1);
+      // The holder's next coordinator allocation goes above (its block is gone once it reads).
+      const again = await a.next(1024);
+      assert.ok(again > theirs, `${again} > ${theirs}`);
+    });
+
+    test('a holder restarted under the same URL fences before it moves the clock past its old block', async () => {
+      const a = holder('http://a', new Map());
+      await a.init(none);
+      await a.next();
+      const end = await stored();
+      const restarted = holder('http://a', new Map(), () => false);
+      const { calls, fence } = recordingFence();
+      restarted.useShardFence(fence);
+      await restarted.init(none);
+      assert.equal(await restarted.next(), end + 1n);
+      assert.deepEqual(calls.map((c) => c.target), [end], 'the old process may still hand out its block');
+    });
+
+    test('a rebuilt clock: the first allocation past it fences every shard (blocks below it may still be handed out)', async () => {
+      const a = new ClockAllocator(up);
+      const { calls, fence } = recordingFence();
+      a.useShardFence(fence);
+      await a.init(async () => [5000n]); // no clock: rebuilt above the shards
+      const start = await stored();
+      assert.equal(start, 5000n + REBUILD_GAP);
+      assert.equal(await a.next(), start + 1n);
+      assert.deepEqual(calls.map((c) => c.target), [start]);
+      assert.equal(await a.current(), start + 1n, 'the moved clock names no holder to ask');
     });
 
     test('no longer exclusive: the next batch allocates on the coordinator (the block is not used)', async () => {

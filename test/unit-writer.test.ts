@@ -423,6 +423,46 @@ test('writer batching: a write on a key the next batch already writes does not j
   assert.deepEqual(batches(member), [['a'], ['b'], ['c', 'd']]);
 });
 
+test('writer batching: with the block usable without proofs (takeFenced), batches take revisions from it and queued writes join without proofs', async () => {
+  const member = new FakeMember();
+  const clock = new FakeClock();
+  let block = 500n;
+  const fenced: number[] = [];
+  const takeFenced = (n: number) => {
+    fenced.push(n);
+    const first = block;
+    block += BigInt(n);
+    return first;
+  };
+  const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => assert.fail('no proof is asked for'), takeFenced);
+  member.hold = true;
+  const a = submit(writer, 'a');
+  await until(() => member.sent.length === 1, 'a flies');
+  // No proofs at all: a proof that never comes back would hold them under takeConfirmed.
+  const never = new Promise<bigint | null>(() => undefined);
+  const writes = ['b', 'c', 'd'].map((k) => {
+    const j = job(k);
+    return writer.submit({ ...j.job, proof: never }, j.sample);
+  });
+  await new Promise<void>((r) => setImmediate(r));
+  member.release();
+  const out = await Promise.all([a, ...writes]);
+  assert.deepEqual(clock.asked, [], 'the coordinator was never asked');
+  assert.deepEqual(batches(member), [['a'], ['b', 'c', 'd']]);
+  assert.deepEqual(out.map((r) => (r.applied ? r.rev : null)), [500n, 501n, 502n, 503n]);
+});
+
+test('writer batching: without the block (takeFenced null), a batch waits for its proofs or allocates as before', async () => {
+  const member = new FakeMember();
+  const clock = new FakeClock();
+  const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => null, () => null);
+  const r = await submit(writer, 'a');
+  assert.equal(r.applied ? r.rev : null, 100n);
+  assert.deepEqual(clock.asked, [1]);
+});
+
 test('writer: settle() waits for allocations already asked for, and keeps later ones above its target', async () => {
   const { member, writer, clock } = setup();
   member.epoch = 7n;

@@ -7,12 +7,13 @@
  * taken by compare-and-swap on that value; several proxies can allocate concurrently.
  *
  * A replica that owns every shard reserves a block of revisions at once (block.ts) and then
- * pays, per batch, only a linearizable read of the clock instead of a raft proposal: the read
- * confirms nobody allocated since (so the order agrees with real time) and that the
- * coordinator is up (writes fail with UNAVAILABLE without it, as before).
+ * hands them out with no coordinator call per batch (takeFenced): nobody moves the clock past
+ * a block it does not hold before fencing every shard to the block's end (block-end.ts), so
+ * the order agrees with real time. While the coordinator has not answered lately, a batch pays
+ * a linearizable read of the clock instead (writes fail with UNAVAILABLE without it, as before).
  */
 import { clockAllocations, clockBatchSize, clockRevisions, clockRevision } from '../metrics/registry.js';
-import { cmp, createIfAbsent, putOp, rangeOp } from '../upstream/ops.js';
+import { cmp, putOp, rangeOp } from '../upstream/ops.js';
 import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { CLOCK_KEY } from '../shard/keyspace.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -23,6 +24,7 @@ import { status } from '@grpc/grpc-js';
 import { CLOCK_BLOCK_KEY, decodeBlockRecord, encodeBlockRecord, RevisionBlock } from './block.js';
 import { clockConfirmations } from '../metrics/registry.js';
 import { Batcher, coalesced, type Waiter } from '../batching/batcher.js';
+import { foreignBlockEnd, MOVED_CLOCK_HOLDER, recordUnchanged, type FenceShards } from './block-end.js';
 
 
 /** Revisions a proxy may hold unused when a coordinator loses its clock: the rebuilt clock skips them. */
@@ -55,6 +57,13 @@ const SLOW_COORDINATOR_MS = 10;
 const MAX_LINGER_MS = 10;
 
 /**
+ * How recently the coordinator must have answered for a batch to take revisions from the block
+ * with no read of its own (takeFenced): past it, the batch reads the clock, and fails when the
+ * coordinator is down, as every write did before blocks.
+ */
+const COORDINATOR_FRESH_MS = 500;
+
+/**
  * Revisions reserved beyond a batch's need by a replica that owns every shard. Unused ones are
  * skipped only when ownership moves (a revision gap, as after a crash).
  */
@@ -75,6 +84,13 @@ export interface BlockOptions {
 export class ClockAllocator {
   /** The coordinator's clock last seen: the base of the next compare-and-swap. */
   private last: bigint | null = null;
+  /**
+   * The block record read with `last` (null: absent; undefined: not read with it), compared by
+   * the next compare-and-swap (block-end.ts).
+   */
+  private record: Buffer | null | undefined = undefined;
+  /** Fence writes to every shard, before the clock moves past a block this process does not hold. */
+  private fenceShards: FenceShards | null = null;
   /** The highest revision known current here (handed out or read), for response headers. */
   private seen = 0n;
   /** The block this replica hands out, while no other replica allocated past it. */
@@ -111,6 +127,7 @@ export class ClockAllocator {
     const raw = clock?.response_range?.kvs[0]?.value;
     if (!raw) return this.rebuild();
     this.last = parseClock(raw);
+    this.record = record?.response_range?.kvs[0]?.value ?? null;
     // A block another replica holds ends at the clock: current() asks it (proxy.ts, at start).
     const held = decodeBlockRecord(record?.response_range?.kvs[0]?.value);
     if (!held || held.end !== this.last) this.seen = this.last;
@@ -128,8 +145,20 @@ export class ClockAllocator {
     if (this.last !== null && this.last > high) high = this.last;
     // Shards start at clock 1 (an empty etcd's revision): above that, they hold data.
     const start = high > 1n ? high + REBUILD_GAP : 1n;
-    const existing = await createIfAbsent(this.coordinator, CLOCK_KEY, encodeClock(start));
+    // Over data, with a record naming no holder: a replica may still hand out a block below the
+    // new clock, so the first allocation past it fences every shard (block-end.ts).
+    const moved = high > 1n ? encodeBlockRecord({ end: start, holder: MOVED_CLOCK_HOLDER }) : null;
+    const res = await this.coordinator.txn(
+      {
+        compare: [cmp(CompareTarget.CREATE, CompareResult.EQUAL, CLOCK_KEY, { create_revision: '0' })],
+        success: [putOp(CLOCK_KEY, encodeClock(start)), ...(moved ? [putOp(CLOCK_BLOCK_KEY, moved)] : [])],
+        failure: [rangeOp(CLOCK_KEY), rangeOp(CLOCK_BLOCK_KEY)],
+      },
+      false,
+    );
+    const existing = res.succeeded ? null : (res.responses[0]?.response_range?.kvs[0]?.value ?? Buffer.alloc(0));
     this.last = existing === null ? start : parseClock(existing);
+    this.record = existing === null ? (moved ?? undefined) : (res.responses[1]?.response_range?.kvs[0]?.value ?? null);
     this.block = null;
     this.noteSeen(this.last);
     // This proxy wrote the clock back: say so (once, whichever proxy won).
@@ -151,17 +180,24 @@ export class ClockAllocator {
   private async advanceTo(target: bigint): Promise<void> {
     while ((this.last as bigint) < target) {
       const base = this.last as bigint;
+      const moved = encodeBlockRecord({ end: target, holder: MOVED_CLOCK_HOLDER });
       const res = await this.coordinator.txn(
         {
           compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(base) })],
-          success: [putOp(CLOCK_KEY, encodeClock(target))],
+          success: [putOp(CLOCK_KEY, encodeClock(target)), putOp(CLOCK_BLOCK_KEY, moved)],
           failure: [rangeOp(CLOCK_KEY)],
         },
         false,
       );
       this.last = res.succeeded ? target : parseClock(res.responses[0].response_range?.kvs[0]?.value);
+      this.record = res.succeeded ? moved : undefined;
     }
     this.noteSeen(target);
+  }
+
+  /** Fence writes to every shard (proxy.ts): the clock moves past no other process's block before them. */
+  useShardFence(f: FenceShards): void {
+    this.fenceShards = f;
   }
 
   /** Lets this replica reserve revision blocks while it owns every shard (see the file comment). */
@@ -210,14 +246,18 @@ export class ClockAllocator {
   async resolve(responses: ResponseOp[]): Promise<bigint> {
     const raw = responses[0]?.response_range?.kvs[0]?.value;
     const v = raw ? parseClock(raw) : 0n;
-    if (this.last === null || v > this.last) this.last = v;
+    if (this.last === null || v >= this.last) {
+      this.last = v;
+      this.record = responses[1]?.response_range?.kvs[0]?.value ?? null;
+    }
     const own = this.block;
     if (own) {
       if (own.vouchedBy(v)) return this.noteSeen(own.issued);
       this.block = null; // another replica allocated past it, or the coordinator lost its data
     }
     const rec = decodeBlockRecord(responses[1]?.response_range?.kvs[0]?.value);
-    if (!rec || rec.end !== v || !this.blocks) return this.noteSeen(v);
+    // A moved clock's record: nothing was handed out from it (its first allocation fences).
+    if (!rec || rec.end !== v || !this.blocks || rec.holder === MOVED_CLOCK_HOLDER) return this.noteSeen(v);
     const answer = rec.holder === this.blocks.self && this.lastBlockEnd >= rec.end
       ? this.maxIssued
       : rec.holder === this.blocks.self ? null : await this.blocks.askHolder(rec.holder, rec.end).catch(() => null);
@@ -321,6 +361,21 @@ export class ClockAllocator {
     return proofs.every((v) => b.vouchedBy(v)) ? this.handOut(b, count) : null;
   }
 
+  /**
+   * The first of n revisions from this replica's block with no coordinator call. No other
+   * replica moves the clock past the block before every shard's clock stands at its end
+   * (block-end.ts), so a revision handed out here after that fails its shard fence and is taken
+   * again, instead of landing below a write acknowledged before it was sent. Only while the
+   * coordinator answered within COORDINATOR_FRESH_MS: writes still fail when it is down.
+   */
+  takeFenced(n: number): bigint | null {
+    const b = this.block;
+    const count = BigInt(n);
+    if (!b || !this.fenceShards || !this.blocks?.exclusive() || b.room() < count) return null;
+    if (!this.coordinator.answeredWithin(COORDINATOR_FRESH_MS)) return null;
+    return this.handOut(b, count);
+  }
+
   /** The first of n revisions: from this replica's block when it may, else allocated. */
   private async take(n: bigint): Promise<bigint> {
     const b = this.block;
@@ -330,7 +385,10 @@ export class ClockAllocator {
       const v = await this.confirmationRead();
       if (v !== null && b.vouchedBy(v)) return this.handOut(b, n);
       this.block = null;
-      if (v !== null && v > (this.last ?? 0n)) this.last = v;
+      if (v !== null && v > (this.last ?? 0n)) {
+        this.last = v;
+        this.record = undefined;
+      }
     }
     return this.allocate(n, exclusive ? BLOCK_REVISIONS : 0n);
   }
@@ -342,22 +400,28 @@ export class ClockAllocator {
    */
   private async allocate(n: bigint, reserve: bigint): Promise<bigint> {
     for (;;) {
-      if (this.last === null) await this.current();
+      if (this.last === null || this.record === undefined) await this.readClockAndRecord();
       const base = this.last as bigint;
+      const record = this.record as Buffer | null;
+      // Past a block this process does not hold: every shard's clock to its end first.
+      const fenceTo = foreignBlockEnd(record, base, this.blocks?.self ?? null, this.lastBlockEnd);
+      if (fenceTo !== null && this.fenceShards) await this.fenceShards(fenceTo);
       const end = base + n + reserve;
       const success = [putOp(CLOCK_KEY, encodeClock(end))];
-      if (reserve > 0n && this.blocks) success.push(putOp(CLOCK_BLOCK_KEY, encodeBlockRecord({ end, holder: this.blocks.self })));
+      const mine = reserve > 0n && this.blocks ? encodeBlockRecord({ end, holder: this.blocks.self }) : null;
+      if (mine) success.push(putOp(CLOCK_BLOCK_KEY, mine));
       const res = await this.coordinator.txn(
         {
-          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(base) })],
+          compare: [cmp(CompareTarget.VALUE, CompareResult.EQUAL, CLOCK_KEY, { value: encodeClock(base) }), recordUnchanged(record)],
           success,
-          failure: [rangeOp(CLOCK_KEY)],
+          failure: [rangeOp(CLOCK_KEY), rangeOp(CLOCK_BLOCK_KEY)],
         },
         false,
       );
       clockAllocations.inc();
       if (res.succeeded) {
         this.last = end;
+        if (mine) this.record = mine;
         const prev = this.block;
         this.block = null;
         if (reserve > 0n && this.blocks) {
@@ -376,7 +440,19 @@ export class ClockAllocator {
       const kv = res.responses[0].response_range?.kvs[0];
       // The coordinator lost its clock (e.g. rebuilt on tmpfs): recreate it from the shards.
       if (!kv) await this.rebuild();
-      else this.last = parseClock(kv.value);
+      else {
+        this.last = parseClock(kv.value);
+        this.record = res.responses[1]?.response_range?.kvs[0]?.value ?? null;
+      }
     }
+  }
+
+  /** The clock and the block record, read together (the base of the next compare-and-swap). */
+  private async readClockAndRecord(): Promise<void> {
+    const res = await this.coordinator.txn({ compare: [], success: this.currentOps(), failure: [] }, true);
+    const raw = res.responses[0]?.response_range?.kvs[0]?.value;
+    if (!raw) return this.rebuild();
+    this.last = parseClock(raw);
+    this.record = res.responses[1]?.response_range?.kvs[0]?.value ?? null;
   }
 }

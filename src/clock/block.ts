@@ -7,7 +7,8 @@
  * revision. So the reservation also writes a record naming the holder: any replica that reads
  * the clock and finds the record with the same end asks the holder for the revision it has
  * really handed out (ownership/forward.ts `Current`); if the holder cannot answer, the reader
- * ends the block by allocating past it (the holder's next confirmation then fails).
+ * ends the block by allocating past it, after fencing every shard to its end (block-end.ts: the
+ * holder's later writes from it then fail their shard fence).
  *
  * Record value: the block's end (8 bytes big-endian) then the holder's peer URL (UTF-8).
  */

@@ -33,6 +33,14 @@ import type { TxnOutcome } from './txn-outcome.js';
 
 export type { TxnOutcome };
 
+/** An arrival proof that proves nothing: the batch reads the clock itself if it must. */
+const NO_PROOF: Promise<bigint | null> = Promise.resolve(null);
+
+/** No compares, only puts: it writes whatever the state (or fails with an error, re-read first). */
+function onlyPuts(txn: TxnRequest): boolean {
+  return txn.compare.length === 0 && txn.success.length > 0 && txn.success.every((op) => op.request_put);
+}
+
 /** Forwarded writes may be forwarded once more (the owner moved meanwhile), no further. */
 const MAX_HOPS = 2;
 /** Times a write is routed again after the shard's ownership moved under it (nothing applied). */
@@ -73,8 +81,10 @@ async function routeShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest, ho
 /** On the owner, a write's turn on its keys comes after the earlier writes to them (key-turns.ts). */
 async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint): Promise<TxnOutcome> {
   // A clock read begun now, while the write may still wait for its turn, lets its batch take
-  // revisions without a coordinator call of its own (clock/allocator.ts proof).
-  const proof = store.clock.proof();
+  // revisions without a coordinator call of its own (clock/allocator.ts proof), and lets a path
+  // that writes nothing be answered from the owner's state (owner-answer.ts). A txn of puts
+  // alone writes whatever the state: its batch takes revisions with no proof (takeFenced).
+  const proof = onlyPuts(txn) ? NO_PROOF : store.clock.proof();
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
   // It takes no turns: counted while in flight, so answers from the owner's state wait (owner-answer.ts).

@@ -195,6 +195,8 @@ export class ShardWriter {
     private readonly skipPast: (rev: bigint) => void = () => undefined,
     /** Revisions from the block the proofs vouch for, or null (clock/allocator.ts takeConfirmed). */
     private readonly takeConfirmed: (count: number, proofs: bigint[]) => bigint | null = () => null,
+    /** Revisions from the block with no proof (clock/allocator.ts takeFenced), or null. */
+    private readonly takeFenced: (count: number) => bigint | null = () => null,
   ) {}
 
   get ownerEpoch(): bigint | null {
@@ -354,8 +356,10 @@ export class ShardWriter {
     for (const fn of this.deposedListeners) fn(held);
   }
 
-  /** Revisions for a batch: without a coordinator call when its writes' arrival proofs vouch. */
+  /** Revisions for a batch: from the block when it may, or when its writes' arrival proofs vouch; else allocated. */
   private async revisionsFor(batch: Pending[]): Promise<bigint> {
+    const fenced = this.takeFenced(widths(batch));
+    if (fenced !== null) return fenced;
     if (batch.every((p) => p.job.proof)) {
       // Each write needs its own proof (a clock read that began after it arrived).
       const started = performance.now();
@@ -396,29 +400,40 @@ export class ShardWriter {
 
   /**
    * A batch is allocated while the one before it flies, so the writes that queued during that
-   * flight would wait for the batch after. Those whose arrival proofs came back join it now,
-   * with revisions from the block above the batch's own (taken now, so the order still agrees
-   * with real time): batches grow with the load instead of one member round trip lagging
-   * behind it, and the member pays one proposal and one clock put for more writes (fewer
-   * proposals per write; the clock put also costs backend pages, so bigger batches store more
-   * keys per MiB: bench/scaleout.ts e).
+   * flight would wait for the batch after. They join it now, with revisions from the block above
+   * the batch's own (taken now, so the order still agrees with real time): all of them when the
+   * block may be used with no proof (takeFenced), else those whose arrival proofs came back.
+   * Batches grow with the load instead of one member round trip lagging behind it, and the
+   * member pays one proposal and one clock put for more writes (fewer proposals per write; the
+   * clock put also costs backend pages, so bigger batches store more keys per MiB:
+   * bench/scaleout.ts e).
    */
   private extend(cur: Allocated): void {
-    const shape = new BatchShape(this.limits);
-    for (const p of cur.batch) shape.add(p);
-    const more: Pending[] = [];
-    for (const p of this.queue) {
-      if (typeof p.proved !== 'bigint' || !shape.admits(p)) break;
-      shape.add(p);
-      more.push(p);
+    let more = this.joining(cur.batch, () => true);
+    let first = more.length ? this.takeFenced(widths(more)) : null;
+    if (first === null) {
+      more = this.joining(cur.batch, (p) => typeof p.proved === 'bigint');
+      if (!more.length) return;
+      first = this.takeConfirmed(widths(more), more.map((p) => p.proved as bigint));
     }
-    if (!more.length) return;
-    const first = this.takeConfirmed(widths(more), more.map((p) => p.proved as bigint));
     // Revisions must rise through the batch (a block only hands out higher ones: defensive).
     if (first === null || first <= lastRev(cur.batch, cur.revs)) return;
     this.queue.splice(0, more.length);
     cur.batch.push(...more);
     cur.revs.push(...firstRevs(more, first));
+  }
+
+  /** The longest prefix of the queue, each write passing `ok`, that fits one member txn after `batch`. */
+  private joining(batch: Pending[], ok: (p: Pending) => boolean): Pending[] {
+    const shape = new BatchShape(this.limits);
+    for (const p of batch) shape.add(p);
+    const out: Pending[] = [];
+    for (const p of this.queue) {
+      if (!ok(p) || !shape.admits(p)) break;
+      shape.add(p);
+      out.push(p);
+    }
+    return out;
   }
 
   /**

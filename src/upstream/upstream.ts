@@ -115,8 +115,17 @@ export class Upstream {
    * is there (each call costs a member CPU that a write could use).
    */
   async answers(ms: number): Promise<void> {
-    if (Date.now() - this.answeredAt < ms) return;
+    if (this.answeredWithin(ms)) return;
     await this.status();
+  }
+
+  /**
+   * A unary call got an answer within the last `ms`, and the connection it came on is still up
+   * (a cluster that was killed drops it at once; one that hangs shows only in the time).
+   */
+  answeredWithin(ms: number): boolean {
+    if (Date.now() - this.answeredAt >= ms) return false;
+    return this.endpoints[this.preferred].kv.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
   }
 
   /**

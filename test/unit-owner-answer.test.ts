@@ -62,6 +62,23 @@ test('a lost compare-and-swap on the owner is answered from the exact hint its o
   assert.equal(await answerFromOwnerState(plan, state, 100n, Promise.resolve(null), NO_HISTORY), null, 'no proof: read the member');
 });
 
+test('an answer from a state a batch sent after the txn arrived needs no arrival proof; one from an older state waits for it', async () => {
+  const hints = new StateHints();
+  hints.set('k', kv('k', 10n), undefined, 7);
+  const { reads, state, plan } = lostSwap(hints);
+  const rev = exactRevision(hints, shard(), 5n, reads, state) as bigint;
+  const never = new Promise<bigint | null>(() => undefined);
+  // The writer had sent up to 99 when the txn arrived; the member applied 100 since.
+  const out = await answerFromOwnerState(plan, state, rev, never, NO_HISTORY, 99n);
+  assert.equal(out?.revision, 100n, 'answered without the proof');
+  // The writer had already sent 100 at arrival: the state may be older than the arrival.
+  const pending = answerFromOwnerState(plan, state, rev, never, NO_HISTORY, 100n);
+  const raced = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waits'), 50))]);
+  assert.equal(raced, 'waits', 'it waits for the proof');
+  assert.equal(await answerFromOwnerState(plan, state, rev, Promise.resolve(null), NO_HISTORY, 100n), null, 'no proof: read the member');
+  assert.equal(await answerFromOwnerState(plan, state, rev, Promise.resolve(null), NO_HISTORY), null, 'arrival unknown: the proof decides');
+});
+
 test('the owner reads the member instead when its state may not be exact', () => {
   const hints = new StateHints();
   hints.set('k', kv('k', 10n), undefined, 7);

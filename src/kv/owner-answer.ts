@@ -10,6 +10,9 @@
  * either (Shard.withoutTurns). Let W be the last of those writes the member applied:
  * - W applied after the txn arrived: the answer holds just after W applied, inside the txn's
  *   time (W's pins and epoch held as it applied, so the state is exactly what W left);
+ *   The answer's revision R (the last batch the member applied, or a newer key's) was sent
+ *   after the txn arrived when R is above what the writer had sent then (batches go one at a
+ *   time, in revision order): then it holds just after R's batch applied, and needs no proof;
  * - W applied before: the answer holds when the txn arrived, provided no other replica wrote
  *   in between. The txn's arrival proof (clock/allocator.ts proof(), a coordinator read begun
  *   after it arrived) found this replica's revision block intact, and no other replica writes
@@ -47,8 +50,9 @@ export function exactRevision(hints: StateHints, shard: Shard, epoch: bigint, re
 }
 
 /**
- * The answer from the state at `rev`, once the arrival proof held; null when the proof did not
- * hold or the path reads what the state does not hold (the member is read then).
+ * The answer from the state at `rev`, once the arrival proof held (unless `rev`'s batch was sent
+ * after the txn arrived: `sentAtArrival`); null when the proof did not hold or the path reads
+ * what the state does not hold (the member is read then).
  */
 export async function answerFromOwnerState(
   plan: Plan,
@@ -56,9 +60,12 @@ export async function answerFromOwnerState(
   rev: bigint,
   proof: Promise<bigint | null>,
   history: ReadonlyMap<RangeRequest, RangeResponse>,
+  sentAtArrival?: bigint,
 ): Promise<TxnOutcome | null> {
   const responses = fromState(plan.ops, state, rev, history);
-  if (!responses || (await proof) === null) return null;
+  if (!responses) return null;
+  const appliedSince = sentAtArrival !== undefined && rev > sentAtArrival;
+  if (!appliedSince && (await proof) === null) return null;
   ownerStateAnswers.inc();
   return { revision: rev, succeeded: plan.succeeded, responses, wrote: false };
 }

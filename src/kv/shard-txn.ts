@@ -85,6 +85,8 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
   // that writes nothing be answered from the owner's state (owner-answer.ts). A txn of puts
   // alone writes whatever the state: its batch takes revisions with no proof (takeFenced).
   const proof = onlyPuts(txn) ? NO_PROOF : store.clock.proof();
+  // What the writer had sent when it arrived: an answer from a state a later batch left needs no proof.
+  const sentAtArrival = shard.writer.sent;
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
   // It takes no turns: counted while in flight, so answers from the owner's state wait (owner-answer.ts).
@@ -101,7 +103,7 @@ async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch:
     if (chain) links = chains.close(keys[0], chain);
     try {
       const values = links.map((l) => l.value);
-      const out = await runOwnedTxn(store, shard, txn, epoch, reads, chain ? chain.proof : proof, turn, values);
+      const out = await runOwnedTxn(store, shard, txn, epoch, reads, chain ? chain.proof : proof, turn, values, sentAtArrival);
       // The chain's puts took the revisions after the first one's, in the order they joined.
       links.forEach((l, i) => l.resolve(linkOutcome(out.revision + 1n + BigInt(i))));
       return out;
@@ -127,6 +129,8 @@ async function runOwnedTxn(
   turn?: Turn,
   /** Values of blind puts chained after this one (put-chain.ts): one member put applies them all. */
   chained: Buffer[] = [],
+  /** The last revision the shard's writer had sent when the txn arrived (ShardWriter.sent). */
+  sentAtArrival?: bigint,
 ): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -167,7 +171,7 @@ async function runOwnedTxn(
       // Pinned, so it needs no turn: the writes queued behind it on these keys may plan now.
       turn?.leave();
       if (exactAt !== null && proof) {
-        const answered = await answerFromOwnerState(plan, state, exactAt, proof, history);
+        const answered = await answerFromOwnerState(plan, state, exactAt, proof, history, sentAtArrival);
         if (answered) return answered;
       }
       const out = await readOnlyPath(store, shard, plan, reads, state, big, history);

@@ -183,6 +183,8 @@ export class ShardWriter {
   private gen = ++generations;
   /** The last meta revision of the batches the member applied (0n before the first). */
   private appliedThrough = 0n;
+  /** The last meta revision of the latest batch sent (`sent`). */
+  private sentThrough = 0n;
 
   constructor(
     private readonly shardName: string,
@@ -211,6 +213,14 @@ export class ShardWriter {
   /** Hints stamped with the generation so far stop counting as exact. */
   private newGeneration(): void {
     this.gen = ++generations;
+  }
+
+  /**
+   * The last meta revision of the latest batch sent to the member (batches go one at a time, in
+   * revision order): a batch with a higher revision was sent, and so applied, after this was read.
+   */
+  get sent(): bigint {
+    return this.sentThrough;
   }
 
   /** The last meta revision of an applied batch: the shard stands at or past it. */
@@ -453,6 +463,7 @@ export class ShardWriter {
     memberWrites.inc({ shard: this.shardName });
     const compare = [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })];
     if (epoch !== null) compare.push(epochHolds(this.epochKey, epoch));
+    this.sentThrough = last;
     const res = await this.upstream.txn(
       { compare, success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs], failure: [rangeOp(CLOCK_KEY), rangeOp(this.epochKey)] },
       false,

@@ -265,8 +265,8 @@ interface RunResult {
     requestsByProxy: Record<string, number>;
     /**
      * Mean latencies over the run, ms, from the proxies' histograms: a client request, a member
-     * txn, a coordinator read (mostly arrival proofs), and a batch's wait for its writes'
-     * arrival proofs (etcd_metaproxy_write_proof_wait_seconds).
+     * txn, a coordinator read (clock probes and arrival proofs), and an answer from the owner's
+     * state waiting for its arrival proof (etcd_metaproxy_owner_answer_proof_wait_seconds).
      */
     latencyMs: { request: number; memberTxn: number; coordinatorRead: number; proofWait: number };
   };
@@ -723,16 +723,16 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     out.push('');
     out.push("The proxy, from /proc/<pid>/stat and its own /metrics (per client write: etcd_metaproxy_client_writes_total):");
     out.push(table(prox));
-    const lat: string[][] = [['run', 'client request', 'member txn', 'coordinator read', 'batch wait for proofs']];
+    const lat: string[][] = [['run', 'client request', 'member txn', 'coordinator read', 'owner answer wait for proof']];
     for (const r of runs) {
       if (!r.proxy) continue;
       const l = r.proxy.latencyMs;
       lat.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(l.request, 2), fmt(l.memberTxn, 2), fmt(l.coordinatorRead, 2), fmt(l.proofWait, 2)]);
     }
     out.push('');
-    out.push("Mean latencies in the proxy, ms, from its histograms (a write waits in line for its key's turn, then for its batch's arrival proofs, then for the member txn):");
+    out.push("Mean latencies in the proxy, ms, from its histograms (a write waits in line for its key's turn, then for its batch's member txn; a txn answered from the owner's state may wait for an arrival proof):");
     out.push(table(lat));
-    out.push('  coordinator read: etcd_metaproxy_upstream_request_duration_seconds of coordinator Range calls (arrival proofs, mostly); batch wait: etcd_metaproxy_write_proof_wait_seconds');
+    out.push('  coordinator read: etcd_metaproxy_upstream_request_duration_seconds of coordinator Range calls (clock probes of linearizable reads, arrival proofs); owner answer wait: etcd_metaproxy_owner_answer_proof_wait_seconds');
   }
 
   // Storage

@@ -55,8 +55,8 @@ etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="coordinator",metho
 etcd_metaproxy_upstream_request_duration_seconds_count{cluster="coordinator",method="Range"} 200
 etcd_metaproxy_upstream_request_duration_seconds_sum{cluster="s1",method="Range"} 7
 etcd_metaproxy_upstream_request_duration_seconds_count{cluster="s1",method="Range"} 7
-etcd_metaproxy_write_proof_wait_seconds_sum 0.1
-etcd_metaproxy_write_proof_wait_seconds_count 150
+etcd_metaproxy_owner_answer_proof_wait_seconds_sum 0.1
+etcd_metaproxy_owner_answer_proof_wait_seconds_count 150
 etcd_metaproxy_grpc_request_duration_seconds_sum{method="Put"} 2
 etcd_metaproxy_grpc_request_duration_seconds_count{method="Put"} 400
 etcd_metaproxy_grpc_request_duration_seconds_sum{method="Range"} 1

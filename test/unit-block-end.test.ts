@@ -51,7 +51,7 @@ function upstream(name: string, etcd: EtcdProcess): Upstream {
 async function replica(self: string, exclusive: () => boolean): Promise<{ clock: ClockAllocator; shard: Shard }> {
   const clock = new ClockAllocator(upstream('coordinator', coordinatorEtcd));
   const member = upstream('s1', memberEtcd);
-  const writer = new ShardWriter('s1', member, (n) => clock.next(n), limits, epochKey(ks), (r) => clock.skipPast(r), (n, p) => clock.takeConfirmed(n, p), (n) => clock.takeFenced(n));
+  const writer = new ShardWriter('s1', member, (n) => clock.next(n), limits, epochKey(ks), (r) => clock.skipPast(r), (n) => clock.takeFenced(n));
   const shard = new Shard(0, 's1', member, ks, writer);
   await shard.init();
   clock.useShardFence(async (target) => void (await shard.fenceAndRead(target, [])));

@@ -4,7 +4,7 @@ import type { RequestOp, TxnRequest } from '../src/etcd/types.js';
 import { CompareResult, CompareTarget } from '../src/etcd/types.js';
 import { rangeRequest } from '../src/etcd/defaults.js';
 import { StateHints } from '../src/kv/hints.js';
-import { answerFromOwnerState, exactRevision } from '../src/kv/owner-answer.js';
+import { answerFromOwnerState, exactRevision, type Arrival } from '../src/kv/owner-answer.js';
 import { planTxn } from '../src/kv/txn-plan.js';
 import { StateReads } from '../src/kv/txn-state.js';
 import { Keyspace } from '../src/shard/keyspace.js';
@@ -14,6 +14,8 @@ import type { Shard } from '../src/shard/shard.js';
 const B = (s: string) => Buffer.from(s);
 const ks = new Keyspace();
 const NO_HISTORY = new Map();
+/** A txn that arrived once the writer had sent `sent` (default: everything, so the proof decides), with a proof that finds `clock`. */
+const proven = (clock: bigint | null, sent = 1_000_000n): Arrival => ({ sent, proof: async () => clock });
 
 /** kube-apiserver's update of `key`, planned on revision `rev`, with `failure` as its else branch. */
 function update(key: string, rev: bigint, failure: RequestOp[]): TxnRequest {
@@ -48,7 +50,7 @@ test('a lost compare-and-swap on the owner is answered from the exact hint its o
   const { reads, state, plan } = lostSwap(hints);
   const rev = exactRevision(hints, shard(), 5n, reads, state);
   assert.equal(rev, 100n, 'at the last batch the member applied');
-  const out = await answerFromOwnerState(plan, state, rev as bigint, Promise.resolve(90n), NO_HISTORY);
+  const out = await answerFromOwnerState(plan, state, rev as bigint, proven(90n), NO_HISTORY);
   assert.ok(out);
   assert.equal(out.succeeded, false);
   assert.equal(out.wrote, false);
@@ -59,7 +61,7 @@ test('a lost compare-and-swap on the owner is answered from the exact hint its o
   assert.equal(range?.kvs[0]?.value.toString(), 'v10');
   assert.equal(String(range?.kvs[0]?.mod_revision), '10');
   assert.equal(String(range?.kvs[0]?.version), '3');
-  assert.equal(await answerFromOwnerState(plan, state, 100n, Promise.resolve(null), NO_HISTORY), null, 'no proof: read the member');
+  assert.equal(await answerFromOwnerState(plan, state, 100n, proven(null), NO_HISTORY), null, 'no proof: read the member');
 });
 
 test('an answer from a state a batch sent after the txn arrived needs no arrival proof; one from an older state waits for it', async () => {
@@ -67,16 +69,18 @@ test('an answer from a state a batch sent after the txn arrived needs no arrival
   hints.set('k', kv('k', 10n), undefined, 7);
   const { reads, state, plan } = lostSwap(hints);
   const rev = exactRevision(hints, shard(), 5n, reads, state) as bigint;
-  const never = new Promise<bigint | null>(() => undefined);
+  let asked = 0;
+  const never = (sent: bigint): Arrival => ({ sent, proof: () => (asked++, new Promise<bigint | null>(() => undefined)) });
   // The writer had sent up to 99 when the txn arrived; the member applied 100 since.
-  const out = await answerFromOwnerState(plan, state, rev, never, NO_HISTORY, 99n);
+  const out = await answerFromOwnerState(plan, state, rev, never(99n), NO_HISTORY);
   assert.equal(out?.revision, 100n, 'answered without the proof');
+  assert.equal(asked, 0, 'no clock read was started');
   // The writer had already sent 100 at arrival: the state may be older than the arrival.
-  const pending = answerFromOwnerState(plan, state, rev, never, NO_HISTORY, 100n);
+  const pending = answerFromOwnerState(plan, state, rev, never(100n), NO_HISTORY);
   const raced = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waits'), 50))]);
   assert.equal(raced, 'waits', 'it waits for the proof');
-  assert.equal(await answerFromOwnerState(plan, state, rev, Promise.resolve(null), NO_HISTORY, 100n), null, 'no proof: read the member');
-  assert.equal(await answerFromOwnerState(plan, state, rev, Promise.resolve(null), NO_HISTORY), null, 'arrival unknown: the proof decides');
+  assert.equal(asked, 1);
+  assert.equal(await answerFromOwnerState(plan, state, rev, proven(null, 100n), NO_HISTORY), null, 'no proof: read the member');
 });
 
 test('the owner reads the member instead when its state may not be exact', () => {
@@ -95,10 +99,10 @@ test('a failure branch that reads beyond the state is left to the member', async
   const hints = new StateHints();
   hints.set('k', kv('k', 10n), undefined, 7);
   const other = lostSwap(hints, [{ request_range: rangeRequest(B('other'), B('')) }]);
-  assert.equal(await answerFromOwnerState(other.plan, other.state, 100n, Promise.resolve(90n), NO_HISTORY), null, 'a key the state does not hold');
+  assert.equal(await answerFromOwnerState(other.plan, other.state, 100n, proven(90n), NO_HISTORY), null, 'a key the state does not hold');
   const prefix = lostSwap(hints, [{ request_range: rangeRequest(B('k'), B('l')) }]);
-  assert.equal(await answerFromOwnerState(prefix.plan, prefix.state, 100n, Promise.resolve(90n), NO_HISTORY), null, 'a range');
+  assert.equal(await answerFromOwnerState(prefix.plan, prefix.state, 100n, proven(90n), NO_HISTORY), null, 'a range');
   const none = lostSwap(hints, []);
-  const out = await answerFromOwnerState(none.plan, none.state, 100n, Promise.resolve(90n), NO_HISTORY);
+  const out = await answerFromOwnerState(none.plan, none.state, 100n, proven(90n), NO_HISTORY);
   assert.deepEqual(out?.responses, [], "etcd's STM: an empty failure branch");
 });

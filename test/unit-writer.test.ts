@@ -366,64 +366,63 @@ test('writer batching: one batch in flight; the next batch takes its revisions m
 });
 
 /**
- * A writer whose writes carry arrival proofs and whose clock hands out proven revisions from a
- * block (takeConfirmed: from 200 on), with `a` in flight at the member and `b` allocated behind it.
+ * A writer whose clock hands out revisions from a block with no coordinator call (takeFenced:
+ * from 200 on) once `usable` is set, with `a` in flight at the member and `b` allocated behind
+ * it from the coordinator before that.
  */
 async function extendSetup() {
   const member = new FakeMember();
   const clock = new FakeClock();
   let block = 200n;
-  const confirmed: number[] = [];
-  const takeConfirmed = (n: number, proofs: bigint[]) => {
-    assert.ok(proofs.every((v) => v === 7n), 'every proof is the clock its read found');
-    confirmed.push(n);
+  let usable = false;
+  const fenced: number[] = [];
+  const takeFenced = (n: number) => {
+    if (!usable) return null;
+    fenced.push(n);
     const first = block;
     block += BigInt(n);
     return first;
   };
   const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
-  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeConfirmed);
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeFenced);
   member.hold = true;
   const a = submit(writer, 'a');
   const b = submit(writer, 'b');
   await until(() => member.sent.length === 1 && clock.asked.length === 2, 'a flies, b has its revisions');
-  const proven = (key: string, proof: Promise<bigint | null>, keys?: string[]) => {
+  usable = true;
+  const queue = (key: string, keys?: string[]) => {
     const j = job(key, keys ? { keys } : undefined);
-    return writer.submit({ ...j.job, proof }, j.sample);
+    return writer.submit(j.job, j.sample);
   };
-  return { member, writer, clock, a, b, proven, confirmed };
+  return { member, writer, clock, a, b, queue, fenced };
 }
 
-test('writer batching: writes that queued while a batch flew join the next batch when their proofs came back, at higher revisions', async () => {
-  const { member, a, b, proven, confirmed } = await extendSetup();
-  let release!: (v: bigint) => void;
-  const slow = new Promise<bigint | null>((r) => (release = r));
-  const writes = { c: proven('c', Promise.resolve(7n)), d: proven('d', Promise.resolve(7n)), e: proven('e', slow), f: proven('f', Promise.resolve(7n)) };
+test('writer batching: writes that queued while a batch flew join the next batch, at higher revisions from the block', async () => {
+  const { member, clock, a, b, queue, fenced } = await extendSetup();
+  const writes = { c: queue('c'), d: queue('d'), e: queue('e') };
   await new Promise<void>((r) => setImmediate(r));
   member.release();
-  await until(() => member.sent.length === 2, 'b goes');
-  release(7n);
   const at = await revs({ a, b, ...writes });
-  // e's proof had not come back: the batch stops there (order is kept), e and f go next.
-  assert.deepEqual(batches(member), [['a'], ['b', 'c', 'd'], ['e', 'f']]);
-  assert.deepEqual([at.a, at.b, at.c, at.d, at.e, at.f], [100n, 101n, 200n, 201n, 202n, 203n]);
-  assert.deepEqual(confirmed, [2, 2]);
+  assert.deepEqual(batches(member), [['a'], ['b', 'c', 'd', 'e']]);
+  assert.deepEqual([at.a, at.b, at.c, at.d, at.e], [100n, 101n, 200n, 201n, 202n]);
+  assert.deepEqual(fenced, [3]);
+  assert.deepEqual(clock.asked, [1, 1], 'the coordinator was asked for a and b only');
   // The member txn sets the shard clock to the batch's last revision, fenced on its first.
   const second = member.sent[1];
   assert.equal(decodeClock(second.compare[0].value), 101n);
-  assert.equal(decodeClock(second.success.find((op) => op.request_put)?.request_put?.value), 201n);
+  assert.equal(decodeClock(second.success.find((op) => op.request_put)?.request_put?.value), 202n);
 });
 
 test('writer batching: a write on a key the next batch already writes does not join it', async () => {
-  const { member, a, b, proven } = await extendSetup();
-  const writes = { c: proven('c', Promise.resolve(7n), ['b']), d: proven('d', Promise.resolve(7n)) };
+  const { member, a, b, queue } = await extendSetup();
+  const writes = { c: queue('c', ['b']), d: queue('d') };
   await new Promise<void>((r) => setImmediate(r));
   member.release();
   await Promise.all([a, b, ...Object.values(writes)]);
   assert.deepEqual(batches(member), [['a'], ['b'], ['c', 'd']]);
 });
 
-test('writer batching: with the block usable without proofs (takeFenced), batches take revisions from it and queued writes join without proofs', async () => {
+test('writer batching: with the block usable (takeFenced), batches take revisions from it with no coordinator call', async () => {
   const member = new FakeMember();
   const clock = new FakeClock();
   let block = 500n;
@@ -435,16 +434,11 @@ test('writer batching: with the block usable without proofs (takeFenced), batche
     return first;
   };
   const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
-  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => assert.fail('no proof is asked for'), takeFenced);
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeFenced);
   member.hold = true;
   const a = submit(writer, 'a');
   await until(() => member.sent.length === 1, 'a flies');
-  // No proofs at all: a proof that never comes back would hold them under takeConfirmed.
-  const never = new Promise<bigint | null>(() => undefined);
-  const writes = ['b', 'c', 'd'].map((k) => {
-    const j = job(k);
-    return writer.submit({ ...j.job, proof: never }, j.sample);
-  });
+  const writes = ['b', 'c', 'd'].map((k) => submit(writer, k));
   await new Promise<void>((r) => setImmediate(r));
   member.release();
   const out = await Promise.all([a, ...writes]);
@@ -453,11 +447,11 @@ test('writer batching: with the block usable without proofs (takeFenced), batche
   assert.deepEqual(out.map((r) => (r.applied ? r.rev : null)), [500n, 501n, 502n, 503n]);
 });
 
-test('writer batching: without the block (takeFenced null), a batch waits for its proofs or allocates as before', async () => {
+test('writer batching: without the block (takeFenced null), a batch allocates on the coordinator', async () => {
   const member = new FakeMember();
   const clock = new FakeClock();
   const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
-  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => null, () => null);
+  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => null);
   const r = await submit(writer, 'a');
   assert.equal(r.applied ? r.rev : null, 100n);
   assert.deepEqual(clock.asked, [1]);

@@ -113,8 +113,8 @@ export function parseProxyCounters(text: string): ProxyCounters {
   };
   upstream('memberTxn', true, 'Txn');
   upstream('coordinatorRead', false, 'Range');
-  set('proofWaitSec', 'etcd_metaproxy_write_proof_wait_seconds_sum');
-  set('proofWaitCount', 'etcd_metaproxy_write_proof_wait_seconds_count');
+  set('proofWaitSec', 'etcd_metaproxy_owner_answer_proof_wait_seconds_sum');
+  set('proofWaitCount', 'etcd_metaproxy_owner_answer_proof_wait_seconds_count');
   for (const s of series(text, 'etcd_metaproxy_write_retries_total')) {
     const r = s.labels['reason'] ?? '?';
     out.retries[r] = (out.retries[r] ?? 0) + s.value;

@@ -314,10 +314,9 @@ export class ClockAllocator {
   /**
    * Starts (or joins) a linearizable clock read that begins after this call: resolves to the
    * clock it found when that proves this replica's block was intact then (else null; never
-   * rejects). A write asks at arrival, before it waits for its turn: when its batch is formed,
-   * takeConfirmed then needs no read of its own. A read that started after the write arrived
-   * orders it as well as one at hand-out (any allocation it missed came after the write began,
-   * so the two writes overlap in time) and proves the coordinator was up.
+   * rejects). No other replica wrote between a txn's arrival and such a read begun after it
+   * (it would have allocated past the block first): kv/owner-answer.ts answers from the
+   * owner's state on that ground.
    */
   proof(): Promise<bigint | null> {
     if (!this.block || !this.blocks?.exclusive()) return Promise.resolve(null);
@@ -329,7 +328,7 @@ export class ClockAllocator {
       const v = await this.confirmationRead();
       return v !== null && this.block?.vouchedBy(v) ? v : null;
     } catch {
-      return null; // the batch then reads (and fails) on its own
+      return null; // the answer then comes from a member read
     }
   }
 
@@ -348,17 +347,6 @@ export class ClockAllocator {
     clockRevisions.inc(Number(n));
     clockBatchSize.observe(Number(n));
     return first;
-  }
-
-  /**
-   * The first of n revisions from this replica's block, when every proof (a clock value a
-   * proof() read found, one per write) still vouches for it; null when a read is needed (next()).
-   */
-  takeConfirmed(n: number, proofs: bigint[]): bigint | null {
-    const b = this.block;
-    const count = BigInt(n);
-    if (!b || !this.blocks?.exclusive() || b.room() < count) return null;
-    return proofs.every((v) => b.vouchedBy(v)) ? this.handOut(b, count) : null;
   }
 
   /**

@@ -22,7 +22,7 @@
 import type { RangeRequest, RangeResponse, ResponseOp } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { revHeader } from '../etcd/header.js';
-import { ownerStateAnswers } from '../metrics/registry.js';
+import { ownerAnswerProofWait, ownerStateAnswers } from '../metrics/registry.js';
 import type { Shard } from '../shard/shard.js';
 import type { StateHints } from './hints.js';
 import { assembleRange } from './range-result.js';
@@ -49,23 +49,39 @@ export function exactRevision(hints: StateHints, shard: Shard, epoch: bigint, re
   return rev;
 }
 
+/** What a txn on a shard's owner notes when it arrives, for an answer from the owner's state. */
+export interface Arrival {
+  /** The last revision the shard's writer had sent (ShardWriter.sent). */
+  sent: bigint;
+  /** A clock read begun after the arrival (clock/allocator.ts proof), started on first call. */
+  proof: () => Promise<bigint | null>;
+}
+
+export function arrivalOf(store: { clock: { proof(): Promise<bigint | null> } }, shard: Shard): Arrival {
+  let read: Promise<bigint | null> | null = null;
+  return { sent: shard.writer.sent, proof: () => (read ??= store.clock.proof()) };
+}
+
 /**
- * The answer from the state at `rev`, once the arrival proof held (unless `rev`'s batch was sent
- * after the txn arrived: `sentAtArrival`); null when the proof did not hold or the path reads
- * what the state does not hold (the member is read then).
+ * The answer from the state at `rev`: at once when `rev`'s batch was sent after the txn arrived,
+ * else once its arrival proof held; null when the proof did not hold or the path reads what the
+ * state does not hold (the member is read then).
  */
 export async function answerFromOwnerState(
   plan: Plan,
   state: TxnState,
   rev: bigint,
-  proof: Promise<bigint | null>,
+  arrival: Arrival,
   history: ReadonlyMap<RangeRequest, RangeResponse>,
-  sentAtArrival?: bigint,
 ): Promise<TxnOutcome | null> {
   const responses = fromState(plan.ops, state, rev, history);
   if (!responses) return null;
-  const appliedSince = sentAtArrival !== undefined && rev > sentAtArrival;
-  if (!appliedSince && (await proof) === null) return null;
+  if (rev <= arrival.sent) {
+    const started = performance.now();
+    const proved = await arrival.proof();
+    ownerAnswerProofWait.observe((performance.now() - started) / 1000);
+    if (proved === null) return null;
+  }
   ownerStateAnswers.inc();
   return { revision: rev, succeeded: plan.succeeded, responses, wrote: false };
 }

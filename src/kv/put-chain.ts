@@ -37,15 +37,7 @@ class OpenChain {
   readonly links: ChainLink[] = [];
   bytes = 0;
 
-  /**
-   * `proof`: the arrival proof (clock/allocator.ts) of the latest put to join. The chain takes
-   * its revisions with that one: a clock read that began after every put of the chain arrived
-   * orders all of them.
-   */
-  constructor(
-    readonly epoch: bigint,
-    public proof: Promise<bigint | null>,
-  ) {}
+  constructor(readonly epoch: bigint) {}
 }
 
 /** The open chains of one shard, by member key (latin1). */
@@ -53,19 +45,18 @@ export class PutChains {
   private readonly open = new Map<string, OpenChain>();
 
   /** This put's outcome once the open chain of `key` applied it; null when there is none to join. */
-  join(key: string, epoch: bigint, value: Buffer, proof: Promise<bigint | null>): Promise<TxnOutcome> | null {
+  join(key: string, epoch: bigint, value: Buffer): Promise<TxnOutcome> | null {
     const chain = this.open.get(key);
     if (!chain || chain.epoch !== epoch || chain.links.length >= MAX_LINKS || chain.bytes + value.length > MAX_LINK_BYTES) return null;
     chain.bytes += value.length;
-    chain.proof = proof;
     // A copy: the link outlives the request message, which it must not pin.
     const own = Buffer.from(value);
     return new Promise((resolve, reject) => chain.links.push({ value: own, resolve, reject }));
   }
 
   /** Opens a chain on `key` for a blind put about to wait for its turn (the last one opened is joined). */
-  start(key: string, epoch: bigint, proof: Promise<bigint | null>): OpenChain {
-    const chain = new OpenChain(epoch, proof);
+  start(key: string, epoch: bigint): OpenChain {
+    const chain = new OpenChain(epoch);
     this.open.set(key, chain);
     return chain;
   }

@@ -22,7 +22,7 @@ import type { Turn } from './key-turns.js';
 import { chainablePut, chainOps, linkOutcome } from './put-chain.js';
 import type { ChainLink } from './put-chain.js';
 import { assembleOps } from './txn-response.js';
-import { answerFromOwnerState, exactRevision } from './owner-answer.js';
+import { answerFromOwnerState, arrivalOf, exactRevision, type Arrival } from './owner-answer.js';
 import { StateReads, TxnState } from './txn-state.js';
 
 const MAX_ATTEMPTS = 64;
@@ -32,14 +32,6 @@ const BIG_TXN_READS = 64;
 import type { TxnOutcome } from './txn-outcome.js';
 
 export type { TxnOutcome };
-
-/** An arrival proof that proves nothing: the batch reads the clock itself if it must. */
-const NO_PROOF: Promise<bigint | null> = Promise.resolve(null);
-
-/** No compares, only puts: it writes whatever the state (or fails with an error, re-read first). */
-function onlyPuts(txn: TxnRequest): boolean {
-  return txn.compare.length === 0 && txn.success.length > 0 && txn.success.every((op) => op.request_put);
-}
 
 /** Forwarded writes may be forwarded once more (the owner moved meanwhile), no further. */
 const MAX_HOPS = 2;
@@ -80,30 +72,27 @@ async function routeShardTxn(store: MetaStore, shard: Shard, txn: TxnRequest, ho
 
 /** On the owner, a write's turn on its keys comes after the earlier writes to them (key-turns.ts). */
 async function runInTurn(store: MetaStore, shard: Shard, txn: TxnRequest, epoch: bigint): Promise<TxnOutcome> {
-  // A clock read begun now, while the write may still wait for its turn, lets its batch take
-  // revisions without a coordinator call of its own (clock/allocator.ts proof), and lets a path
-  // that writes nothing be answered from the owner's state (owner-answer.ts). A txn of puts
-  // alone writes whatever the state: its batch takes revisions with no proof (takeFenced).
-  const proof = onlyPuts(txn) ? NO_PROOF : store.clock.proof();
-  // What the writer had sent when it arrived: an answer from a state a later batch left needs no proof.
-  const sentAtArrival = shard.writer.sent;
+  // Should a path that writes nothing be answered from the owner's state (owner-answer.ts): what
+  // the writer had sent when the txn arrived, and a clock read begun after that, started only
+  // if the answer needs it.
+  const arrival = arrivalOf(store, shard);
   const reads = StateReads.forTxn(txn, store.ks);
   const keys = reads.batchKeys();
   // It takes no turns: counted while in flight, so answers from the owner's state wait (owner-answer.ts).
-  if (!keys) return shard.withoutTurns(() => runOwnedTxn(store, shard, txn, epoch, reads, proof));
+  if (!keys) return shard.withoutTurns(() => runOwnedTxn(store, shard, txn, epoch, reads, arrival));
   // A blind put of a key whose chain is still waiting for its turn rides along (put-chain.ts).
   const blind = keys.length === 1 ? chainablePut(txn) : null;
   const chains = store.putChains[shard.index];
-  const joined = blind ? chains.join(keys[0], epoch, blind.value, proof) : null;
+  const joined = blind ? chains.join(keys[0], epoch, blind.value) : null;
   if (joined) return joined;
-  const chain = blind ? chains.start(keys[0], epoch, proof) : null;
+  const chain = blind ? chains.start(keys[0], epoch) : null;
   let links: ChainLink[] = [];
   try {
     const turn = await store.keyTurns[shard.index].take(keys);
     if (chain) links = chains.close(keys[0], chain);
     try {
       const values = links.map((l) => l.value);
-      const out = await runOwnedTxn(store, shard, txn, epoch, reads, chain ? chain.proof : proof, turn, values, sentAtArrival);
+      const out = await runOwnedTxn(store, shard, txn, epoch, reads, arrival, turn, values);
       // The chain's puts took the revisions after the first one's, in the order they joined.
       links.forEach((l, i) => l.resolve(linkOutcome(out.revision + 1n + BigInt(i))));
       return out;
@@ -125,12 +114,10 @@ async function runOwnedTxn(
   txn: TxnRequest,
   epoch: bigint | undefined,
   reads = StateReads.forTxn(txn, store.ks),
-  proof?: Promise<bigint | null>,
+  arrival?: Arrival,
   turn?: Turn,
   /** Values of blind puts chained after this one (put-chain.ts): one member put applies them all. */
   chained: Buffer[] = [],
-  /** The last revision the shard's writer had sent when the txn arrived (ShardWriter.sent). */
-  sentAtArrival?: bigint,
 ): Promise<TxnOutcome> {
   // Leases named by its puts, looked up once on the coordinator (one read for all of them).
   const named = leasesNamed(txn);
@@ -167,11 +154,11 @@ async function runOwnedTxn(
     }
     if (!plan.writes) {
       // On the owner, from its own exact state when it can (owner-answer.ts): decided while the turn is held.
-      const exactAt = turn?.held && epoch !== undefined && proof ? exactRevision(store.hints, shard, epoch, reads, state) : null;
+      const exactAt = turn?.held && epoch !== undefined && arrival ? exactRevision(store.hints, shard, epoch, reads, state) : null;
       // Pinned, so it needs no turn: the writes queued behind it on these keys may plan now.
       turn?.leave();
-      if (exactAt !== null && proof) {
-        const answered = await answerFromOwnerState(plan, state, exactAt, proof, history, sentAtArrival);
+      if (exactAt !== null && arrival) {
+        const answered = await answerFromOwnerState(plan, state, exactAt, arrival, history);
         if (answered) return answered;
       }
       const out = await readOnlyPath(store, shard, plan, reads, state, big, history);
@@ -205,7 +192,6 @@ async function runOwnedTxn(
       deletes: deletes(sample),
       bytes: estimateBytes(sample) + estimateBytes(elseOps) + 64 * pins.length,
       epoch,
-      proof,
       width: 1 + chained.length,
     }, sample, ticket);
     if (res.applied) {

@@ -62,9 +62,9 @@ export const clockConfirmations = new Counter({
   registers: [registry],
 });
 
-export const writeProofWait = new Histogram({
-  name: 'etcd_metaproxy_write_proof_wait_seconds',
-  help: "Time a batch of writes on a shard's owner waited for its writes' arrival proofs (coordinator clock reads begun when each write arrived) before taking revisions.",
+export const ownerAnswerProofWait = new Histogram({
+  name: 'etcd_metaproxy_owner_answer_proof_wait_seconds',
+  help: "Time a txn answered from its shard owner's state waited for its arrival proof (a coordinator clock read begun after it arrived), when no batch sent since its arrival vouched for the state.",
   buckets: LATENCY_BUCKETS,
   registers: [registry],
 });

@@ -104,7 +104,7 @@ export async function startProxy(cfg: ProxyConfig, opts: StartOptions = {}): Pro
     // The writers ask the clock only when writes come, after init below: no client is served yet.
     const clock = new ClockAllocator(coordinator);
     const writerFor = (name: string, u: Upstream) =>
-      new ShardWriter(name, u, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n, proofs) => clock.takeConfirmed(n, proofs), (n) => clock.takeFenced(n));
+      new ShardWriter(name, u, (n) => clock.next(n), cfg.memberLimits, epochKey(ks), (r) => clock.skipPast(r), (n) => clock.takeFenced(n));
     const shards = upstreams.map((u, i) => new Shard(i, cfg.shards[i].name, u, ks, writerFor(cfg.shards[i].name, u)));
     // Before the clock moves past a block another process holds (clock/block-end.ts).
     clock.useShardFence(async (target) => {

@@ -21,7 +21,7 @@
 import { notApplied } from '../etcd/errors.js';
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { memberWrites, writeProofWait, writeRetries } from '../metrics/registry.js';
+import { memberWrites, writeRetries } from '../metrics/registry.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import { epochHolds } from './epoch.js';
 import { CLOCK_KEY } from './keyspace.js';
@@ -70,12 +70,6 @@ export interface WriteJob {
    * routed again. Undefined: any writer may apply it (lease reaping, fences' callers).
    */
   epoch?: bigint;
-  /**
-   * A clock read started when the write arrived (clock/allocator.ts proof): when every write of
-   * a batch has one for the current revision block, the batch takes its revisions without a
-   * coordinator call of its own.
-   */
-  proof?: Promise<bigint | null>;
 }
 
 export type WriteResult =
@@ -91,8 +85,6 @@ interface Pending {
   need: number;
   resolve: (r: WriteResult) => void;
   reject: (err: unknown) => void;
-  /** Its arrival proof's clock once that read came back (null: it proved nothing). */
-  proved?: bigint | null;
 }
 
 interface Allocated {
@@ -195,8 +187,6 @@ export class ShardWriter {
     private readonly epochKey: Buffer,
     /** Later revisions must be above this one (clock/allocator.ts skipPast: revision blocks). */
     private readonly skipPast: (rev: bigint) => void = () => undefined,
-    /** Revisions from the block the proofs vouch for, or null (clock/allocator.ts takeConfirmed). */
-    private readonly takeConfirmed: (count: number, proofs: bigint[]) => bigint | null = () => null,
     /** Revisions from the block with no proof (clock/allocator.ts takeFenced), or null. */
     private readonly takeFenced: (count: number) => bigint | null = () => null,
   ) {}
@@ -296,7 +286,6 @@ export class ShardWriter {
       const need = txnNeed(pinned(job.pins, sample, job.elseOps));
       if (job.epoch !== undefined && job.epoch !== this.epoch) return reject(new NotOwnerError(this.shardName));
       const p: Pending = { job, ticket, need, resolve, reject };
-      if (job.proof) void job.proof.then((v) => (p.proved = v));
       let i = this.queue.length;
       while (i > 0 && this.queue[i - 1].ticket > ticket) i--;
       this.queue.splice(i, 0, p);
@@ -366,21 +355,9 @@ export class ShardWriter {
     for (const fn of this.deposedListeners) fn(held);
   }
 
-  /** Revisions for a batch: from the block when it may, or when its writes' arrival proofs vouch; else allocated. */
+  /** Revisions for a batch: from the block with no coordinator call when it may, else allocated. */
   private async revisionsFor(batch: Pending[]): Promise<bigint> {
-    const fenced = this.takeFenced(widths(batch));
-    if (fenced !== null) return fenced;
-    if (batch.every((p) => p.job.proof)) {
-      // Each write needs its own proof (a clock read that began after it arrived).
-      const started = performance.now();
-      const proofs = await Promise.all(batch.map((p) => p.job.proof as Promise<bigint | null>));
-      writeProofWait.observe((performance.now() - started) / 1000);
-      if (proofs.every((v) => v !== null)) {
-        const first = this.takeConfirmed(widths(batch), proofs as bigint[]);
-        if (first !== null) return first;
-      }
-    }
-    return this.allocate(widths(batch));
+    return this.takeFenced(widths(batch)) ?? this.allocate(widths(batch));
   }
 
   private allocateFor(batch: Pending[]): Promise<Allocated> {
@@ -411,21 +388,15 @@ export class ShardWriter {
   /**
    * A batch is allocated while the one before it flies, so the writes that queued during that
    * flight would wait for the batch after. They join it now, with revisions from the block above
-   * the batch's own (taken now, so the order still agrees with real time): all of them when the
-   * block may be used with no proof (takeFenced), else those whose arrival proofs came back.
-   * Batches grow with the load instead of one member round trip lagging behind it, and the
+   * the batch's own (taken now, so the order still agrees with real time), when the block may be
+   * used with no coordinator call (takeFenced). Batches grow with the load instead of one member round trip lagging behind it, and the
    * member pays one proposal and one clock put for more writes (fewer proposals per write; the
    * clock put also costs backend pages, so bigger batches store more keys per MiB:
    * bench/scaleout.ts e).
    */
   private extend(cur: Allocated): void {
-    let more = this.joining(cur.batch, () => true);
-    let first = more.length ? this.takeFenced(widths(more)) : null;
-    if (first === null) {
-      more = this.joining(cur.batch, (p) => typeof p.proved === 'bigint');
-      if (!more.length) return;
-      first = this.takeConfirmed(widths(more), more.map((p) => p.proved as bigint));
-    }
+    const more = this.joining(cur.batch);
+    const first = more.length ? this.takeFenced(widths(more)) : null;
     // Revisions must rise through the batch (a block only hands out higher ones: defensive).
     if (first === null || first <= lastRev(cur.batch, cur.revs)) return;
     this.queue.splice(0, more.length);
@@ -433,13 +404,13 @@ export class ShardWriter {
     cur.revs.push(...firstRevs(more, first));
   }
 
-  /** The longest prefix of the queue, each write passing `ok`, that fits one member txn after `batch`. */
-  private joining(batch: Pending[], ok: (p: Pending) => boolean): Pending[] {
+  /** The longest prefix of the queue that fits one member txn after `batch`. */
+  private joining(batch: Pending[]): Pending[] {
     const shape = new BatchShape(this.limits);
     for (const p of batch) shape.add(p);
     const out: Pending[] = [];
     for (const p of this.queue) {
-      if (!ok(p) || !shape.admits(p)) break;
+      if (!shape.admits(p)) break;
       shape.add(p);
       out.push(p);
     }

@@ -9,15 +9,17 @@
  * none is in flight; no write without turns (range writes, reaps) is in flight on the shard
  * either (Shard.withoutTurns). Let W be the last of those writes the member applied:
  * - W applied after the txn arrived: the answer holds just after W applied, inside the txn's
- *   time (W's pins and epoch held as it applied, so the state is exactly what W left);
- *   The answer's revision R (the last batch the member applied, or a newer key's) was sent
- *   after the txn arrived when R is above what the writer had sent then (batches go one at a
- *   time, in revision order): then it holds just after R's batch applied, and needs no proof;
+ *   time (W's pins and epoch held as it applied, so the state is exactly what W left). Known
+ *   without a proof when the answer's revision R (the last batch the member applied, or a newer
+ *   key's) is above what the writer had sent when the txn arrived (batches go one at a time, in
+ *   revision order): R's batch was sent, so applied, after the arrival, and the answer holds
+ *   just after it;
  * - W applied before: the answer holds when the txn arrived, provided no other replica wrote
  *   in between. The txn's arrival proof (clock/allocator.ts proof(), a coordinator read begun
  *   after it arrived) found this replica's revision block intact, and no other replica writes
  *   without first allocating past that block.
- * Without a proof (this replica does not own every shard), the member is read as before.
+ * The proof is read only when needed (Arrival.proof). Without one (this replica does not own
+ * every shard), the member is read as before.
  */
 import type { RangeRequest, RangeResponse, ResponseOp } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';

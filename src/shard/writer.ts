@@ -389,10 +389,10 @@ export class ShardWriter {
    * A batch is allocated while the one before it flies, so the writes that queued during that
    * flight would wait for the batch after. They join it now, with revisions from the block above
    * the batch's own (taken now, so the order still agrees with real time), when the block may be
-   * used with no coordinator call (takeFenced). Batches grow with the load instead of one member round trip lagging behind it, and the
-   * member pays one proposal and one clock put for more writes (fewer proposals per write; the
-   * clock put also costs backend pages, so bigger batches store more keys per MiB:
-   * bench/scaleout.ts e).
+   * used with no coordinator call (takeFenced). Batches grow with the load instead of one member
+   * round trip lagging behind it, and the member pays one proposal and one clock put for more
+   * writes (fewer proposals per write; the clock put also costs backend pages, so bigger batches
+   * store more keys per MiB: bench/scaleout.ts e).
    */
   private extend(cur: Allocated): void {
     const more = this.joining(cur.batch);

@@ -182,8 +182,13 @@ class RecordingSink implements WatchSink {
   }
 }
 
-function hubWith(stream: FakeStream, clock = 0n, intervalMs = 60_000): WatchHub {
-  return new WatchHub(stream as unknown as MergedStream, { read: async () => clock }, log, { historyEvents: 100, historyBytes: 1 << 20, progressNotifyIntervalMs: intervalMs });
+/** `clock`: what the coordinator clock read finds (an Error: the read fails). */
+function hubWith(stream: FakeStream, clock: bigint | Error = 0n, intervalMs = 60_000): WatchHub {
+  const read = async () => {
+    if (clock instanceof Error) throw clock;
+    return clock;
+  };
+  return new WatchHub(stream as unknown as MergedStream, { read }, log, { historyEvents: 100, historyBytes: 1 << 20, progressNotifyIntervalMs: intervalMs });
 }
 
 test('hub: each released event goes to exactly the live watchers whose range and filters take it', () => {
@@ -333,7 +338,7 @@ test('session: a watch created without a start revision starts after the coordin
 test('session: with the coordinator unreachable, a watch without a start revision starts after what was released', async () => {
   const stream = new FakeStream();
   stream.released = 3n;
-  const hub = new WatchHub(stream as unknown as MergedStream, { read: async () => Promise.reject(new Error('coordinator down')) }, log, { historyEvents: 100, historyBytes: 1 << 20, progressNotifyIntervalMs: 60_000 });
+  const hub = hubWith(stream, new Error('coordinator down'));
   try {
     const { s } = session(stream, hub, 1000);
     assert.equal(await s.currentRevision(), 3n);

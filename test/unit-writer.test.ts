@@ -365,19 +365,14 @@ test('writer batching: one batch in flight; the next batch takes its revisions m
   assert.deepEqual([at.a, at.b, at.c], [100n, 101n, 102n], 'the next batch was allocated later, so its revisions are higher');
 });
 
-/**
- * A writer whose clock hands out revisions from a block with no coordinator call (takeFenced:
- * from 200 on) once `usable` is set, with `a` in flight at the member and `b` allocated behind
- * it from the coordinator before that.
- */
-async function extendSetup() {
+/** A writer whose clock hands out revisions from a block from `from` on (takeFenced) while `usable()`, else null. */
+function blockWriter(from: bigint, usable: () => boolean = () => true) {
   const member = new FakeMember();
   const clock = new FakeClock();
-  let block = 200n;
-  let usable = false;
+  let block = from;
   const fenced: number[] = [];
   const takeFenced = (n: number) => {
-    if (!usable) return null;
+    if (!usable()) return null;
     fenced.push(n);
     const first = block;
     block += BigInt(n);
@@ -385,6 +380,17 @@ async function extendSetup() {
   };
   const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
   const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeFenced);
+  return { member, clock, writer, fenced };
+}
+
+/**
+ * A writer whose clock hands out revisions from a block with no coordinator call (takeFenced:
+ * from 200 on) once `usable` is set, with `a` in flight at the member and `b` allocated behind
+ * it from the coordinator before that.
+ */
+async function extendSetup() {
+  let usable = false;
+  const { member, clock, writer, fenced } = blockWriter(200n, () => usable);
   member.hold = true;
   const a = submit(writer, 'a');
   const b = submit(writer, 'b');
@@ -423,18 +429,7 @@ test('writer batching: a write on a key the next batch already writes does not j
 });
 
 test('writer batching: with the block usable (takeFenced), batches take revisions from it with no coordinator call', async () => {
-  const member = new FakeMember();
-  const clock = new FakeClock();
-  let block = 500n;
-  const fenced: number[] = [];
-  const takeFenced = (n: number) => {
-    fenced.push(n);
-    const first = block;
-    block += BigInt(n);
-    return first;
-  };
-  const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
-  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), takeFenced);
+  const { member, clock, writer } = blockWriter(500n);
   member.hold = true;
   const a = submit(writer, 'a');
   await until(() => member.sent.length === 1, 'a flies');
@@ -445,16 +440,6 @@ test('writer batching: with the block usable (takeFenced), batches take revision
   assert.deepEqual(clock.asked, [], 'the coordinator was never asked');
   assert.deepEqual(batches(member), [['a'], ['b', 'c', 'd']]);
   assert.deepEqual(out.map((r) => (r.applied ? r.rev : null)), [500n, 501n, 502n, 503n]);
-});
-
-test('writer batching: without the block (takeFenced null), a batch allocates on the coordinator', async () => {
-  const member = new FakeMember();
-  const clock = new FakeClock();
-  const limits = { maxTxnOps: 128, maxRequestBytes: 1 << 20 };
-  const writer = new ShardWriter('s1', member as unknown as Upstream, clock.allocate, limits, EPOCH, (rev) => clock.skipped.push(rev), () => null);
-  const r = await submit(writer, 'a');
-  assert.equal(r.applied ? r.rev : null, 100n);
-  assert.deepEqual(clock.asked, [1]);
 });
 
 test('writer: settle() waits for allocations already asked for, and keeps later ones above its target', async () => {

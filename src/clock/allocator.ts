@@ -123,16 +123,13 @@ export class ClockAllocator {
    */
   async init(shardClocks: () => Promise<bigint[]>): Promise<void> {
     this.shardClocks = shardClocks;
-    const [clock, record] = (await this.coordinator.txn({ compare: [], success: this.currentOps(), failure: [] }, true)).responses;
-    const raw = clock?.response_range?.kvs[0]?.value;
-    if (!raw) return this.rebuild();
-    this.last = parseClock(raw);
-    this.record = record?.response_range?.kvs[0]?.value ?? null;
+    if (!(await this.readClockAndRecord())) return;
+    const last = this.last as bigint;
     // A block another replica holds ends at the clock: current() asks it (proxy.ts, at start).
-    const held = decodeBlockRecord(record?.response_range?.kvs[0]?.value);
-    if (!held || held.end !== this.last) this.seen = this.last;
+    const held = decodeBlockRecord(this.record ?? undefined);
+    if (!held || held.end !== last) this.seen = last;
     const shardMax = max(await shardClocks());
-    if (this.last < shardMax) await this.advanceTo(shardMax + REBUILD_GAP);
+    if (last < shardMax) await this.advanceTo(shardMax + REBUILD_GAP);
   }
 
   /**
@@ -435,12 +432,19 @@ export class ClockAllocator {
     }
   }
 
-  /** The clock and the block record, read together (the base of the next compare-and-swap). */
-  private async readClockAndRecord(): Promise<void> {
+  /**
+   * The clock and the block record, read together (the base of the next compare-and-swap);
+   * false when the clock was missing and was rebuilt instead.
+   */
+  private async readClockAndRecord(): Promise<boolean> {
     const res = await this.coordinator.txn({ compare: [], success: this.currentOps(), failure: [] }, true);
     const raw = res.responses[0]?.response_range?.kvs[0]?.value;
-    if (!raw) return this.rebuild();
+    if (!raw) {
+      await this.rebuild();
+      return false;
+    }
     this.last = parseClock(raw);
     this.record = res.responses[1]?.response_range?.kvs[0]?.value ?? null;
+    return true;
   }
 }

@@ -375,13 +375,8 @@ export class ShardWriter {
 
   /** The longest prefix of the queue that fits one member txn with disjoint keys. */
   private take(): Pending[] {
-    const batch: Pending[] = [];
-    const shape = new BatchShape(this.limits);
-    while (this.queue.length && shape.admits(this.queue[0])) {
-      const p = this.queue.shift() as Pending;
-      shape.add(p);
-      batch.push(p);
-    }
+    const batch = this.joining([]);
+    this.queue.splice(0, batch.length);
     return batch;
   }
 

@@ -9,6 +9,7 @@
  */
 import { Errors } from '../etcd/errors.js';
 import { budgetBytes, budgetRejections, budgetWaits } from '../metrics/registry.js';
+import { tally } from '../metrics/tally.js';
 
 /**
  * Responses may wait for up to this many budgets' worth of bytes: a waiting read holds next to
@@ -83,12 +84,12 @@ export class MemoryBudget {
   private readonly waiters: Waiter[] = [];
   private waitingBytes = 0;
   private readonly listeners = new Set<() => void>();
-  /** Gauge children bound once: every read charges and releases, prom-client label lookups add up. */
+  /** Tallies of the gauge (metrics/tally.ts): every read charges and releases. */
   private readonly gauges = {
-    responses: budgetBytes.labels({ use: 'responses' }),
-    watch: budgetBytes.labels({ use: 'watch' }),
-    held: budgetBytes.labels({ use: 'held' }),
-    load: budgetBytes.labels({ use: 'load' }),
+    responses: tally(budgetBytes, { use: 'responses' }),
+    watch: tally(budgetBytes, { use: 'watch' }),
+    held: tally(budgetBytes, { use: 'held' }),
+    load: tally(budgetBytes, { use: 'load' }),
   };
 
   constructor(

@@ -1,4 +1,6 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastHistogram } from './fast-histogram.js';
+import { flushTallies } from './tally.js';
 
 /**
  * The proxy's one metrics registry. Metric objects are module singletons so that any module
@@ -18,9 +20,13 @@ export const grpcRequests = new Counter({
   help: 'Client gRPC requests handled, by method and gRPC status code.',
   labelNames: ['method', 'code'] as const,
   registers: [registry],
+  // Per-call children are tallies (tally.ts), taken in when read.
+  collect(this: Counter<string>) {
+    flushTallies(this);
+  },
 });
 
-export const grpcDuration = new Histogram({
+export const grpcDuration = new FastHistogram({
   name: 'etcd_metaproxy_grpc_request_duration_seconds',
   help: 'Client gRPC request latency (unary calls), by method.',
   labelNames: ['method'] as const,
@@ -40,9 +46,13 @@ export const upstreamRequests = new Counter({
   help: 'Calls to member clusters and the coordinator, by cluster, method and gRPC status code.',
   labelNames: ['cluster', 'method', 'code'] as const,
   registers: [registry],
+  // Per-call children are tallies (tally.ts), taken in when read.
+  collect(this: Counter<string>) {
+    flushTallies(this);
+  },
 });
 
-export const upstreamDuration = new Histogram({
+export const upstreamDuration = new FastHistogram({
   name: 'etcd_metaproxy_upstream_request_duration_seconds',
   help: 'Latency of calls to member clusters and the coordinator.',
   labelNames: ['cluster', 'method'] as const,
@@ -62,7 +72,7 @@ export const clockConfirmations = new Counter({
   registers: [registry],
 });
 
-export const ownerAnswerProofWait = new Histogram({
+export const ownerAnswerProofWait = new FastHistogram({
   name: 'etcd_metaproxy_owner_answer_proof_wait_seconds',
   help: "Time a txn answered from its shard owner's state waited for its arrival proof (a coordinator clock read begun after it arrived), when no batch sent since its arrival vouched for the state.",
   buckets: LATENCY_BUCKETS,
@@ -75,7 +85,7 @@ export const clockRevisions = new Counter({
   registers: [registry],
 });
 
-export const clockBatchSize = new Histogram({
+export const clockBatchSize = new FastHistogram({
   name: 'etcd_metaproxy_clock_batch_size',
   help: 'Revisions handed out per coordinator round trip (group commit size).',
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
@@ -115,6 +125,9 @@ export const forwardedWrites = new Counter({
   help: "Client writes this replica forwarded to the shard's owner, by shard and result code.",
   labelNames: ['shard', 'code'] as const,
   registers: [registry],
+  collect(this: Counter<string>) {
+    flushTallies(this);
+  },
 });
 
 export const memberWrites = new Counter({
@@ -122,6 +135,9 @@ export const memberWrites = new Counter({
   help: 'Write txns sent to member clusters, by shard.',
   labelNames: ['shard'] as const,
   registers: [registry],
+  collect(this: Counter<string>) {
+    flushTallies(this);
+  },
 });
 
 export const ownerStateAnswers = new Counter({
@@ -172,6 +188,10 @@ export const budgetBytes = new Gauge({
   help: 'Bytes held against limits.memoryBudgetBytes, by use (responses in flight, queued watch events, events held for a lagging shard, pages of the read cache loading; limit: the budget).',
   labelNames: ['use'] as const,
   registers: [registry],
+  // Every charge and release moves a tally (tally.ts), taken in when read.
+  collect(this: Gauge<string>) {
+    flushTallies(this);
+  },
 });
 
 export const budgetRejections = new Counter({
@@ -278,7 +298,7 @@ export const cacheSharedAnswers = new Counter({
   registers: [registry],
 });
 
-export const cacheReadWait = new Histogram({
+export const cacheReadWait = new FastHistogram({
   name: 'etcd_metaproxy_cache_read_wait_seconds',
   help: 'Time linearizable and past-revision reads waited (coordinator clock read and merged stream catch-up) before the cache answered.',
   buckets: LATENCY_BUCKETS,

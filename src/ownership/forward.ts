@@ -18,6 +18,7 @@ import type { ForwardedReap } from '../kv/store.js';
 import type { TxnOutcome } from '../kv/txn-outcome.js';
 import type { UpstreamTls } from '../config/types.js';
 import { forwardedWrites } from '../metrics/registry.js';
+import { tally, type Tally } from '../metrics/tally.js';
 import { withoutCallerStack } from '../upstream/caller-stack.js';
 import { channelCredentials } from '../tls/channel.js';
 import { PEER_SECRET_HEADER } from './peer-secret.js';
@@ -141,6 +142,8 @@ const PeerClient = grpc.makeGenericClientConstructor(definition, SERVICE);
 export class Peers {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly streams = new Map<string, ForwardStream>();
+  /** Per shard: its forwarded writes answered OK (metrics/tally.ts). */
+  private readonly forwardedOk = new Map<string, Tally>();
 
   constructor(
     private readonly timeoutMs: number,
@@ -155,7 +158,9 @@ export class Peers {
     if (!stream) this.streams.set(url, (stream = new ForwardStream(this.client(url), url, this.secret, this.timeoutMs)));
     try {
       const out = await stream.send(shard, txn, hops);
-      forwardedWrites.inc({ shard, code: 'OK' });
+      let ok = this.forwardedOk.get(shard);
+      if (!ok) this.forwardedOk.set(shard, (ok = tally(forwardedWrites, { shard, code: 'OK' })));
+      ok.inc();
       return out;
     } catch (err) {
       forwardedWrites.inc({ shard, code: isGrpcError(err) ? (grpc.status[err.code as grpc.status] ?? String(err.code)) : 'UNKNOWN' });

@@ -22,6 +22,7 @@ import { notApplied } from '../etcd/errors.js';
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
 import { memberWrites, writeRetries } from '../metrics/registry.js';
+import { tally, type Tally } from '../metrics/tally.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import { epochHolds } from './epoch.js';
 import { CLOCK_KEY } from './keyspace.js';
@@ -177,6 +178,7 @@ export class ShardWriter {
   private appliedThrough = 0n;
   /** The last meta revision of the latest batch sent (`sent`). */
   private sentThrough = 0n;
+  private readonly memberWrites: Tally;
 
   constructor(
     private readonly shardName: string,
@@ -189,7 +191,9 @@ export class ShardWriter {
     private readonly skipPast: (rev: bigint) => void = () => undefined,
     /** Revisions from the block with no proof (clock/allocator.ts takeFenced), or null. */
     private readonly takeFenced: (count: number) => bigint | null = () => null,
-  ) {}
+  ) {
+    this.memberWrites = tally(memberWrites, { shard: shardName });
+  }
 
   get ownerEpoch(): bigint | null {
     return this.epoch;
@@ -426,7 +430,7 @@ export class ShardWriter {
     const first = revs[0];
     const last = lastRev(batch, revs);
     const subs: RequestOp[] = batch.map((p, i) => ({ request_txn: pinned(p.job.pins, p.job.ops(revs[i]), p.job.elseOps) }));
-    memberWrites.inc({ shard: this.shardName });
+    this.memberWrites.inc();
     const compare = [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })];
     if (epoch !== null) compare.push(epochHolds(this.epochKey, epoch));
     this.sentThrough = last;

@@ -25,6 +25,8 @@ import type {
   TxnResponse,
 } from '../etcd/types.js';
 import { upstreamDuration, upstreamRequests } from '../metrics/registry.js';
+import type { HistogramSeries } from '../metrics/fast-histogram.js';
+import { tally, type Tally } from '../metrics/tally.js';
 import { withoutCallerStack } from './caller-stack.js';
 import { KeepAliveStream } from './keepalive-stream.js';
 import type { UpstreamTls } from '../config/types.js';
@@ -42,6 +44,11 @@ interface Endpoint {
 
 type Service = 'kv' | 'maintenance' | 'lease';
 
+interface CallMetrics {
+  count: Tally;
+  duration: HistogramSeries;
+}
+
 export interface UpstreamOptions {
   /** A name for logs, metrics and errors: a shard name or "coordinator". */
   name: string;
@@ -57,6 +64,7 @@ export class Upstream {
   private preferred = 0;
   private watchTurn = 0;
   private keepAlives: KeepAliveStream | null = null;
+  private readonly callMetrics = new Map<string, CallMetrics>();
   /** When a unary call last got an answer (Date.now()), 0 before the first. */
   private answeredAt = 0;
 
@@ -215,9 +223,9 @@ export class Upstream {
     return new Promise<T>((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
       withoutCallerStack(() => fn(req, new grpc.Metadata(), { deadline }, (err, res) => {
-        const code = err ? grpc.status[err.code] ?? String(err.code) : 'OK';
-        upstreamRequests.inc({ cluster: this.name, method, code });
-        upstreamDuration.observe({ cluster: this.name, method }, Number(process.hrtime.bigint() - started) / 1e9);
+        const m = this.metricsOf(method, err ? grpc.status[err.code] ?? String(err.code) : 'OK');
+        m.count.inc();
+        m.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
         if (err) reject(this.translate(err));
         else {
           this.answeredAt = Date.now();
@@ -225,6 +233,17 @@ export class Upstream {
         }
       }));
     });
+  }
+
+  /** The call metrics of one method and result code, looked up once (metrics/tally.ts). */
+  private metricsOf(method: string, code: string): CallMetrics {
+    const key = `${method} ${code}`;
+    let m = this.callMetrics.get(key);
+    if (!m) {
+      m = { count: tally(upstreamRequests, { cluster: this.name, method, code }), duration: upstreamDuration.labels({ cluster: this.name, method }) };
+      this.callMetrics.set(key, m);
+    }
+    return m;
   }
 
   /** etcd's own errors pass through unchanged; transport failures become UNAVAILABLE naming the cluster. */

@@ -11,7 +11,7 @@ import { RawClient, metaPerFile, metricTotal } from './harness.js';
 import { b } from './grpc-raw.js';
 import { WatchStream } from './watch-client.js';
 import type { FileMeta } from './harness.js';
-import { checkSwaps, incrementLoop, type Swap } from './cas-swaps.js';
+import { checkStm, checkSwaps, incrementLoop, stmLoop, type StmRead, type Swap } from './cas-swaps.js';
 
 let client: RawClient;
 let started: FileMeta;
@@ -150,4 +150,22 @@ test('16 clients increment one counter by compare-and-swap (kube-apiserver\'s up
   const lost = swaps.length - won.length;
   const answered = (await metricTotal('etcd_metaproxy_owner_state_answers_total')) - answeredBefore;
   assert.ok(answered > 0, `lost swaps answered from the owner's state (${answered} of ${lost})`);
+});
+
+test("16 clients increment one counter as etcd's STM does (a serializable read in a Txn, then a swap with no else branch): every increment lands once, every read is one state and sees the client's own increments, as on a plain etcd", { timeout: 180_000 }, async () => {
+  const CLIENTS = 16;
+  const WINS = 6;
+  const readsBefore = await metricTotal('etcd_metaproxy_owner_state_reads_total');
+  const oracle = started.oracle?.client;
+  assert.ok(oracle, 'the plain etcd beside the proxy');
+  for (const [label, c] of [['etcd', oracle], ['proxy', client]] as const) {
+    const init = await c.callOrThrow('KV', 'Put', { key: b('hot/stm'), value: b('0') });
+    const swaps: Swap[] = [];
+    const reads: StmRead[] = [];
+    await Promise.all(Array.from({ length: CLIENTS }, () => stmLoop(c, 'hot/stm', swaps, reads, (wins) => wins < WINS)));
+    checkStm(swaps, reads, BigInt(init.header.revision), label);
+    assert.equal(swaps.length, CLIENTS * WINS, `${label}: every client won ${WINS} times`);
+  }
+  const answered = (await metricTotal('etcd_metaproxy_owner_state_reads_total')) - readsBefore;
+  assert.ok(answered > 0, `reads answered from the owner's state before the cache caught up (${answered})`);
 });

@@ -35,6 +35,11 @@ export interface CacheReadCluster {
   noteCompacted(rev: bigint): void;
   /** The highest revision of a write this replica acknowledged (read-your-writes). */
   readonly acked: bigint;
+  /**
+   * A serializable read-only txn answered from the shard owner's exact state with no wait
+   * (kv/owner-reads.ts), or null.
+   */
+  ownerRead?(t: TxnRequest): TxnOutcome | null;
 }
 
 export interface CacheReadOptions {
@@ -94,7 +99,13 @@ export class CacheReader {
   async txn(t: TxnRequest): Promise<TxnOutcome | null> {
     if (!this.cache.ready) return this.miss('loading');
     if (readsHistory(t)) return this.miss('history');
-    const why = await this.current(txnSerializable(t));
+    const serializable = txnSerializable(t);
+    // Not caught up with this replica's own writes yet: the owner may know the keys exactly.
+    if (serializable && this.cache.revision < this.store.acked) {
+      const own = this.store.ownerRead?.(t);
+      if (own) return own;
+    }
+    const why = await this.current(serializable);
     if (why) return this.miss(why);
     const view = this.cache.current();
     const out = txnFromView(view, t, this.store.router);

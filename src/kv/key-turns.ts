@@ -45,6 +45,11 @@ export class KeyTurns {
     };
   }
 
+  /** True when no write holds or waits for a turn on any of `keys` (latin1 member keys). */
+  idle(keys: string[]): boolean {
+    return keys.every((k) => !this.tails.has(k));
+  }
+
   private async queue(keys: string[]): Promise<() => void> {
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));

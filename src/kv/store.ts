@@ -13,6 +13,7 @@ import { decodeClock, encodeClock } from '../shard/envelope.js';
 import { sysKey } from '../shard/keyspace.js';
 import { StateHints } from './hints.js';
 import { KeyTurns } from './key-turns.js';
+import { ownerSerializableRead } from './owner-reads.js';
 import { SharedReads } from './shared-reads.js';
 import { LeaseDirectory } from '../lease/directory.js';
 import type { ForwardedReap } from '../lease/cluster-view.js';
@@ -120,6 +121,11 @@ export class MetaStore {
    */
   get acked(): bigint {
     return this.ackedRev;
+  }
+
+  /** See kv/owner-reads.ts. */
+  ownerRead(t: TxnRequest): TxnOutcome | null {
+    return ownerSerializableRead(this, t);
   }
 
   noteAcked(rev: bigint): void {

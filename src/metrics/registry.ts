@@ -146,6 +146,12 @@ export const ownerStateAnswers = new Counter({
   registers: [registry],
 });
 
+export const ownerStateReads = new Counter({
+  name: 'etcd_metaproxy_owner_state_reads_total',
+  help: "Serializable read-only txns answered from the shard owner's exact state while the read cache caught up with this replica's writes.",
+  registers: [registry],
+});
+
 export const clientWrites = new Counter({
   name: 'etcd_metaproxy_client_writes_total',
   help: 'Client writes committed (each with one meta revision).',

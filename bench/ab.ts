@@ -14,9 +14,9 @@
  *
  * A build named with a `+N` suffix runs with node's --max-semi-space-size=N (e.g. /tmp/dist-new+64).
  * The builds are copied into dist/ in turn (the proxy child runs dist/, as `npm start` does);
- * dist/ is left holding build B.
+ * the dist/ there was before is put back at the end.
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startMetaEtcds } from './lib/bench-etcds.js';
@@ -49,8 +49,10 @@ const rounds = Number(values.rounds);
 const seconds = Number(values.duration);
 const scenario = values.scenario as 'c' | 'd';
 const dist = path.resolve(import.meta.dirname, '..', 'dist');
+const saved = `${dist}.ab-saved`;
 process.env.BENCH_PROXY_BUILD = 'dist';
 installSignalHandlers();
+if (existsSync(dist) && !existsSync(saved)) renameSync(dist, saved);
 
 /** bench/scaleout.ts's hot-key loads: c puts one key, d runs etcd's STM update loop on it. */
 function loadArgs(endpoint: string, total: number): string[] {
@@ -103,6 +105,10 @@ try {
 } finally {
   await meta.stop();
   await runCleanups();
+  if (existsSync(saved)) {
+    rmSync(dist, { recursive: true, force: true });
+    renameSync(saved, dist);
+  }
 }
 for (const build of builds) {
   const xs = results.get(build) ?? [];

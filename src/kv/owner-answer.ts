@@ -25,6 +25,7 @@ import type { RangeRequest, RangeResponse, ResponseOp } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { revHeader } from '../etcd/header.js';
 import { ownerAnswerProofWait, ownerStateAnswers } from '../metrics/registry.js';
+import type { MetaKV } from '../shard/meta-kv.js';
 import type { Shard } from '../shard/shard.js';
 import type { StateHints } from './hints.js';
 import { assembleRange } from './range-result.js';
@@ -38,14 +39,33 @@ import type { StateReads, TxnState } from './txn-state.js';
  * keys may land.
  */
 export function exactRevision(hints: StateHints, shard: Shard, epoch: bigint, reads: StateReads, state: TxnState): bigint | null {
-  const writer = shard.writer;
-  if (writer.ownerEpoch !== epoch || shard.unturnedWrites) return null;
-  const gen = writer.generation;
-  let rev = writer.applied;
+  if (shard.writer.ownerEpoch !== epoch) return null;
+  const keys: ExactKey[] = [];
   for (const r of reads.reads) {
     if (r.kind !== 'key') return null;
-    const kv = state.keys.get(r.id) ?? null;
-    if (!hints.isExact(shard.keyspace.toMember(r.key).toString('latin1'), kv, gen)) return null;
+    keys.push({ memberKey: shard.keyspace.toMember(r.key).toString('latin1'), kv: state.keys.get(r.id) ?? null });
+  }
+  return exactKeysRevision(hints, shard, keys);
+}
+
+/** A key's state as a txn read it (null: absent), under its latin1 member key. */
+export interface ExactKey {
+  memberKey: string;
+  kv: MetaKV | null;
+}
+
+/**
+ * The revision R at which `keys` stand exactly as given, on a shard this replica owns, or null:
+ * each is the hint the owner's own applied write left (the writer's current generation) and
+ * no write without turns runs on the shard. R is the last batch the member applied, or a newer
+ * key's mod revision. Shared by the answers of owner-answer.ts and owner-reads.ts.
+ */
+export function exactKeysRevision(hints: StateHints, shard: Shard, keys: readonly ExactKey[]): bigint | null {
+  const writer = shard.writer;
+  if (writer.ownerEpoch === null || shard.unturnedWrites) return null;
+  let rev = writer.applied;
+  for (const { memberKey, kv } of keys) {
+    if (!hints.isExact(memberKey, kv, writer.generation)) return null;
     if (kv && kv.mod > rev) rev = kv.mod;
   }
   return rev;

@@ -19,8 +19,8 @@ import type { RangeRequest, TxnRequest } from '../etcd/types.js';
 import { wire64 } from '../etcd/types.js';
 import { revHeader } from '../etcd/header.js';
 import { ownerStateReads } from '../metrics/registry.js';
-import type { MetaKV } from '../shard/meta-kv.js';
 import { assembleRange } from './range-result.js';
+import { exactKeysRevision, type ExactKey } from './owner-answer.js';
 import type { Router } from '../partition/router.js';
 import type { Keyspace } from '../shard/keyspace.js';
 import type { Shard } from '../shard/shard.js';
@@ -49,24 +49,20 @@ export function ownerSerializableRead(store: OwnerState, t: TxnRequest): TxnOutc
     reqs.push(r);
   }
   const index = store.router.shardOf(reqs[0].key);
+  if (reqs.some((r) => store.router.shardOf(r.key) !== index)) return null;
   const shard = store.shards[index];
-  const writer = shard.writer;
-  if (writer.ownerEpoch === null || shard.unturnedWrites) return null;
-  const gen = writer.generation;
-  const keys = reqs.map((r) => shard.keyspace.toMember(r.key).toString('latin1'));
-  if (!store.keyTurns[index].idle(keys)) return null;
-  let rev = writer.applied;
-  const kvs: Array<MetaKV | null> = [];
-  for (let i = 0; i < reqs.length; i++) {
-    if (i > 0 && store.router.shardOf(reqs[i].key) !== index) return null;
-    const kv = store.hints.get(keys[i]);
-    if (kv === undefined || !store.hints.isExact(keys[i], kv, gen)) return null;
-    if (kv && kv.mod > rev) rev = kv.mod;
-    kvs.push(kv);
+  const keys: ExactKey[] = [];
+  for (const r of reqs) {
+    const memberKey = shard.keyspace.toMember(r.key).toString('latin1');
+    const kv = store.hints.get(memberKey);
+    if (kv === undefined) return null;
+    keys.push({ memberKey, kv });
   }
-  if (rev < store.acked) return null;
+  if (!store.keyTurns[index].idle(keys.map((k) => k.memberKey))) return null;
+  const rev = exactKeysRevision(store.hints, shard, keys);
+  if (rev === null || rev < store.acked) return null;
   const responses = reqs.map((r, i) => {
-    const kv = kvs[i];
+    const kv = keys[i].kv;
     const res = assembleRange(r, [{ kvs: kv ? [kv] : [], count: kv ? 1n : 0n }]);
     return { response: 'response_range' as const, response_range: { header: revHeader(rev), kvs: res.kvs, more: res.more, count: wire64(res.count) } };
   });

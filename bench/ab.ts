@@ -1,7 +1,9 @@
 /**
- * Compares two builds of the proxy on one hot-key load (bench/scaleout.ts c or d), against one
- * set of etcds, in short alternating windows (A B, B A, ...), and prints each window's rate and
- * the proxy's CPU per operation, and the median of the paired ratios A/B.
+ * Compares two builds of the proxy on one load of bench/scaleout.ts (a: the uniform put load on
+ * capped members; c or d: the hot-key loads), against one set of etcds, in short alternating
+ * windows (A B, B A, ...), and prints each window's rate and the proxy's CPU per operation, and
+ * the medians of the paired ratios A/B (in a, the members are the bottleneck: the CPU per put
+ * is the figure to compare).
  *
  * Why: on a shared machine the speed moves by 20 % and more within minutes, more than most
  * changes to the proxy's CPU per request; whole benchmark runs minutes apart cannot tell such a
@@ -23,6 +25,7 @@ import { startMetaEtcds } from './lib/bench-etcds.js';
 import { proxyConfig, startProxyProcess, type ProxyProcess } from './lib/proxy-target.js';
 import { goBenchmarkAvailable, runGoArgs, type GoReport } from './lib/go-bench.js';
 import { cpuSeconds } from './lib/cpu.js';
+import { openCpuCgroups, type CpuCgroups } from './lib/cgroup-cpu.js';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 
 const { values } = parseArgs({
@@ -32,12 +35,13 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'd' },
     rounds: { type: 'string', default: '6' },
     duration: { type: 'string', default: '8' },
-    clients: { type: 'string', default: '16' },
+    clients: { type: 'string' },
+    'quota-us': { type: 'string', default: '1000' },
     conns: { type: 'string', default: '8' },
   },
 });
-if (!values.a || !values.b || !['c', 'd'].includes(values.scenario!)) {
-  process.stderr.write('usage: node --import tsx bench/ab.ts --a DIST_A --b DIST_B [--scenario c|d] [--rounds N] [--duration S]\n');
+if (!values.a || !values.b || !['a', 'c', 'd'].includes(values.scenario!)) {
+  process.stderr.write('usage: node --import tsx bench/ab.ts --a DIST_A --b DIST_B [--scenario a|c|d] [--rounds N] [--duration S] [--quota-us N]\n');
   process.exit(2);
 }
 if (!goBenchmarkAvailable()) {
@@ -47,7 +51,10 @@ if (!goBenchmarkAvailable()) {
 const builds = [values.a, values.b];
 const rounds = Number(values.rounds);
 const seconds = Number(values.duration);
-const scenario = values.scenario as 'c' | 'd';
+const scenario = values.scenario as 'a' | 'c' | 'd';
+const clients = values.clients ?? (scenario === 'a' ? '64' : '16');
+/** Ops of the warm-up that sizes a window. */
+const WARM_OPS = { a: 2000, c: 3000, d: 300 }[scenario];
 const dist = path.resolve(import.meta.dirname, '..', 'dist');
 const saved = `${dist}.ab-saved`;
 process.env.BENCH_PROXY_BUILD = 'dist';
@@ -56,7 +63,8 @@ if (existsSync(dist) && !existsSync(saved)) renameSync(dist, saved);
 
 /** bench/scaleout.ts's hot-key loads: c puts one key, d runs etcd's STM update loop on it. */
 function loadArgs(endpoint: string, total: number): string[] {
-  const common = [`--endpoints=${endpoint}`, `--conns=${values.conns}`, `--clients=${values.clients}`, '--precise'];
+  const common = [`--endpoints=${endpoint}`, `--conns=${values.conns}`, `--clients=${clients}`, '--precise'];
+  if (scenario === 'a') return [...common, 'put', `--total=${total}`, '--key-space-size=100000', '--key-size=16', '--val-size=256'];
   if (scenario === 'c') return [...common, 'put', `--total=${total}`, '--key-space-size=1', '--key-size=16', '--val-size=256'];
   return [...common, 'stm', `--total=${total}`, '--keys=1', '--keys-per-txn=1', '--txn-wr-percent=100', '--isolation=r', '--stm-locker=stm', '--val-size=256'];
 }
@@ -65,7 +73,7 @@ function loadArgs(endpoint: string, total: number): string[] {
 async function warmUp(endpoint: string): Promise<GoReport> {
   for (let i = 0; ; i++) {
     try {
-      return await runGoArgs(loadArgs(endpoint, scenario === 'c' ? 3000 : 300), 60_000);
+      return await runGoArgs(loadArgs(endpoint, WARM_OPS), 60_000);
     } catch (err) {
       if (i >= 20) throw err;
       await new Promise((r) => setTimeout(r, 500));
@@ -78,12 +86,23 @@ async function start(build: string, meta: Awaited<ReturnType<typeof startMetaEtc
   if (!existsSync(dir!)) throw new Error(`${dir} does not exist`);
   rmSync(dist, { recursive: true, force: true });
   cpSync(dir!, dist, { recursive: true });
-  return startProxyProcess(await proxyConfig(meta.cluster, { partitions: 256 }), { nodeFlags: semi ? [`--max-semi-space-size=${semi}`] : [] });
+  const p = await startProxyProcess(await proxyConfig(meta.cluster, { partitions: 256 }), { nodeFlags: semi ? [`--max-semi-space-size=${semi}`] : [] });
+  // As in bench/scaleout.ts: the proxy gets the capped etcds' high CPU weight, with no quota.
+  if (cg && p.pid !== undefined) cg.cap('proxy', p.pid, undefined);
+  return p;
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const results = new Map<string, Array<{ ops: number; msPerOp: number }>>();
 const meta = await startMetaEtcds(3, { noFsync: false });
+/** Scenario a caps every etcd of the meta-cluster, as bench/scaleout.ts a does. */
+let cg: CpuCgroups | undefined;
+if (scenario === 'a') {
+  const opened = await openCpuCgroups(20_000);
+  if (!opened.ok) throw new Error(`scenario a needs a writable cpu cgroup controller: ${opened.why}`);
+  cg = opened.cgroups;
+  for (const e of [meta.coordinator, ...meta.shards]) cg.cap(e.name, e.pid, Number(values['quota-us']));
+}
 try {
   for (let r = 0; r < rounds; r++) {
     for (const build of r % 2 === 0 ? builds : [...builds].reverse()) {
@@ -103,6 +122,7 @@ try {
     }
   }
 } finally {
+  await cg?.remove();
   await meta.stop();
   await runCleanups();
   if (existsSync(saved)) {
@@ -118,4 +138,6 @@ const a = results.get(builds[0]!) ?? [];
 const b = results.get(builds[1]!) ?? [];
 const ratios = a.map((x, i) => x.ops / b[i]!.ops);
 console.log(`A/B ops/s per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}`);
+const cpuRatios = a.map((x, i) => x.msPerOp / b[i]!.msPerOp);
+console.log(`A/B proxy CPU per op per round: ${cpuRatios.map((x) => x.toFixed(2)).join(' ')}; median ${median(cpuRatios).toFixed(2)}`);
 process.exit(0);

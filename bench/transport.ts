@@ -7,9 +7,12 @@
  * exactly like bench/run.ts's get-s workload; each server's CPU per call is printed beside its
  * rate. Then the client side: the CPU of one grpc-js unary call (a Range to a plain etcd, 8 in
  * flight), with grpc-js's caller-stack capture and without it (upstream/caller-stack.ts).
+ * With --rates, each server is also loaded at those fixed rates (the tool's --rate) and its CPU
+ * per call printed for each: what a call costs a Node process that is not saturated, as the
+ * proxy is in bench/scaleout.ts a, where the capped members set the pace.
  *
  *   node --import tsx bench/transport.ts [--duration 8] [--clients 64] [--conns 8] [--calls 20000]
- *     [--servers http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send]
+ *     [--servers http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send] [--rates 200,800,3200]
  *
  * Each server runs in a child process of its own (this file, with --serve), on a free loopback
  * port, and is stopped at the end.
@@ -28,7 +31,8 @@ import { intArg, listArg } from './lib/args.js';
 import { startEtcds } from './lib/bench-etcds.js';
 import { installSignalHandlers, onCleanup, runCleanups, stopChild } from './lib/cleanup.js';
 import { cpuSeconds } from './lib/cpu.js';
-import { goBenchmarkAvailable, GO_BENCHMARK_BIN, runGo } from './lib/go-bench.js';
+import { goArgs, goBenchmarkAvailable, GO_BENCHMARK_BIN, runGo, runGoArgs, type GoRunOptions } from './lib/go-bench.js';
+import type { Workload } from './lib/workloads.js';
 import { workloadsFor } from './lib/workloads.js';
 
 const SERVERS_DEFAULT = 'http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send';
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     conns: { type: 'string', default: '8' },
     calls: { type: 'string', default: '20000' },
     servers: { type: 'string', default: SERVERS_DEFAULT },
+    rates: { type: 'string', default: '' },
   },
 });
 
@@ -102,20 +107,39 @@ async function serverRows(): Promise<string[]> {
     });
     let cpu0 = 0;
     let cpu = NaN;
-    const m = await runGo(getS, kind, {
+    const o: GoRunOptions = {
       endpoint: `127.0.0.1:${port}`,
       clients: intArg('clients', values.clients),
       conns: intArg('conns', values.conns),
       durationSec: intArg('duration', values.duration),
+    };
+    const m = await runGo(getS, kind, {
+      ...o,
       onMeasureStart: () => (cpu0 = cpuSeconds(child.pid ?? -1) ?? NaN),
       onMeasureEnd: () => (cpu = (cpuSeconds(child.pid ?? -1) ?? NaN) - cpu0),
     });
     const perCall = ((cpu / m.ops) * 1e6).toFixed(0);
     rows.push(`${kind.padEnd(24)} ${m.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  server CPU ${perCall} us/call`);
+    const atRates = await fixedRates(getS, o, child.pid ?? -1);
+    if (atRates.length) rows.push(`${''.padEnd(24)} at fixed rates: ${atRates.join(', ')}`);
     await stopChild(child, 2000);
     unregister();
   }
   return rows;
+}
+
+/** `rate calls/s: CPU µs per call` of the server `pid` at each of --rates, for about --duration each. */
+async function fixedRates(w: Workload, o: GoRunOptions, pid: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const rate of values.rates!.split(',').filter(Boolean).map(Number)) {
+    if (!(rate > 0)) throw new Error(`--rates: ${rate} is not a rate`);
+    const total = Math.round(rate * o.durationSec);
+    const cpu0 = cpuSeconds(pid) ?? NaN;
+    const r = await runGoArgs([...goArgs(w, o, total), `--rate=${rate}`], Math.max(60_000, o.durationSec * 10_000));
+    const cpu = (cpuSeconds(pid) ?? NaN) - cpu0;
+    out.push(`${r.opsPerSec.toFixed(0)} calls/s: ${((cpu / total) * 1e6).toFixed(0)} us/call`);
+  }
+  return out;
 }
 
 /** CPU µs per grpc-js unary call (Range of one missing key) to a plain etcd, `inFlight` at a time. */

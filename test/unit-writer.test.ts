@@ -19,6 +19,7 @@ import { putOp } from '../src/upstream/ops.js';
 import type { Upstream } from '../src/upstream/upstream.js';
 import type { WriteJob, WriteResult } from '../src/shard/writer.js';
 import { NotOwnerError, ShardWriter } from '../src/shard/writer.js';
+import { writeLinger } from '../src/metrics/registry.js';
 
 const EPOCH = sysKey('epoch');
 
@@ -492,4 +493,51 @@ test('writer: drained() resolves once nothing is queued or in flight', async () 
   await w;
   await d;
   assert.equal(drained, true);
+});
+
+/** Observations of etcd_metaproxy_write_linger_seconds so far. */
+async function lingers(): Promise<number> {
+  const m = await writeLinger.get();
+  return m.values.filter((v) => v.metricName === 'etcd_metaproxy_write_linger_seconds_count').reduce((n, v) => n + v.value, 0);
+}
+
+/**
+ * A member that answers each txn `ms` after it was sent (its round trip: a slow disk, a CPU
+ * quota), and clients that each write again 1 ms after their write was answered.
+ */
+async function closedLoop(keys: string[], writesEach: number, ms: number) {
+  const { member, writer } = blockWriter(100n);
+  const txn = member.txn.bind(member);
+  member.txn = async (req) => {
+    await new Promise((r) => setTimeout(r, ms));
+    return txn(req);
+  };
+  await Promise.all(
+    keys.map(async (k) => {
+      for (let i = 0; i < writesEach; i++) {
+        assert.ok((await submit(writer, k)).applied);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }),
+  );
+  return batches(member);
+}
+
+test('writer linger: with a slow member, the next batch waits for the writers of the batch just answered, so they share member txns', async () => {
+  const before = await lingers();
+  const sent = await closedLoop(['a', 'b', 'c', 'd'], 6, 30);
+  assert.ok((await lingers()) > before, 'batches waited');
+  // Each batch waits for the writers of the one before, rather than going with the first of
+  // them to come back and leaving the others for the batch after.
+  assert.deepEqual(sent, Array.from({ length: 6 }, () => ['a', 'b', 'c', 'd']));
+});
+
+test('writer linger: no wait with a fast member, nor for a hot key (its next write could not join the batch anyway)', async () => {
+  const before = await lingers();
+  const fast = await closedLoop(['a', 'b', 'c', 'd'], 4, 0);
+  assert.equal(await lingers(), before, 'a member answering at once makes no batch wait');
+  assert.ok(fast.length > 4, 'with no wait the writers that come back go in later batches');
+  const hot = await closedLoop(['k'], 5, 30);
+  assert.deepEqual(hot, [['k'], ['k'], ['k'], ['k'], ['k']]);
+  assert.equal(await lingers(), before, 'one writer of one key never waits for itself');
 });

@@ -79,6 +79,13 @@ export const ownerAnswerProofWait = new FastHistogram({
   registers: [registry],
 });
 
+export const writeLinger = new FastHistogram({
+  name: 'etcd_metaproxy_write_linger_seconds',
+  help: "Time a shard's next batch waited for the writers of the batch just answered to come back, while its member was slow (member round trip of 5 ms or more).",
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
 export const clockRevisions = new Counter({
   name: 'etcd_metaproxy_clock_revisions_allocated_total',
   help: 'Meta revisions handed to writes, from the coordinator clock or a reserved block.',

@@ -21,7 +21,7 @@
 import { notApplied } from '../etcd/errors.js';
 import type { Compare, RequestOp, ResponseOp } from '../etcd/types.js';
 import { CompareResult, CompareTarget } from '../etcd/types.js';
-import { memberWrites, writeRetries } from '../metrics/registry.js';
+import { memberWrites, writeLinger, writeRetries } from '../metrics/registry.js';
 import { tally, type Tally } from '../metrics/tally.js';
 import { decodeClock, encodeClock } from './envelope.js';
 import { epochHolds } from './epoch.js';
@@ -142,6 +142,14 @@ class BatchShape {
 /** Generations are unique across writers, so a hint cannot be taken for another shard's. */
 let generations = 0;
 
+/**
+ * A member round trip this long means the member (its disk, or a CPU quota) sets the pace:
+ * batches then wait a little for more writes (see linger()).
+ */
+const SLOW_MEMBER_MS = 5;
+/** The longest a batch waits for more writes. */
+const MAX_LINGER_MS = 10;
+
 /** Top-level Then holds Range clock + Put clock + one nested txn per write. */
 const TOP_FIXED_OPS = 2;
 const BYTES_MARGIN = 16 * 1024;
@@ -179,6 +187,12 @@ export class ShardWriter {
   /** The last meta revision of the latest batch sent (`sent`). */
   private sentThrough = 0n;
   private readonly memberWrites: Tally;
+  /** The member round trip of the last batch answered, ms. */
+  private roundTripMs = 0;
+  /** The writes of the batch last answered, and when: their callers may come back with more (linger()). */
+  private returning: { jobs: WriteJob[]; at: number } | null = null;
+  /** A batch waiting for `need` queued writes (linger()). */
+  private lingering: { need: number; end: () => void } | null = null;
 
   constructor(
     private readonly shardName: string,
@@ -260,6 +274,7 @@ export class ShardWriter {
   /** Writes that queue for an epoch this writer no longer holds fail (nothing applied). */
   private failOwned(): void {
     this.queue = this.queue.filter((p) => this.mayApply(p));
+    this.lingering?.end();
   }
 
   /** False (and the write failed with NotOwnerError) when it was routed under another epoch. */
@@ -293,6 +308,7 @@ export class ShardWriter {
       let i = this.queue.length;
       while (i > 0 && this.queue[i - 1].ticket > ticket) i--;
       this.queue.splice(i, 0, p);
+      if (this.lingering && this.queue.length >= this.lingering.need) this.lingering.end();
       if (!this.running) void this.run();
     });
   }
@@ -315,6 +331,8 @@ export class ShardWriter {
         this.answered(first);
         continue;
       }
+      const lingering = this.linger(cur.batch);
+      if (lingering) await lingering;
       this.extend(cur);
       const sending = this.send(cur.batch, cur.revs);
       if (this.queue.length) next = this.allocateFor(this.take());
@@ -327,6 +345,7 @@ export class ShardWriter {
         }
         // Answered: the clock now stands at or past R1, so no earlier batch can still land.
         if (sent !== null && this.uncertainUpTo > 0n && first > this.uncertainUpTo) this.uncertainUpTo = 0n;
+        if (sent === true) this.returning = { jobs: cur.batch.map((p) => p.job), at: performance.now() };
       } catch (err) {
         const last = lastRev(cur.batch, cur.revs);
         if (!notApplied(err)) {
@@ -339,6 +358,42 @@ export class ShardWriter {
       this.answered(first);
     }
     this.running = false;
+  }
+
+  /**
+   * With a slow member (a disk that syncs slowly, a CPU quota), the next batch waits, up to half
+   * a member round trip, for the callers of the batch just answered to come back with their next
+   * writes: concurrent writers then share member txns instead of alternating between two
+   * batches that each carry half of them. Each member txn costs the member a raft proposal and
+   * a clock put (which also costs backend pages: bigger batches store more keys per MiB,
+   * bench/scaleout.ts e), so with the member as the bottleneck, fewer and fuller txns carry
+   * more writes. No wait with a fast member, nor for callers that have not come back within a
+   * round trip, nor for writes that could not join the batch (the next write to a key already in
+   * it goes in the batch after: a hot key's, say). Ends early once those writes are queued, or
+   * when the ownership ends. Null when there is nothing to wait for (no await: the batch goes in
+   * the same turn).
+   */
+  private linger(batch: Pending[]): Promise<void> | null {
+    const answered = this.returning;
+    this.returning = null;
+    if (!answered || this.roundTripMs < SLOW_MEMBER_MS || performance.now() - answered.at > this.roundTripMs) return null;
+    const inHand = new Set<string>();
+    for (const p of batch) for (const k of p.job.keys ?? []) inHand.add(k);
+    for (const p of this.queue) for (const k of p.job.keys ?? []) inHand.add(k);
+    const back = answered.jobs.filter((j) => j.keys !== null && !j.keys.some((k) => inHand.has(k))).length;
+    if (back === 0) return null;
+    const need = this.queue.length + back;
+    const started = performance.now();
+    return new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.lingering = null;
+        writeLinger.observe((performance.now() - started) / 1000);
+        resolve();
+      };
+      const timer = setTimeout(end, Math.min(MAX_LINGER_MS, this.roundTripMs / 2));
+      this.lingering = { need, end };
+    });
   }
 
   /** A batch is answered (applied, refused or failed): it no longer holds back settle(). */
@@ -434,10 +489,12 @@ export class ShardWriter {
     const compare = [cmp(CompareTarget.VALUE, CompareResult.LESS, CLOCK_KEY, { value: encodeClock(first) })];
     if (epoch !== null) compare.push(epochHolds(this.epochKey, epoch));
     this.sentThrough = last;
+    const sentAt = performance.now();
     const res = await this.upstream.txn(
       { compare, success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs], failure: [rangeOp(CLOCK_KEY), rangeOp(this.epochKey)] },
       false,
     );
+    this.roundTripMs = performance.now() - sentAt;
     const answeredAt = BigInt(res.header?.revision ?? '0');
     if (answeredAt > this.lastMemberRev) this.lastMemberRev = answeredAt;
     if (!res.succeeded) {

@@ -257,6 +257,8 @@ interface RunResult {
     fencePerWrite: number;
     memberWritesPerWrite: number;
     clockAllocationsPerWrite: number;
+    /** Coordinator Range calls (clock probes of linearizable reads, block confirmations, arrival proofs). */
+    coordinatorReadsPerWrite: number;
     progressRequestsPerWrite: number;
     retriesPerWrite: Record<string, number>;
     /** Client writes per proxy process. */
@@ -347,6 +349,7 @@ async function measure(
       fencePerWrite: sum((d) => d.proxy?.fenceWrites) / writes,
       memberWritesPerWrite: sum((d) => d.proxy?.memberWrites) / writes,
       clockAllocationsPerWrite: sum((d) => d.proxy?.clockAllocations) / writes,
+      coordinatorReadsPerWrite: sum((d) => d.proxy?.coordinatorReadCount ?? 0) / writes,
       progressRequestsPerWrite: sum((d) => d.proxy?.progressRequests ?? 0) / writes,
       retriesPerWrite: Object.fromEntries(Object.entries(retries).map(([k, v]) => [k, v / writes])),
       writesByProxy: Object.fromEntries(proxies.map((d) => [d.label, d.proxy?.clientWrites ?? NaN])),
@@ -710,14 +713,14 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
   }
 
   // Proxy
-  const prox: string[][] = [['run', 'proxy cpu %', 'cpu ms/op', 'fence writes/write', 'member txns/write', 'clock allocs/write', 'member progress reqs/write', 'retries/write', 'writes per proxy', 'requests per proxy']];
+  const prox: string[][] = [['run', 'proxy cpu %', 'cpu ms/op', 'fence writes/write', 'member txns/write', 'clock allocs/write', 'coordinator reads/write', 'member progress reqs/write', 'retries/write', 'writes per proxy', 'requests per proxy']];
   for (const r of runs) {
     if (!r.proxy) continue;
     const p = r.proxy;
     const retries = Object.entries(p.retriesPerWrite).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || '0';
     const byProxy = Object.values(p.cpuMsPerOpByProxy);
     const cpuShown = byProxy.length > 1 ? `${fmt(p.cpuMsPerOp, 3)} (${byProxy.map((v) => fmt(v, 3)).join(' + ')})` : fmt(p.cpuMsPerOp, 3);
-    prox.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(p.cpuPct, 0), cpuShown, fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
+    prox.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(p.cpuPct, 0), cpuShown, fmt(p.fencePerWrite, 3), fmt(p.memberWritesPerWrite, 3), fmt(p.clockAllocationsPerWrite, 3), fmt(p.coordinatorReadsPerWrite, 3), fmt(p.progressRequestsPerWrite, 3), retries, Object.values(p.writesByProxy).map((v) => fmt(v, 0)).join(' + '), Object.values(p.requestsByProxy).map((v) => fmt(v, 0)).join(' + ')]);
   }
   if (prox.length > 1) {
     out.push('');

@@ -61,7 +61,7 @@ process.env.BENCH_PROXY_BUILD = 'dist';
 installSignalHandlers();
 if (existsSync(dist) && !existsSync(saved)) renameSync(dist, saved);
 
-/** bench/scaleout.ts's hot-key loads: c puts one key, d runs etcd's STM update loop on it. */
+/** bench/scaleout.ts's loads: a puts random keys, c puts one key, d runs etcd's STM update loop on it. */
 function loadArgs(endpoint: string, total: number): string[] {
   const common = [`--endpoints=${endpoint}`, `--conns=${values.conns}`, `--clients=${clients}`, '--precise'];
   if (scenario === 'a') return [...common, 'put', `--total=${total}`, '--key-space-size=100000', '--key-size=16', '--val-size=256'];

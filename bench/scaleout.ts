@@ -760,6 +760,17 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
       `  per etcd of the meta-cluster (all keys, of which the benchmark's, backend size): ` +
         st.meta.perEtcd.map((e) => `${e.label} ${e.keys ?? '?'}${e.storedKeys !== undefined ? ` (${e.storedKeys})` : ''} keys, ${fmt((e.dbBytes ?? NaN) / 1048576, 1)} MiB`).join('; '),
     );
+    // etcd checks its quota against the backend size of its last commit (every 100 ms), so a
+    // faster fill gets further past the quota before NOSPACE: keys per MiB of backend tell the
+    // storage cost apart from that.
+    const shardBytes = st.meta.perEtcd.filter((e) => e.label !== 'coordinator').reduce((n, e) => n + (e.dbBytes ?? NaN), 0);
+    const perMib = (keys: number, bytes: number | undefined) => keys / ((bytes ?? NaN) / 1048576);
+    const etcdPerMib = perMib(st.etcd.acked, st.etcd.dbBytes);
+    const shardPerMib = perMib(st.meta.acked, shardBytes);
+    out.push(
+      `  keys per MiB of backend at the end: etcd ${fmt(etcdPerMib, 1)} (${fmt((st.etcd.dbBytes ?? NaN) / 1048576, 1)} MiB for a ${fmt(st.quotaBytes / 1048576, 0)} MiB quota), ` +
+        `the shards ${fmt(shardPerMib, 1)}: at equal backend bytes the meta-cluster would hold ${x((st.meta.perEtcd.length - 1) * ratioOf(shardPerMib, etcdPerMib))}`,
+    );
     if (st.meta.storedOnShards !== undefined) {
       const lost = st.meta.acked - st.meta.storedOnShards;
       out.push(

@@ -503,20 +503,21 @@ async function lingers(): Promise<number> {
 
 /**
  * A member that answers each txn `ms` after it was sent (its round trip: a slow disk, a CPU
- * quota), and clients that each write again 1 ms after their write was answered.
+ * quota), and clients that each write again once their write was answered, in the event loop's
+ * next turn (after the writer went on: a batch either waits for them or goes without them).
  */
 async function closedLoop(keys: string[], writesEach: number, ms: number) {
   const { member, writer } = blockWriter(100n);
   const txn = member.txn.bind(member);
   member.txn = async (req) => {
-    await new Promise((r) => setTimeout(r, ms));
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     return txn(req);
   };
   await Promise.all(
     keys.map(async (k) => {
       for (let i = 0; i < writesEach; i++) {
         assert.ok((await submit(writer, k)).applied);
-        await new Promise((r) => setTimeout(r, 1));
+        await new Promise((r) => setImmediate(r));
       }
     }),
   );
@@ -525,16 +526,18 @@ async function closedLoop(keys: string[], writesEach: number, ms: number) {
 
 test('writer linger: with a slow member, the next batch waits for the writers of the batch just answered, so they share member txns', async () => {
   const before = await lingers();
-  const sent = await closedLoop(['a', 'b', 'c', 'd'], 6, 30);
+  const sent = await closedLoop(['a', 'b', 'c', 'd'], 8, 30);
   assert.ok((await lingers()) > before, 'batches waited');
-  // Each batch waits for the writers of the one before, rather than going with the first of
-  // them to come back and leaving the others for the batch after.
-  assert.deepEqual(sent, Array.from({ length: 6 }, () => ['a', 'b', 'c', 'd']));
+  // Once three round trips showed the member slow, each batch waits for the writers of the one
+  // before, rather than going with the first of them to come back and leaving the others for
+  // the batch after (as the second and third batch did).
+  assert.deepEqual(sent.slice(0, 3), [['a', 'b', 'c', 'd'], ['a'], ['b', 'c', 'd']]);
+  assert.deepEqual(sent.slice(3), Array.from({ length: 6 }, () => ['a', 'b', 'c', 'd']));
 });
 
 test('writer linger: no wait with a fast member, nor for a hot key (its next write could not join the batch anyway)', async () => {
   const before = await lingers();
-  const fast = await closedLoop(['a', 'b', 'c', 'd'], 4, 0);
+  const fast = await closedLoop(['a', 'b', 'c', 'd'], 6, 0);
   assert.equal(await lingers(), before, 'a member answering at once makes no batch wait');
   assert.ok(fast.length > 4, 'with no wait the writers that come back go in later batches');
   const hot = await closedLoop(['k'], 5, 30);

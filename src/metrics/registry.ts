@@ -81,7 +81,7 @@ export const ownerAnswerProofWait = new FastHistogram({
 
 export const writeLinger = new FastHistogram({
   name: 'etcd_metaproxy_write_linger_seconds',
-  help: "Time a shard's next batch waited for the writers of the batch just answered to come back, while its member was slow (member round trip of 5 ms or more).",
+  help: "Time a shard's next batch waited for the writers of the batch just answered to come back, while its member was slow (its last three round trips took 5 ms or more each).",
   buckets: LATENCY_BUCKETS,
   registers: [registry],
 });

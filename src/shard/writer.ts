@@ -147,6 +147,8 @@ let generations = 0;
  * batches then wait a little for more writes (see linger()).
  */
 const SLOW_MEMBER_MS = 5;
+/** The member counts as slow when its last this many round trips all were (not one stall). */
+const ROUND_TRIPS_KEPT = 3;
 /** The longest a batch waits for more writes. */
 const MAX_LINGER_MS = 10;
 
@@ -187,8 +189,8 @@ export class ShardWriter {
   /** The last meta revision of the latest batch sent (`sent`). */
   private sentThrough = 0n;
   private readonly memberWrites: Tally;
-  /** The member round trip of the last batch answered, ms. */
-  private roundTripMs = 0;
+  /** The member round trips of the last batches answered, ms (the newest last). */
+  private readonly roundTrips: number[] = [];
   /** The writes of the batch last answered, and when: their callers may come back with more (linger()). */
   private returning: { jobs: WriteJob[]; at: number } | null = null;
   /** A batch waiting for `need` queued writes (linger()). */
@@ -361,8 +363,8 @@ export class ShardWriter {
   }
 
   /**
-   * With a slow member (a disk that syncs slowly, a CPU quota), the next batch waits, up to half
-   * a member round trip, for the callers of the batch just answered to come back with their next
+   * With a slow member (its last round trips took 5 ms or more: a disk that syncs slowly, a CPU
+   * quota), the next batch waits, up to half a member round trip, for the callers of the batch just answered to come back with their next
    * writes: concurrent writers then share member txns instead of alternating between two
    * batches that each carry half of them. Each member txn costs the member a raft proposal and
    * a clock put (which also costs backend pages: bigger batches store more keys per MiB,
@@ -376,7 +378,9 @@ export class ShardWriter {
   private linger(batch: Pending[]): Promise<void> | null {
     const answered = this.returning;
     this.returning = null;
-    if (!answered || this.roundTripMs < SLOW_MEMBER_MS || performance.now() - answered.at > this.roundTripMs) return null;
+    // The shortest of the last round trips: one stall (a GC pause) makes no member slow.
+    const roundTripMs = this.roundTrips.length < ROUND_TRIPS_KEPT ? 0 : Math.min(...this.roundTrips);
+    if (!answered || roundTripMs < SLOW_MEMBER_MS || performance.now() - answered.at > roundTripMs) return null;
     const inHand = new Set<string>();
     for (const p of batch) for (const k of p.job.keys ?? []) inHand.add(k);
     for (const p of this.queue) for (const k of p.job.keys ?? []) inHand.add(k);
@@ -391,7 +395,7 @@ export class ShardWriter {
         writeLinger.observe((performance.now() - started) / 1000);
         resolve();
       };
-      const timer = setTimeout(end, Math.min(MAX_LINGER_MS, this.roundTripMs / 2));
+      const timer = setTimeout(end, Math.min(MAX_LINGER_MS, roundTripMs / 2));
       this.lingering = { need, end };
     });
   }
@@ -494,7 +498,8 @@ export class ShardWriter {
       { compare, success: [rangeOp(CLOCK_KEY), putOp(CLOCK_KEY, encodeClock(last)), ...subs], failure: [rangeOp(CLOCK_KEY), rangeOp(this.epochKey)] },
       false,
     );
-    this.roundTripMs = performance.now() - sentAt;
+    this.roundTrips.push(performance.now() - sentAt);
+    if (this.roundTrips.length > ROUND_TRIPS_KEPT) this.roundTrips.shift();
     const answeredAt = BigInt(res.header?.revision ?? '0');
     if (answeredAt > this.lastMemberRev) this.lastMemberRev = answeredAt;
     if (!res.succeeded) {

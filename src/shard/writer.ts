@@ -147,7 +147,7 @@ let generations = 0;
  * batches then wait a little for more writes (see linger()).
  */
 const SLOW_MEMBER_MS = 5;
-/** The member counts as slow when its last this many round trips all were (not one stall). */
+/** The member counts as slow when all of its last this many round trips were that long (one stall does not). */
 const ROUND_TRIPS_KEPT = 3;
 /** The longest a batch waits for more writes. */
 const MAX_LINGER_MS = 10;

@@ -191,8 +191,8 @@ export class ShardWriter {
   private readonly memberWrites: Tally;
   /** The member round trips of the last batches answered, ms (the newest last). */
   private readonly roundTrips: number[] = [];
-  /** The writes of the batch last answered, and when: their callers may come back with more (linger()). */
-  private returning: { jobs: WriteJob[]; at: number } | null = null;
+  /** The batch last answered, and when: its callers may come back with more writes (linger()). */
+  private returning: { batch: Pending[]; at: number } | null = null;
   /** A batch waiting for `need` queued writes (linger()). */
   private lingering: { need: number; end: () => void } | null = null;
 
@@ -347,7 +347,7 @@ export class ShardWriter {
         }
         // Answered: the clock now stands at or past R1, so no earlier batch can still land.
         if (sent !== null && this.uncertainUpTo > 0n && first > this.uncertainUpTo) this.uncertainUpTo = 0n;
-        if (sent === true) this.returning = { jobs: cur.batch.map((p) => p.job), at: performance.now() };
+        if (sent === true) this.returning = { batch: cur.batch, at: performance.now() };
       } catch (err) {
         const last = lastRev(cur.batch, cur.revs);
         if (!notApplied(err)) {
@@ -364,9 +364,9 @@ export class ShardWriter {
 
   /**
    * With a slow member (its last round trips took 5 ms or more: a disk that syncs slowly, a CPU
-   * quota), the next batch waits, up to half a member round trip, for the callers of the batch just answered to come back with their next
-   * writes: concurrent writers then share member txns instead of alternating between two
-   * batches that each carry half of them. Each member txn costs the member a raft proposal and
+   * quota), the next batch waits, up to half a member round trip, for the callers of the batch
+   * just answered to come back with their next writes: concurrent writers then share member
+   * txns instead of alternating between two batches that each carry half of them. Each member txn costs the member a raft proposal and
    * a clock put (which also costs backend pages: bigger batches store more keys per MiB,
    * bench/scaleout.ts e), so with the member as the bottleneck, fewer and fuller txns carry
    * more writes. No wait with a fast member, nor for callers that have not come back within a
@@ -384,7 +384,7 @@ export class ShardWriter {
     const inHand = new Set<string>();
     for (const p of batch) for (const k of p.job.keys ?? []) inHand.add(k);
     for (const p of this.queue) for (const k of p.job.keys ?? []) inHand.add(k);
-    const back = answered.jobs.filter((j) => j.keys !== null && !j.keys.some((k) => inHand.has(k))).length;
+    const back = answered.batch.filter(({ job: j }) => j.keys !== null && !j.keys.some((k) => inHand.has(k))).length;
     if (back === 0) return null;
     const need = this.queue.length + back;
     const started = performance.now();

@@ -14,6 +14,9 @@
  *   node --import tsx bench/transport.ts [--duration 8] [--clients 64] [--conns 8] [--calls 20000]
  *     [--servers http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send] [--rates 200,800,3200]
  *
+ * Two more servers run only when named: grpc-js+tick answers in the event loop's next turn,
+ * grpc-js+delay 2 ms later, as the proxy answers once its member answered.
+ *
  * Each server runs in a child process of its own (this file, with --serve), on a free loopback
  * port, and is stopped at the end.
  */
@@ -36,6 +39,8 @@ import type { Workload } from './lib/workloads.js';
 import { workloadsFor } from './lib/workloads.js';
 
 const SERVERS_DEFAULT = 'http2,grpc-js,grpc-js+interceptor,grpc-js+release-on-send';
+/** Also known: grpc-js answering in a later event-loop turn (tick) or 2 ms later (delay), as the proxy answers after its upstream calls. */
+const SERVERS_KNOWN = `${SERVERS_DEFAULT},grpc-js+tick,grpc-js+delay`;
 const { values } = parseArgs({
   options: {
     serve: { type: 'string' },
@@ -88,7 +93,14 @@ function serveGrpcJs(port: number, kind: string): void {
   const raw = (b: Buffer) => b;
   server.addService(
     { Range: { path: '/etcdserverpb.KV/Range', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
-    { Range: (_call: unknown, cb: (err: null, res: Buffer) => void) => cb(null, msg) },
+    {
+      Range:
+        kind === 'grpc-js+delay'
+          ? (_call: unknown, cb: (err: null, res: Buffer) => void) => setTimeout(() => cb(null, msg), 2)
+          : kind === 'grpc-js+tick'
+            ? (_call: unknown, cb: (err: null, res: Buffer) => void) => setImmediate(() => cb(null, msg))
+            : (_call: unknown, cb: (err: null, res: Buffer) => void) => cb(null, msg),
+    },
   );
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), () => process.send?.('ready'));
 }
@@ -97,7 +109,7 @@ async function serverRows(): Promise<string[]> {
   const [getS] = workloadsFor(['get-s'], 1);
   const rows: string[] = [];
   // Repeating a name runs that server again (alternate two to compare them on a drifting machine).
-  for (const kind of listArg('servers', values.servers, SERVERS_DEFAULT.split(','))) {
+  for (const kind of listArg('servers', values.servers, SERVERS_KNOWN.split(','))) {
     const port = await freePort();
     const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, '--port', String(port)], { execArgv: ['--import', 'tsx'] });
     const unregister = onCleanup(`${kind} server`, () => stopChild(child, 2000));

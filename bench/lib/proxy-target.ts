@@ -149,6 +149,8 @@ export async function startProxyProcess(config: ProxyConfig, opts: { exposeGc?: 
       ...(opts.exposeGc ? ['--expose-gc'] : []),
       ...(opts.nodeFlags ?? []),
       ...(process.env.BENCH_PROXY_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROXY_CPU_PROF}`] : []),
+      // Node/V8 flags for the proxy that NODE_OPTIONS refuses (e.g. --trace-gc-nvp).
+      ...(process.env.BENCH_PROXY_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -86,21 +86,21 @@ const noopInterceptor: grpc.ServerInterceptor = (_method, call) =>
     sendStatus: (status, next) => next(status),
   });
 
+type Reply = (call: unknown, cb: (err: null, res: Buffer) => void) => void;
+
 function serveGrpcJs(port: number, kind: string): void {
   const msg = fixedResponse();
+  const now: Reply = (_call, cb) => cb(null, msg);
+  const later: Record<string, Reply> = {
+    'grpc-js+tick': (_call, cb) => setImmediate(() => cb(null, msg)),
+    'grpc-js+delay': (_call, cb) => setTimeout(() => cb(null, msg), 2),
+  };
   const interceptors = kind === 'grpc-js+interceptor' ? [noopInterceptor] : kind === 'grpc-js+release-on-send' ? [releaseOnSend] : [];
   const server = new grpc.Server({ interceptors });
   const raw = (b: Buffer) => b;
   server.addService(
     { Range: { path: '/etcdserverpb.KV/Range', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
-    {
-      Range:
-        kind === 'grpc-js+delay'
-          ? (_call: unknown, cb: (err: null, res: Buffer) => void) => setTimeout(() => cb(null, msg), 2)
-          : kind === 'grpc-js+tick'
-            ? (_call: unknown, cb: (err: null, res: Buffer) => void) => setImmediate(() => cb(null, msg))
-            : (_call: unknown, cb: (err: null, res: Buffer) => void) => cb(null, msg),
-    },
+    { Range: later[kind] ?? now },
   );
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), () => process.send?.('ready'));
 }

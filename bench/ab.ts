@@ -115,7 +115,7 @@ try {
         const cpu = ((cpuSeconds(p.pid!) ?? NaN) - cpu0) / ((performance.now() - t0) / 1000);
         const msPerOp = (cpu * 1000) / rep.opsPerSec;
         results.set(build, [...(results.get(build) ?? []), { ops: rep.opsPerSec, msPerOp }]);
-        console.log(`round ${r + 1} ${build}: ${rep.opsPerSec.toFixed(0)} ops/s, proxy cpu ${(cpu * 100).toFixed(0)} %, ${msPerOp.toFixed(3)} ms/op, ${rep.errors} errors`);
+        console.log(`round ${r + 1} ${build}: ${rep.opsPerSec.toFixed(0)} ops/s, p99 ${rep.p99Ms.toFixed(1)} ms, proxy cpu ${(cpu * 100).toFixed(0)} %, ${msPerOp.toFixed(3)} ms/op, ${rep.errors} errors`);
       } finally {
         await p.stop();
       }

@@ -366,10 +366,10 @@ export class ShardWriter {
    * With a slow member (its last round trips took 5 ms or more: a disk that syncs slowly, a CPU
    * quota), the next batch waits, up to half a member round trip, for the callers of the batch
    * just answered to come back with their next writes: concurrent writers then share member
-   * txns instead of alternating between two batches that each carry half of them. Each member txn costs the member a raft proposal and
-   * a clock put (which also costs backend pages: bigger batches store more keys per MiB,
-   * bench/scaleout.ts e), so with the member as the bottleneck, fewer and fuller txns carry
-   * more writes. No wait with a fast member, nor for callers that have not come back within a
+   * txns instead of alternating between two batches that each carry half of them. Each member
+   * txn costs the member a raft proposal and a clock put (which also costs backend pages:
+   * bigger batches store more keys per MiB, bench/bbolt-pages.ts), so with the member as the
+   * bottleneck, fewer and fuller txns carry more writes. No wait with a fast member, nor for callers that have not come back within a
    * round trip, nor for writes that could not join the batch (the next write to a key already in
    * it goes in the batch after: a hot key's, say). Ends early once those writes are queued, or
    * when the ownership ends. Null when there is nothing to wait for (no await: the batch goes in

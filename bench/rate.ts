@@ -7,7 +7,7 @@
  * Compare with bench/transport.ts --rates (a grpc-js server answering a fixed message at the same
  * rates): what a Node process that is not saturated pays per call.
  *
- *   node --import tsx bench/rate.ts [--rates 200,800,1600] [--duration 8] [--clients 64]
+ *   node --import tsx bench/rate.ts [--rates 200,800,1600] [--duration 8] [--clients 64] [--val-size 256]
  */
 import { parseArgs } from 'node:util';
 import { startMetaEtcds } from './lib/bench-etcds.js';
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     rates: { type: 'string', default: '200,800,1600' },
     duration: { type: 'string', default: '8' },
     clients: { type: 'string', default: '64' },
+    'val-size': { type: 'string', default: '256' },
   },
 });
 if (!goBenchmarkAvailable()) {
@@ -46,7 +47,7 @@ try {
     `--rate=${rate}`,
     '--key-space-size=100000',
     '--key-size=16',
-    '--val-size=256',
+    `--val-size=${values['val-size']}`,
   ];
   const memberWrites = async () => counter(await (await fetch(p.metricsUrl)).text(), 'etcd_metaproxy_member_writes_total') ?? NaN;
   try {

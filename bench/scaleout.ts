@@ -738,6 +738,21 @@ function report(o: Opts, cg: CpuCgroups | undefined, runs: RunResult[], storage:
     out.push('  coordinator read: etcd_metaproxy_upstream_request_duration_seconds of coordinator Range calls (clock probes of linearizable reads, arrival proofs); owner answer wait: etcd_metaproxy_owner_answer_proof_wait_seconds');
   }
 
+  // Uncapped runs: what one request costs the plain etcd's process and the proxy's, on the same box.
+  const eff: string[][] = [['run', 'plain etcd cpu %', 'plain etcd cpu ms/op', 'proxy cpu %', 'proxy cpu ms/op', 'proxy / plain etcd']];
+  for (const r of runs) {
+    if (!r.proxy || r.capped) continue;
+    const base = runs.find((b) => b.side === 'etcd' && b.scenario === r.scenario && b.round === r.round);
+    if (!base) continue;
+    const baseCpu = base.processes.filter((d) => d.role === 'etcd').reduce((a, d) => a + (d.cpuPct ?? NaN), 0);
+    eff.push([o.rounds > 1 ? `${r.scenario} #${r.round + 1}` : r.scenario, fmt(baseCpu, 0), fmt(base.etcdCpuMsPerOp, 3), fmt(r.proxy.cpuPct, 0), fmt(r.proxy.cpuMsPerOp, 3), x(r.proxy.cpuMsPerOp / base.etcdCpuMsPerOp)]);
+  }
+  if (eff.length > 1) {
+    out.push('');
+    out.push('CPU per request in the uncapped runs, from /proc/<pid>/stat: the plain etcd serving the load alone, and the proxy in front of the meta-cluster (its etcds not counted):');
+    out.push(table(eff));
+  }
+
   // Storage
   if (storage) {
     const st = storage;

@@ -13,12 +13,13 @@
  * etcd (no fsync, 8 concurrent txns of `--writes` puts of new keys) until NOSPACE and prints
  * the backend bytes per user key.
  */
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { intArg } from './lib/args.js';
 import { startEtcds } from './lib/bench-etcds.js';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
+import { parseEtcdCounters } from './lib/member-work.js';
+import { scrape } from './lib/metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,9 +62,9 @@ async function fill(placement: Placement): Promise<{ users: number; dbSize: numb
         }
       }),
     );
-    const out = execFileSync('etcdctl', [`--endpoints=${etcd.endpoint}`, 'endpoint', 'status', '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' } });
-    const status = (JSON.parse(out.toString()) as Array<{ Status: { dbSize: number } }>)[0]!.Status;
-    return { users, dbSize: status.dbSize };
+    const dbSize = parseEtcdCounters(await scrape(etcd.metricsUrl)).dbBytes;
+    if (dbSize === undefined) throw new Error(`${etcd.metricsUrl} has no backend size`);
+    return { users, dbSize };
   } finally {
     client.close();
     await g.stop();

@@ -147,7 +147,7 @@ let generations = 0;
  * batches then wait a little for more writes (see linger()).
  */
 const SLOW_MEMBER_MS = 5;
-/** The member counts as slow when all of its last this many round trips were that long (one stall does not). */
+/** The member counts as slow when all of its last this many round trips were that long (not one stall). */
 const ROUND_TRIPS_KEPT = 3;
 /** The longest a batch waits for more writes. */
 const MAX_LINGER_MS = 10;
@@ -364,16 +364,16 @@ export class ShardWriter {
 
   /**
    * With a slow member (its last round trips took 5 ms or more: a disk that syncs slowly, a CPU
-   * quota), the next batch waits, up to half a member round trip, for the callers of the batch
-   * just answered to come back with their next writes: concurrent writers then share member
-   * txns instead of alternating between two batches that each carry half of them. Each member
-   * txn costs the member a raft proposal and a clock put (which also costs backend pages:
-   * bigger batches store more keys per MiB, bench/bbolt-pages.ts), so with the member as the
-   * bottleneck, fewer and fuller txns carry more writes. No wait with a fast member, nor for callers that have not come back within a
-   * round trip, nor for writes that could not join the batch (the next write to a key already in
-   * it goes in the batch after: a hot key's, say). Ends early once those writes are queued, or
-   * when the ownership ends. Null when there is nothing to wait for (no await: the batch goes in
-   * the same turn).
+   * quota), the next batch waits, up to half a member round trip, for the callers of the batch just
+   * answered to come back with their next writes: concurrent writers then share member txns instead
+   * of alternating between two batches that each carry half of them. Each member txn costs the
+   * member a raft proposal and a clock put (which also costs backend pages: bigger batches store
+   * more keys per MiB, bench/bbolt-pages.ts), so with the member as the bottleneck, fewer and
+   * fuller txns carry more writes. No wait with a fast member, nor for callers that have not come
+   * back within a round trip, nor for writes that could not join the batch (the next write to a key
+   * already in it goes in the batch after: a hot key's, say). Ends early once those writes are
+   * queued, or when the ownership ends. Null when there is nothing to wait for (no await: the batch
+   * goes in the same turn).
    */
   private linger(batch: Pending[]): Promise<void> | null {
     const answered = this.returning;
